@@ -1,0 +1,496 @@
+//! `harness.yaml`: the topology configuration, its defaults and its validation.
+//!
+//! Every field has a default, so an empty file (or no file) is a valid configuration.
+//! Unknown keys are rejected by serde; impossible values are rejected by
+//! [`HarnessConfig::validate`] with a message naming the field and the rule it breaks.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors raised while loading or validating a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}")]
+    Read {
+        /// Path of the file.
+        path: PathBuf,
+        /// Underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The YAML is malformed, has an unknown key, or a value of the wrong type.
+    #[error("invalid config {origin}: {message}")]
+    Parse {
+        /// Where the YAML came from (a path, or `<inline>`).
+        origin: String,
+        /// The parser's message, which names the field and the position.
+        message: String,
+    },
+    /// One or more values break a rule; each entry names the field and the rule.
+    #[error("invalid config {origin}:\n  - {}", .problems.join("\n  - "))]
+    Invalid {
+        /// Where the YAML came from.
+        origin: String,
+        /// One line per broken rule, `field: rule (got value)`.
+        problems: Vec<String>,
+    },
+}
+
+/// Which backend runs the topology's nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Local `redis-server` processes on loopback (the embedded default).
+    #[default]
+    Process,
+    /// Containers through testcontainers (not available yet in this build).
+    Docker,
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackendKind::Process => "process",
+            BackendKind::Docker => "docker",
+        })
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HarnessConfig {
+    /// Name of the topology; used in the run directory and in process/container labels.
+    pub name: String,
+    /// Backend that runs the nodes.
+    pub backend: BackendKind,
+    /// Path or bare name (looked up on `PATH`) of the `redis-server` binary.
+    pub redis_server: PathBuf,
+    /// Directory holding one sub-directory per node plus the state file.
+    pub run_dir: PathBuf,
+    /// How many nodes of each kind.
+    pub topology: TopologySection,
+    /// Listening addresses and ports.
+    pub ports: PortsSection,
+    /// Password for `requirepass`, `masterauth` and Sentinel `auth-pass`; none by default.
+    pub password: Option<String>,
+    /// Sentinel failure-detection timings.
+    pub sentinel: SentinelSection,
+    /// AOF and RDB persistence.
+    pub persistence: PersistenceSection,
+    /// Memory limit and eviction policy.
+    pub memory: MemorySection,
+    /// Write safety through `min-replicas-to-write`.
+    pub replication: ReplicationSection,
+    /// How long `up` waits for the topology to become ready, in milliseconds.
+    pub readiness_timeout_ms: u64,
+}
+
+/// Node counts and the Sentinel quorum.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopologySection {
+    /// Number of replicas of the master.
+    pub replicas: u32,
+    /// Number of Sentinels.
+    pub sentinels: u32,
+    /// Sentinels that must agree the master is down before a failover.
+    pub quorum: u32,
+    /// Name under which Sentinels monitor the master.
+    pub master_name: String,
+}
+
+/// Where nodes listen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortsSection {
+    /// Loopback address every node binds to.
+    pub bind: String,
+    /// First port; the master takes it, replicas and Sentinels the ones after it.
+    /// When absent, every node gets a free port chosen by the OS.
+    pub base: Option<i64>,
+}
+
+/// Sentinel timings (all in milliseconds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SentinelSection {
+    /// `down-after-milliseconds`: silence before a node is subjectively down.
+    pub down_after_ms: i64,
+    /// `failover-timeout`.
+    pub failover_timeout_ms: i64,
+    /// `parallel-syncs`: replicas resynchronised at once after a failover.
+    pub parallel_syncs: i64,
+}
+
+/// Persistence settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PersistenceSection {
+    /// Append-only file on or off.
+    pub aof: bool,
+    /// `appendfsync`: `always`, `everysec` or `no`.
+    pub appendfsync: String,
+    /// RDB `save` rules (`"seconds changes ..."`); empty disables snapshots.
+    pub rdb_save: String,
+}
+
+/// Memory limit and eviction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemorySection {
+    /// `maxmemory`, e.g. `256mb`; `0` means no limit.
+    pub maxmemory: String,
+    /// `maxmemory-policy`.
+    pub policy: String,
+}
+
+/// Write-safety settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationSection {
+    /// `min-replicas-to-write`: refuse writes unless this many replicas are connected.
+    pub min_replicas_to_write: i64,
+    /// `min-replicas-max-lag`, in seconds.
+    pub min_replicas_max_lag: i64,
+}
+
+impl Default for HarnessConfig {
+    fn default() -> Self {
+        Self {
+            name: "default".into(),
+            backend: BackendKind::Process,
+            redis_server: PathBuf::from("redis-server"),
+            run_dir: PathBuf::from(".redis-harness"),
+            topology: TopologySection::default(),
+            ports: PortsSection::default(),
+            password: None,
+            sentinel: SentinelSection::default(),
+            persistence: PersistenceSection::default(),
+            memory: MemorySection::default(),
+            replication: ReplicationSection::default(),
+            readiness_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl Default for TopologySection {
+    fn default() -> Self {
+        Self {
+            replicas: 2,
+            sentinels: 3,
+            quorum: 2,
+            master_name: "mymaster".into(),
+        }
+    }
+}
+
+impl Default for PortsSection {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1".into(),
+            base: None,
+        }
+    }
+}
+
+impl Default for SentinelSection {
+    fn default() -> Self {
+        Self {
+            down_after_ms: 5_000,
+            failover_timeout_ms: 60_000,
+            parallel_syncs: 1,
+        }
+    }
+}
+
+impl Default for PersistenceSection {
+    fn default() -> Self {
+        Self {
+            aof: true,
+            appendfsync: "everysec".into(),
+            rdb_save: "3600 1 300 100 60 10000".into(),
+        }
+    }
+}
+
+impl Default for MemorySection {
+    fn default() -> Self {
+        Self {
+            maxmemory: "256mb".into(),
+            policy: "allkeys-lru".into(),
+        }
+    }
+}
+
+impl Default for ReplicationSection {
+    fn default() -> Self {
+        Self {
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 10,
+        }
+    }
+}
+
+const POLICIES: &[&str] = &[
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+];
+
+impl HarnessConfig {
+    /// Loads and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// Loads `path` when given; otherwise `harness.yaml` in the current directory when it
+    /// exists; otherwise the defaults.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(p) => Self::load(p),
+            None if Path::new("harness.yaml").is_file() => Self::load(Path::new("harness.yaml")),
+            None => Ok(Self::default()),
+        }
+    }
+
+    /// Parses and validates YAML text; `origin` names its source in error messages.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        // An empty document means "all defaults".
+        let cfg: HarnessConfig = if text.trim().is_empty() {
+            HarnessConfig::default()
+        } else {
+            serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Parse {
+                origin: origin.to_string(),
+                message: e.to_string(),
+            })?
+        };
+        cfg.validate().map_err(|problems| ConfigError::Invalid {
+            origin: origin.to_string(),
+            problems,
+        })?;
+        Ok(cfg)
+    }
+
+    /// The effective configuration as YAML.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml_ng::to_string(self).expect("a config always serialises")
+    }
+
+    /// Checks every rule; returns one message per broken rule.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut p = Vec::new();
+        let t = &self.topology;
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            p.push(format!(
+                "name: must be non-empty and use only letters, digits, '-' and '_' (got {:?})",
+                self.name
+            ));
+        }
+        if t.sentinels == 0 && t.quorum != 0 {
+            p.push(format!(
+                "topology.quorum: must be 0 when topology.sentinels is 0 (got quorum {})",
+                t.quorum
+            ));
+        }
+        if t.sentinels > 0 && t.quorum == 0 {
+            p.push(
+                "topology.quorum: must be at least 1 when Sentinels are configured (got 0)".into(),
+            );
+        }
+        if t.sentinels > 0 && t.quorum > t.sentinels {
+            p.push(format!(
+                "topology.quorum: must not exceed topology.sentinels ({}) (got {})",
+                t.sentinels, t.quorum
+            ));
+        }
+        if t.replicas > 16 {
+            p.push(format!(
+                "topology.replicas: at most 16 (got {})",
+                t.replicas
+            ));
+        }
+        if t.sentinels > 15 {
+            p.push(format!(
+                "topology.sentinels: at most 15 (got {})",
+                t.sentinels
+            ));
+        }
+        if t.master_name.is_empty()
+            || !t
+                .master_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            p.push(format!(
+                "topology.master_name: must be non-empty and use only letters, digits, '-', '_' and '.' (got {:?})",
+                t.master_name
+            ));
+        }
+        if self.ports.bind.parse::<std::net::IpAddr>().is_err() {
+            p.push(format!(
+                "ports.bind: must be an IP address such as 127.0.0.1 (got {:?})",
+                self.ports.bind
+            ));
+        }
+        if let Some(base) = self.ports.base {
+            let last = base + i64::from(self.node_count()) - 1;
+            if !(1024..=65535).contains(&base) || last > 65535 {
+                p.push(format!(
+                    "ports.base: the {} ports from the base must lie within 1024..=65535 (got base {}, last port {})",
+                    self.node_count(),
+                    base,
+                    last
+                ));
+            }
+        }
+        if let Some(pw) = &self.password {
+            if pw.is_empty()
+                || pw
+                    .chars()
+                    .any(|c| c.is_whitespace() || c == '"' || c == '\\')
+            {
+                p.push(
+                    "password: must be non-empty without whitespace, quotes or backslashes".into(),
+                );
+            }
+        }
+        let s = &self.sentinel;
+        if s.down_after_ms <= 0 {
+            p.push(format!(
+                "sentinel.down_after_ms: must be a positive number of milliseconds (got {})",
+                s.down_after_ms
+            ));
+        }
+        if s.failover_timeout_ms <= 0 {
+            p.push(format!(
+                "sentinel.failover_timeout_ms: must be a positive number of milliseconds (got {})",
+                s.failover_timeout_ms
+            ));
+        }
+        if s.parallel_syncs < 1 {
+            p.push(format!(
+                "sentinel.parallel_syncs: must be at least 1 (got {})",
+                s.parallel_syncs
+            ));
+        }
+        if !["always", "everysec", "no"].contains(&self.persistence.appendfsync.as_str()) {
+            p.push(format!(
+                "persistence.appendfsync: must be always, everysec or no (got {:?})",
+                self.persistence.appendfsync
+            ));
+        }
+        let save: Vec<&str> = self.persistence.rdb_save.split_whitespace().collect();
+        if !save.len().is_multiple_of(2) || save.iter().any(|n| n.parse::<u64>().is_err()) {
+            p.push(format!(
+                "persistence.rdb_save: must be pairs of non-negative integers \"seconds changes ...\" or empty (got {:?})",
+                self.persistence.rdb_save
+            ));
+        }
+        if parse_memory(&self.memory.maxmemory).is_none() {
+            p.push(format!(
+                "memory.maxmemory: must be a size such as 0, 1048576, 512kb, 256mb or 2gb (got {:?})",
+                self.memory.maxmemory
+            ));
+        }
+        if !POLICIES.contains(&self.memory.policy.as_str()) {
+            p.push(format!(
+                "memory.policy: must be one of {} (got {:?})",
+                POLICIES.join(", "),
+                self.memory.policy
+            ));
+        }
+        let r = &self.replication;
+        if r.min_replicas_to_write < 0 || r.min_replicas_to_write > i64::from(t.replicas) {
+            p.push(format!(
+                "replication.min_replicas_to_write: must be between 0 and topology.replicas ({}) (got {})",
+                t.replicas, r.min_replicas_to_write
+            ));
+        }
+        if r.min_replicas_max_lag < 1 {
+            p.push(format!(
+                "replication.min_replicas_max_lag: must be at least 1 second (got {})",
+                r.min_replicas_max_lag
+            ));
+        }
+        if self.readiness_timeout_ms == 0 {
+            p.push("readiness_timeout_ms: must be positive (got 0)".into());
+        }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(p)
+        }
+    }
+
+    /// Total number of nodes: master, replicas and Sentinels.
+    pub fn node_count(&self) -> u32 {
+        1 + self.topology.replicas + self.topology.sentinels
+    }
+
+    /// The run directory of this topology: `run_dir/name`.
+    pub fn topology_dir(&self) -> PathBuf {
+        self.run_dir.join(&self.name)
+    }
+}
+
+/// Parses a Redis memory size (`0`, `1048576`, `512kb`, `256mb`, `2gb`, case-insensitive)
+/// into bytes.
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let lower = s.trim().to_ascii_lowercase();
+    let (digits, mult) = if let Some(n) = lower.strip_suffix("gb") {
+        (n, 1u64 << 30)
+    } else if let Some(n) = lower.strip_suffix("mb") {
+        (n, 1 << 20)
+    } else if let Some(n) = lower.strip_suffix("kb") {
+        (n, 1 << 10)
+    } else if let Some(n) = lower.strip_suffix('b') {
+        (n, 1)
+    } else {
+        (lower.as_str(), 1)
+    };
+    digits.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("0"), Some(0));
+        assert_eq!(parse_memory("256mb"), Some(256 << 20));
+        assert_eq!(parse_memory("2GB"), Some(2 << 30));
+        assert_eq!(parse_memory("12x"), None);
+        assert_eq!(parse_memory("-1mb"), None);
+    }
+
+    #[test]
+    fn empty_yaml_is_defaults() {
+        assert_eq!(
+            HarnessConfig::from_yaml("", "t").unwrap(),
+            HarnessConfig::default()
+        );
+    }
+
+    #[test]
+    fn effective_config_round_trips() {
+        let cfg = HarnessConfig::default();
+        assert_eq!(HarnessConfig::from_yaml(&cfg.to_yaml(), "t").unwrap(), cfg);
+    }
+}
