@@ -1,0 +1,507 @@
+//! A Redis Sentinel topology: plan it, start it, wait until it is really ready, report on
+//! it and tear it down without leaving anything behind.
+//!
+//! - [`spec`]: which nodes, with which roles and ports.
+//! - [`conf`]: their `redis.conf` / `sentinel.conf`.
+//! - [`process`]: the process backend (local `redis-server` binaries on loopback).
+//! - [`probe`]: readiness and live status over the Redis protocol (backend-independent).
+//! - [`state`]: the state file that lets another shell find a running topology.
+
+pub mod conf;
+pub mod probe;
+pub mod process;
+pub mod spec;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::config::{BackendKind, HarnessConfig};
+pub use probe::NodeStatus;
+use process::{ProcessNode, StopOutcome};
+pub use spec::{NodeKind, NodeSpec};
+use state::{NodeRecord, TopologyState, STATE_VERSION};
+
+/// Marker file that tells the harness a directory is one of its topology directories and
+/// may be wiped by the next `up`.
+const MARKER: &str = ".redis-harness-topology";
+
+/// How long `down` lets nodes exit on SIGTERM before it SIGKILLs them.
+pub const DOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Errors of topology operations.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// The redis-server binary is missing.
+    #[error("redis-server binary not found: {binary}; {hint}")]
+    BinaryNotFound {
+        /// What was looked for.
+        binary: PathBuf,
+        /// How to install it.
+        hint: &'static str,
+    },
+    /// The requested backend is not built into this version.
+    #[error("the {0} backend is not available in this build; use --backend process")]
+    BackendUnavailable(BackendKind),
+    /// A topology with this name is already running.
+    #[error(
+        "topology '{name}' is already up (state file {state}); run `redis-harness down` first"
+    )]
+    AlreadyUp {
+        /// Topology name.
+        name: String,
+        /// Its state file.
+        state: PathBuf,
+    },
+    /// No running topology was found.
+    #[error("no topology '{name}' is up (no state file in {dir})")]
+    NotUp {
+        /// Topology name.
+        name: String,
+        /// Directory searched.
+        dir: PathBuf,
+    },
+    /// A node could not be started or exited during start-up.
+    #[error("node {node} failed to start: {detail}")]
+    Start {
+        /// Node name.
+        node: String,
+        /// What happened, with the end of its log.
+        detail: String,
+    },
+    /// Readiness was not reached in time.
+    #[error("topology not ready after {waited_ms} ms: {problem}")]
+    NotReady {
+        /// How long it waited.
+        waited_ms: u64,
+        /// The last readiness problem seen.
+        problem: String,
+    },
+    /// A run directory is not one the harness created.
+    #[error("refusing to wipe {0}: it exists and is not a redis-harness topology directory")]
+    ForeignDirectory(PathBuf),
+    /// Free ports could not be found.
+    #[error("port allocation failed: {0}")]
+    Ports(String),
+    /// The state file is unreadable.
+    #[error("state file: {0}")]
+    State(String),
+    /// File-system error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// What a client needs to connect to the topology.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectionInfo {
+    /// `host:port` of the initial master.
+    pub master: String,
+    /// `host:port` of every Sentinel.
+    pub sentinels: Vec<String>,
+    /// Name Sentinels monitor the master under.
+    pub master_name: String,
+    /// Password, when configured.
+    pub password: Option<String>,
+}
+
+impl ConnectionInfo {
+    /// Derives the connection info from a state file.
+    pub fn from_state(state: &TopologyState) -> Self {
+        Self {
+            master: state.initial_master().spec.addr(),
+            sentinels: state
+                .nodes
+                .iter()
+                .filter(|n| n.spec.kind == NodeKind::Sentinel)
+                .map(|n| n.spec.addr())
+                .collect(),
+            master_name: state.master_name.clone(),
+            password: state.password.clone(),
+        }
+    }
+}
+
+/// Live status of a whole topology.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    /// Topology name.
+    pub name: String,
+    /// Backend.
+    pub backend: BackendKind,
+    /// Current master as the Sentinels' majority names it (or the only node in role master).
+    pub current_master: Option<String>,
+    /// Whether the topology is healthy: one master, all replicas linked to it, all
+    /// Sentinels agreeing on it and seeing every replica and each other.
+    pub healthy: bool,
+    /// What is wrong, when it is not healthy.
+    pub problem: Option<String>,
+    /// Every node.
+    pub nodes: Vec<NodeStatus>,
+    /// Connection details.
+    pub connection: ConnectionInfo,
+}
+
+/// How a teardown went.
+#[derive(Debug, Clone, Serialize)]
+pub struct TeardownReport {
+    /// Per node: name and how it was stopped.
+    pub nodes: Vec<(String, StopOutcome)>,
+    /// Ports of the topology still accepting connections afterwards (should be empty).
+    pub ports_still_open: Vec<u16>,
+    /// Wall time of the teardown in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// A running topology owned by this process. Dropping it kills every node (so a failed
+/// `up` or a panicking test leaves nothing behind) unless it was [`Topology::detach`]ed.
+#[derive(Debug)]
+pub struct Topology {
+    cfg: HarnessConfig,
+    dir: PathBuf,
+    state: TopologyState,
+    nodes: Vec<ProcessNode>,
+    detached: bool,
+}
+
+impl Topology {
+    /// Starts the topology described by `cfg` and waits until it is ready.
+    pub async fn up(cfg: &HarnessConfig) -> Result<Topology, TopologyError> {
+        if cfg.backend != BackendKind::Process {
+            return Err(TopologyError::BackendUnavailable(cfg.backend));
+        }
+        let binary = process::locate_binary(&cfg.redis_server)?;
+        let version = process::binary_version(&binary)?;
+        let dir = absolute(&cfg.topology_dir())?;
+        prepare_dir(&dir, &cfg.name)?;
+        let specs = spec::plan_nodes(cfg)?;
+        let master = specs[0].clone();
+        let mut topo = Topology {
+            cfg: cfg.clone(),
+            dir: dir.clone(),
+            state: TopologyState {
+                version: STATE_VERSION,
+                name: cfg.name.clone(),
+                backend: cfg.backend,
+                master_name: cfg.topology.master_name.clone(),
+                password: cfg.password.clone(),
+                redis_version: version,
+                started_unix_ms: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0),
+                nodes: Vec::new(),
+            },
+            nodes: Vec::new(),
+            detached: false,
+        };
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(cfg.readiness_timeout_ms);
+        // Data nodes first, then Sentinels: a Sentinel that finds the replicas already
+        // linked learns them from its first INFO instead of ten seconds later.
+        for phase in [false, true] {
+            for node in specs
+                .iter()
+                .filter(|n| (n.kind == NodeKind::Sentinel) == phase)
+            {
+                topo.start_node(&binary, node, &master)?;
+            }
+            topo.wait_ready(deadline, started, phase).await?;
+        }
+        topo.state.nodes = topo.nodes.iter().map(|n| n.record.clone()).collect();
+        topo.state.write(&dir)?;
+        tracing::info!(
+            "topology '{}' ready in {} ms",
+            cfg.name,
+            started.elapsed().as_millis()
+        );
+        Ok(topo)
+    }
+
+    fn start_node(
+        &mut self,
+        binary: &Path,
+        node: &NodeSpec,
+        master: &NodeSpec,
+    ) -> Result<(), TopologyError> {
+        let node_dir = self.dir.join(&node.name);
+        std::fs::create_dir_all(&node_dir)?;
+        let sentinel = node.kind == NodeKind::Sentinel;
+        let (file, log, text) = if sentinel {
+            (
+                "sentinel.conf",
+                "sentinel.log",
+                conf::sentinel_conf(&self.cfg, node, master, &node_dir),
+            )
+        } else {
+            (
+                "redis.conf",
+                "redis.log",
+                conf::redis_conf(&self.cfg, node, master, &node_dir),
+            )
+        };
+        let config_file = node_dir.join(file);
+        std::fs::write(&config_file, text)?;
+        let record = NodeRecord {
+            spec: node.clone(),
+            pid: None,
+            dir: node_dir.clone(),
+            config_file,
+            log_file: node_dir.join(log),
+        };
+        tracing::info!("starting {} on {}", node.name, node.addr());
+        self.nodes
+            .push(process::spawn_node(binary, record, sentinel)?);
+        Ok(())
+    }
+
+    /// Polls until the started nodes are ready (data nodes only, or everything when
+    /// `with_sentinels`), failing early when a node exits.
+    async fn wait_ready(
+        &mut self,
+        deadline: Instant,
+        started: Instant,
+        with_sentinels: bool,
+    ) -> Result<(), TopologyError> {
+        let master_addr = self.nodes[0].record.spec.addr();
+        let replicas = self.cfg.topology.replicas as usize;
+        let sentinels = if with_sentinels {
+            self.cfg.topology.sentinels as usize
+        } else {
+            0
+        };
+        let mut last = String::new();
+        loop {
+            for n in &mut self.nodes {
+                if let Some(report) = n.exit_report() {
+                    return Err(TopologyError::Start {
+                        node: n.record.spec.name.clone(),
+                        detail: report,
+                    });
+                }
+            }
+            let statuses = self.probe().await;
+            match probe::health_problem(&statuses, &master_addr, replicas, sentinels) {
+                None => return Ok(()),
+                Some(p) => {
+                    if p != last {
+                        tracing::debug!("waiting: {p}");
+                        last = p;
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(TopologyError::NotReady {
+                    waited_ms: started.elapsed().as_millis() as u64,
+                    problem: last,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn probe(&self) -> Vec<NodeStatus> {
+        let nodes: Vec<_> = self
+            .nodes
+            .iter()
+            .map(|n| (n.record.spec.clone(), n.record.pid))
+            .collect();
+        probe::topology_status(
+            &nodes,
+            self.cfg.password.as_deref(),
+            &self.cfg.topology.master_name,
+        )
+        .await
+    }
+
+    /// The recorded state (nodes, pids, directories).
+    pub fn state(&self) -> &TopologyState {
+        &self.state
+    }
+
+    /// The topology directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Connection details for clients.
+    pub fn connection_info(&self) -> ConnectionInfo {
+        ConnectionInfo::from_state(&self.state)
+    }
+
+    /// Live status of every node.
+    pub async fn status(&self) -> StatusReport {
+        status_of(&self.state).await
+    }
+
+    /// Stops every node (SIGTERM, then SIGKILL after [`DOWN_GRACE`]) and removes the
+    /// state file; node directories (logs, data) stay for inspection until the next `up`.
+    pub async fn down(mut self) -> Result<TeardownReport, TopologyError> {
+        let started = Instant::now();
+        let mut nodes = std::mem::take(&mut self.nodes);
+        let outcomes =
+            tokio::task::spawn_blocking(move || process::stop_all(&mut nodes, DOWN_GRACE))
+                .await
+                .expect("teardown task panicked");
+        self.detached = true;
+        TopologyState::remove(&self.dir)?;
+        Ok(teardown_report(&self.state, outcomes, started).await)
+    }
+
+    /// Leaves the topology running after this handle is dropped; `status` and `down` find
+    /// it through the state file.
+    pub fn detach(mut self) -> TopologyState {
+        self.detached = true;
+        self.state.clone()
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        if !self.detached && !self.nodes.is_empty() {
+            process::stop_all(&mut self.nodes, Duration::ZERO);
+            let _ = TopologyState::remove(&self.dir);
+        }
+    }
+}
+
+/// Live status of a topology known from its state file.
+pub async fn status_of(state: &TopologyState) -> StatusReport {
+    let nodes: Vec<_> = state
+        .nodes
+        .iter()
+        .map(|n| {
+            let alive = n.pid.is_some_and(|pid| process::is_our_process(pid, n));
+            (n.spec.clone(), n.pid.filter(|_| alive))
+        })
+        .collect();
+    let statuses =
+        probe::topology_status(&nodes, state.password.as_deref(), &state.master_name).await;
+    let replicas = nodes
+        .iter()
+        .filter(|n| n.0.kind == NodeKind::Replica)
+        .count();
+    let sentinels = nodes
+        .iter()
+        .filter(|n| n.0.kind == NodeKind::Sentinel)
+        .count();
+    let current_master = current_master(&statuses);
+    let problem = match &current_master {
+        None => Some("no agreed master".to_string()),
+        Some(m) => probe::health_problem(&statuses, m, replicas, sentinels),
+    };
+    StatusReport {
+        name: state.name.clone(),
+        backend: state.backend,
+        current_master,
+        healthy: problem.is_none(),
+        problem,
+        nodes: statuses,
+        connection: ConnectionInfo::from_state(state),
+    }
+}
+
+/// The master as most Sentinels name it; without Sentinels, the only data node in role
+/// master.
+fn current_master(statuses: &[NodeStatus]) -> Option<String> {
+    let mut votes: Vec<(String, usize)> = Vec::new();
+    for s in statuses
+        .iter()
+        .filter_map(|s| s.sentinel.as_ref()?.master.clone())
+    {
+        match votes.iter_mut().find(|(m, _)| *m == s) {
+            Some((_, n)) => *n += 1,
+            None => votes.push((s, 1)),
+        }
+    }
+    if let Some((m, _)) = votes.into_iter().max_by_key(|(_, n)| *n) {
+        return Some(m);
+    }
+    let masters: Vec<_> = statuses.iter().filter(|s| s.role == "master").collect();
+    (masters.len() == 1).then(|| masters[0].address.clone())
+}
+
+/// Tears down a topology known only from its state directory (the `down` command).
+pub async fn down_dir(dir: &Path, name: &str) -> Result<TeardownReport, TopologyError> {
+    let state = TopologyState::read(dir)?.ok_or_else(|| TopologyError::NotUp {
+        name: name.to_string(),
+        dir: dir.to_path_buf(),
+    })?;
+    let started = Instant::now();
+    let records = state.nodes.clone();
+    let outcomes = tokio::task::spawn_blocking(move || process::stop_records(&records, DOWN_GRACE))
+        .await
+        .expect("teardown task panicked");
+    TopologyState::remove(dir)?;
+    Ok(teardown_report(&state, outcomes, started).await)
+}
+
+async fn teardown_report(
+    state: &TopologyState,
+    outcomes: Vec<StopOutcome>,
+    started: Instant,
+) -> TeardownReport {
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let mut ports_still_open = Vec::new();
+    for n in &state.nodes {
+        let addr = n.spec.addr();
+        let open = tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(&addr),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        if open {
+            ports_still_open.push(n.spec.port);
+        }
+    }
+    TeardownReport {
+        nodes: state
+            .nodes
+            .iter()
+            .map(|n| n.spec.name.clone())
+            .zip(outcomes)
+            .collect(),
+        ports_still_open,
+        elapsed_ms,
+    }
+}
+
+/// Makes `dir` a fresh, empty topology directory. Refuses when a live topology uses it
+/// or when it holds anything the harness did not create.
+fn prepare_dir(dir: &Path, name: &str) -> Result<(), TopologyError> {
+    if let Some(state) = TopologyState::read(dir).unwrap_or(None) {
+        let alive = state
+            .nodes
+            .iter()
+            .any(|n| n.pid.is_some_and(|pid| process::is_our_process(pid, n)));
+        if alive {
+            return Err(TopologyError::AlreadyUp {
+                name: name.to_string(),
+                state: TopologyState::path(dir),
+            });
+        }
+    }
+    if dir.exists() {
+        let empty = std::fs::read_dir(dir)?.next().is_none();
+        if !empty && !dir.join(MARKER).exists() {
+            return Err(TopologyError::ForeignDirectory(dir.to_path_buf()));
+        }
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join(MARKER),
+        "created by redis-harness; wiped by the next `up`\n",
+    )?;
+    Ok(())
+}
+
+fn absolute(p: &Path) -> Result<PathBuf, TopologyError> {
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
+}

@@ -1,0 +1,309 @@
+//! Talks to running nodes over the Redis protocol: readiness checks and live status.
+//!
+//! Everything here works on addresses only, so every backend shares it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, IntoConnectionInfo, RedisConnectionInfo};
+use serde::{Deserialize, Serialize};
+
+use super::spec::{NodeKind, NodeSpec};
+
+/// Timeout for connecting to and hearing back from a node during probes.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// Opens a connection to `host:port`, authenticating when `password` is set.
+pub async fn connect(
+    host: &str,
+    port: u16,
+    password: Option<&str>,
+    timeout: Duration,
+) -> redis::RedisResult<MultiplexedConnection> {
+    let mut redis_info = RedisConnectionInfo::default().set_skip_set_lib_name();
+    if let Some(pw) = password {
+        redis_info = redis_info.set_password(pw);
+    }
+    let info = (host.to_string(), port)
+        .into_connection_info()?
+        .set_redis_settings(redis_info);
+    let client = redis::Client::open(info)?;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
+/// Parses the text of `INFO` into `field -> value`.
+pub fn parse_info(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// Parses a `k1=v1,k2=v2` value such as INFO's `slave0` field.
+pub fn parse_kv_list(text: &str) -> HashMap<String, String> {
+    text.split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Runs `INFO replication` on a data node.
+pub async fn info_replication(
+    con: &mut MultiplexedConnection,
+) -> redis::RedisResult<HashMap<String, String>> {
+    let text: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(con)
+        .await?;
+    Ok(parse_info(&text))
+}
+
+/// Turns a flat `[k1, v1, k2, v2 ...]` reply (as SENTINEL MASTER gives) into a map.
+fn pairs(flat: Vec<String>) -> HashMap<String, String> {
+    flat.chunks(2)
+        .filter(|c| c.len() == 2)
+        .map(|c| (c[0].clone(), c[1].clone()))
+        .collect()
+}
+
+/// What one Sentinel reports about the monitored master.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentinelView {
+    /// Master address it names (`SENTINEL GET-MASTER-ADDR-BY-NAME`).
+    pub master: Option<String>,
+    /// Flags of the master (`master`, or with `s_down`, `o_down` ...).
+    pub master_flags: String,
+    /// Replicas it knows and does not consider down.
+    pub healthy_replicas: Vec<String>,
+    /// Other Sentinels it knows.
+    pub other_sentinels: u32,
+}
+
+/// Asks a Sentinel what it knows about `master_name`.
+pub async fn sentinel_view(
+    con: &mut MultiplexedConnection,
+    master_name: &str,
+) -> redis::RedisResult<SentinelView> {
+    let addr: Option<(String, String)> = redis::cmd("SENTINEL")
+        .arg("GET-MASTER-ADDR-BY-NAME")
+        .arg(master_name)
+        .query_async(con)
+        .await?;
+    let master: Vec<String> = redis::cmd("SENTINEL")
+        .arg("MASTER")
+        .arg(master_name)
+        .query_async(con)
+        .await?;
+    let master = pairs(master);
+    let replicas: Vec<Vec<String>> = redis::cmd("SENTINEL")
+        .arg("REPLICAS")
+        .arg(master_name)
+        .query_async(con)
+        .await?;
+    let healthy_replicas = replicas
+        .into_iter()
+        .map(pairs)
+        .filter(|r| {
+            let flags = r.get("flags").map(String::as_str).unwrap_or("");
+            !flags.contains("s_down") && !flags.contains("disconnected")
+        })
+        .filter_map(|r| Some(format!("{}:{}", r.get("ip")?, r.get("port")?)))
+        .collect();
+    Ok(SentinelView {
+        master: addr.map(|(h, p)| format!("{h}:{p}")),
+        master_flags: master.get("flags").cloned().unwrap_or_default(),
+        healthy_replicas,
+        other_sentinels: master
+            .get("num-other-sentinels")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    })
+}
+
+/// Live state of one node, as `status` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Node name.
+    pub name: String,
+    /// What it was started as.
+    pub kind: NodeKind,
+    /// `host:port`.
+    pub address: String,
+    /// Process id (process backend) when known.
+    pub pid: Option<u32>,
+    /// Whether it answered.
+    pub reachable: bool,
+    /// Live role: `master`, `slave`, `sentinel`, or `down`.
+    pub role: String,
+    /// For a replica: the master it follows and whether the link is up.
+    pub following: Option<String>,
+    /// For a replica: `master_link_status`.
+    pub link_up: Option<bool>,
+    /// Replication offset (data nodes).
+    pub offset: Option<i64>,
+    /// Bytes behind its master (replicas; from the master's offset).
+    pub lag_bytes: Option<i64>,
+    /// For a Sentinel: what it reports.
+    pub sentinel: Option<SentinelView>,
+    /// Why it is unreachable, when it is.
+    pub error: Option<String>,
+}
+
+/// Probes one node.
+pub async fn node_status(
+    node: &NodeSpec,
+    pid: Option<u32>,
+    password: Option<&str>,
+    master_name: &str,
+) -> NodeStatus {
+    let mut st = NodeStatus {
+        name: node.name.clone(),
+        kind: node.kind,
+        address: node.addr(),
+        pid,
+        reachable: false,
+        role: "down".into(),
+        following: None,
+        link_up: None,
+        offset: None,
+        lag_bytes: None,
+        sentinel: None,
+        error: None,
+    };
+    let is_sentinel = node.kind == NodeKind::Sentinel;
+    let pw = if is_sentinel { None } else { password };
+    let mut con = match connect(&node.host, node.port, pw, PROBE_TIMEOUT).await {
+        Ok(c) => c,
+        Err(e) => {
+            st.error = Some(e.to_string());
+            return st;
+        }
+    };
+    if is_sentinel {
+        match sentinel_view(&mut con, master_name).await {
+            Ok(view) => {
+                st.reachable = true;
+                st.role = "sentinel".into();
+                st.sentinel = Some(view);
+            }
+            Err(e) => st.error = Some(e.to_string()),
+        }
+        return st;
+    }
+    match info_replication(&mut con).await {
+        Ok(info) => {
+            st.reachable = true;
+            st.role = info.get("role").cloned().unwrap_or_else(|| "?".into());
+            if st.role == "slave" {
+                st.following = Some(format!(
+                    "{}:{}",
+                    info.get("master_host").map(String::as_str).unwrap_or("?"),
+                    info.get("master_port").map(String::as_str).unwrap_or("?")
+                ));
+                st.link_up = Some(info.get("master_link_status").map(String::as_str) == Some("up"));
+                st.offset = info.get("slave_repl_offset").and_then(|v| v.parse().ok());
+            } else {
+                st.offset = info.get("master_repl_offset").and_then(|v| v.parse().ok());
+            }
+        }
+        Err(e) => st.error = Some(e.to_string()),
+    }
+    st
+}
+
+/// Probes every node concurrently and fills in replica lag from the live master's offset.
+pub async fn topology_status(
+    nodes: &[(NodeSpec, Option<u32>)],
+    password: Option<&str>,
+    master_name: &str,
+) -> Vec<NodeStatus> {
+    let probes = nodes
+        .iter()
+        .map(|(n, pid)| node_status(n, *pid, password, master_name));
+    let mut all = futures_util::future::join_all(probes).await;
+    let masters: HashMap<String, i64> = all
+        .iter()
+        .filter(|s| s.role == "master")
+        .filter_map(|s| Some((s.address.clone(), s.offset?)))
+        .collect();
+    for s in all.iter_mut().filter(|s| s.role == "slave") {
+        if let (Some(f), Some(off)) = (&s.following, s.offset) {
+            if let Some(m) = masters.get(f) {
+                s.lag_bytes = Some((m - off).max(0));
+            }
+        }
+    }
+    all
+}
+
+/// What keeps a topology from being healthy around `master`, or `None` when it is:
+/// exactly one node in role master, every other data node linked to it, and every Sentinel
+/// naming it, seeing all `replicas` and the other `sentinels - 1` Sentinels.
+///
+/// `up` uses it as its readiness rule (with the initial master); `status` with the master
+/// the Sentinels agree on, since after a failover that is another node.
+pub fn health_problem(
+    statuses: &[NodeStatus],
+    master: &str,
+    replicas: usize,
+    sentinels: usize,
+) -> Option<String> {
+    let mut problems = Vec::new();
+    let masters: Vec<_> = statuses.iter().filter(|s| s.role == "master").collect();
+    if masters.len() != 1 {
+        problems.push(format!("{} nodes claim to be master", masters.len()));
+    }
+    for s in statuses {
+        if !s.reachable {
+            problems.push(format!("{} is not answering", s.name));
+        } else if s.kind != NodeKind::Sentinel && s.address != master {
+            if s.following.as_deref() != Some(master) || s.link_up != Some(true) {
+                problems.push(format!("{} has no live link to master {master}", s.name));
+            }
+        } else if let Some(v) = &s.sentinel {
+            if v.master.as_deref() != Some(master) || v.master_flags != "master" {
+                problems.push(format!(
+                    "{} does not see a healthy master at {master}",
+                    s.name
+                ));
+            } else if v.healthy_replicas.len() < replicas {
+                problems.push(format!(
+                    "{} sees {}/{replicas} replicas",
+                    s.name,
+                    v.healthy_replicas.len()
+                ));
+            } else if (v.other_sentinels as usize) < sentinels.saturating_sub(1) {
+                problems.push(format!(
+                    "{} sees {}/{} other Sentinels",
+                    s.name,
+                    v.other_sentinels,
+                    sentinels - 1
+                ));
+            }
+        }
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_info_and_kv_lists() {
+        let info = parse_info(
+            "# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=127.0.0.1,port=7001,state=online,offset=42,lag=0\r\n",
+        );
+        assert_eq!(info["role"], "master");
+        let slave = parse_kv_list(&info["slave0"]);
+        assert_eq!(slave["port"], "7001");
+        assert_eq!(slave["offset"], "42");
+    }
+}

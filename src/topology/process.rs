@@ -1,0 +1,241 @@
+//! The process backend: local `redis-server` processes on loopback, one directory each.
+//!
+//! Each node runs in its own process group, so a Ctrl-C in the terminal reaches only the
+//! harness, which then tears the nodes down itself. Processes are recognised by their
+//! command line (which names the node's config file) before any signal is sent, so a
+//! recycled pid is never killed by mistake.
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::state::NodeRecord;
+use super::TopologyError;
+
+/// How to install redis-server, quoted in "binary not found" errors.
+pub const INSTALL_HINT: &str = "install it with `apt-get install redis-server` (Debian/Ubuntu; \
+or run scripts/setup.sh), `brew install redis` (macOS), or set `redis_server:` in harness.yaml \
+to the binary's path";
+
+/// Finds the `redis-server` binary: a path is checked as given, a bare name is looked up
+/// on `PATH`.
+pub fn locate_binary(binary: &Path) -> Result<PathBuf, TopologyError> {
+    let not_found = || TopologyError::BinaryNotFound {
+        binary: binary.to_path_buf(),
+        hint: INSTALL_HINT,
+    };
+    if binary.components().count() > 1 {
+        return if is_executable(binary) {
+            Ok(binary.to_path_buf())
+        } else {
+            Err(not_found())
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(binary))
+        .find(|p| is_executable(p))
+        .ok_or_else(not_found)
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// `redis-server --version`, e.g. `Redis server v=7.0.15 ...`.
+pub fn binary_version(binary: &Path) -> Result<String, TopologyError> {
+    let out = Command::new(binary).arg("--version").output()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || !text.contains("v=") {
+        return Err(TopologyError::Start {
+            node: "-".into(),
+            detail: format!(
+                "{} --version did not look like redis-server: {text}",
+                binary.display()
+            ),
+        });
+    }
+    Ok(text)
+}
+
+/// A node process started by this harness.
+#[derive(Debug)]
+pub struct ProcessNode {
+    /// What the state file records about it.
+    pub record: NodeRecord,
+    child: Option<Child>,
+}
+
+/// Starts one node: `redis-server <config> [--sentinel]` in its own process group, with
+/// stdout/stderr captured to `stdout.log` in its directory.
+pub fn spawn_node(
+    binary: &Path,
+    record: NodeRecord,
+    sentinel: bool,
+) -> Result<ProcessNode, TopologyError> {
+    let out = File::create(record.dir.join("stdout.log"))?;
+    let err = out.try_clone()?;
+    let mut cmd = Command::new(binary);
+    cmd.arg(&record.config_file);
+    if sentinel {
+        cmd.arg("--sentinel");
+    }
+    cmd.current_dir(&record.dir)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0);
+    let child = cmd.spawn().map_err(|e| TopologyError::Start {
+        node: record.spec.name.clone(),
+        detail: format!("cannot run {}: {e}", binary.display()),
+    })?;
+    let mut record = record;
+    record.pid = Some(child.id());
+    Ok(ProcessNode {
+        record,
+        child: Some(child),
+    })
+}
+
+impl ProcessNode {
+    /// When the process has exited: a description with the end of its logs.
+    pub fn exit_report(&mut self) -> Option<String> {
+        let child = self.child.as_mut()?;
+        let status = child.try_wait().ok().flatten()?;
+        Some(format!(
+            "exited with {status}; last log lines:\n{}",
+            log_tail(&self.record, 15)
+        ))
+    }
+}
+
+/// The last `n` lines of a node's captured stdout and its log file.
+pub fn log_tail(record: &NodeRecord, n: usize) -> String {
+    let mut lines = Vec::new();
+    for path in [record.dir.join("stdout.log"), record.log_file.clone()] {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            let start = all.len().saturating_sub(n);
+            lines.extend(all[start..].iter().map(|l| format!("    {l}")));
+        }
+    }
+    if lines.is_empty() {
+        "    (no output)".into()
+    } else {
+        lines.join("\n")
+    }
+}
+
+/// Whether `pid` is a live (not zombie) node process of `record`.
+///
+/// redis-server rewrites its command line to `redis-server host:port`, so the process is
+/// recognised by its working directory (the node's own directory) together with either
+/// its original arguments (the config file) or its rewritten title (the port).
+pub fn is_our_process(pid: u32, record: &NodeRecord) -> bool {
+    let Ok(cwd) = std::fs::read_link(format!("/proc/{pid}/cwd")) else {
+        return false;
+    };
+    if cwd != record.dir {
+        return false;
+    }
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    let config = record.config_file.to_string_lossy();
+    let title = format!(":{}", record.spec.port);
+    let matches = cmdline
+        .split(['\0', ' '])
+        .any(|arg| arg == config || arg.ends_with(&title));
+    matches && !is_zombie(pid)
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+/// Sends `signal` to a process. Errors (already gone) are ignored.
+pub fn send_signal(pid: u32, signal: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid as libc::pid_t, signal);
+    }
+}
+
+/// How a node was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopOutcome {
+    /// It was not running.
+    NotRunning,
+    /// It exited after SIGTERM within the grace period.
+    Terminated,
+    /// It had to be SIGKILLed.
+    Killed,
+}
+
+/// Stops nodes: SIGTERM to all, then SIGKILL to whatever is still alive after `grace`
+/// (at once when `grace` is zero), and waits until every one is gone.
+pub fn stop_all(nodes: &mut [ProcessNode], grace: Duration) -> Vec<StopOutcome> {
+    let records: Vec<NodeRecord> = nodes.iter().map(|n| n.record.clone()).collect();
+    let outcomes = stop_records(&records, grace);
+    // Reap our own children so no zombie is left behind.
+    for n in nodes.iter_mut() {
+        if let Some(mut child) = n.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+    outcomes
+}
+
+/// Like [`stop_all`] for nodes known only from a state file.
+pub fn stop_records(records: &[NodeRecord], grace: Duration) -> Vec<StopOutcome> {
+    let live = |r: &NodeRecord| r.pid.filter(|pid| is_our_process(*pid, r));
+    let mut outcomes: Vec<StopOutcome> = records
+        .iter()
+        .map(|r| match live(r) {
+            Some(pid) => {
+                let sig = if grace.is_zero() {
+                    libc::SIGKILL
+                } else {
+                    libc::SIGTERM
+                };
+                send_signal(pid, sig);
+                if grace.is_zero() {
+                    StopOutcome::Killed
+                } else {
+                    StopOutcome::Terminated
+                }
+            }
+            None => StopOutcome::NotRunning,
+        })
+        .collect();
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && records.iter().any(|r| live(r).is_some()) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (r, outcome) in records.iter().zip(outcomes.iter_mut()) {
+        if let Some(pid) = live(r) {
+            send_signal(pid, libc::SIGKILL);
+            *outcome = StopOutcome::Killed;
+        }
+    }
+    // SIGKILL cannot be ignored; wait (bounded) until the kernel has removed them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && records.iter().any(|r| live(r).is_some()) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    outcomes
+}

@@ -1,0 +1,111 @@
+//! The state file (`<run_dir>/<name>/state.json`) that lets `status` and `down` find a
+//! topology started by another shell.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::spec::NodeSpec;
+use super::TopologyError;
+use crate::config::BackendKind;
+
+/// Version of the state file layout; bumped on incompatible changes.
+pub const STATE_VERSION: u32 = 1;
+
+/// One running node as recorded in the state file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// The planned node.
+    #[serde(flatten)]
+    pub spec: NodeSpec,
+    /// Process id (process backend).
+    pub pid: Option<u32>,
+    /// The node's working directory (config, data, log).
+    pub dir: PathBuf,
+    /// The node's config file; also used to recognise its process.
+    pub config_file: PathBuf,
+    /// The node's log file.
+    pub log_file: PathBuf,
+}
+
+/// Everything needed to find, probe and stop a running topology.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopologyState {
+    /// Layout version ([`STATE_VERSION`]).
+    pub version: u32,
+    /// Topology name.
+    pub name: String,
+    /// Backend that runs it.
+    pub backend: BackendKind,
+    /// Sentinel master name.
+    pub master_name: String,
+    /// Password, when configured.
+    pub password: Option<String>,
+    /// `redis-server --version` of the binary that runs it.
+    pub redis_version: String,
+    /// Start time, milliseconds since the Unix epoch.
+    pub started_unix_ms: u64,
+    /// Every node.
+    pub nodes: Vec<NodeRecord>,
+}
+
+impl TopologyState {
+    /// Path of the state file in a topology directory.
+    pub fn path(topology_dir: &Path) -> PathBuf {
+        topology_dir.join("state.json")
+    }
+
+    /// Reads the state file of a topology directory; `Ok(None)` when there is none.
+    pub fn read(topology_dir: &Path) -> Result<Option<Self>, TopologyError> {
+        let path = Self::path(topology_dir);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(TopologyError::Io(e)),
+        };
+        let state: TopologyState = serde_json::from_str(&text).map_err(|e| {
+            TopologyError::State(format!("{} is not a valid state file: {e}", path.display()))
+        })?;
+        if state.version != STATE_VERSION {
+            return Err(TopologyError::State(format!(
+                "{} has layout version {}, this build reads {STATE_VERSION}",
+                path.display(),
+                state.version
+            )));
+        }
+        Ok(Some(state))
+    }
+
+    /// Writes the state file atomically (write to a temporary file, then rename), readable
+    /// by the owner only since it may hold the password.
+    pub fn write(&self, topology_dir: &Path) -> Result<(), TopologyError> {
+        let path = Self::path(topology_dir);
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(self).expect("state serialises");
+        std::fs::write(&tmp, text)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    }
+
+    /// Removes the state file of a topology directory, if any.
+    pub fn remove(topology_dir: &Path) -> Result<(), TopologyError> {
+        match std::fs::remove_file(Self::path(topology_dir)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(TopologyError::Io(e)),
+        }
+    }
+
+    /// Address of the node started as master.
+    pub fn initial_master(&self) -> &NodeRecord {
+        self.nodes
+            .iter()
+            .find(|n| n.spec.kind == super::NodeKind::Master)
+            .expect("a topology has a master")
+    }
+}
