@@ -1,0 +1,32 @@
+//! `redis-harness status [--json]`.
+
+use std::process::ExitCode;
+
+use super::{render, StatusArgs, EXIT_UNHEALTHY};
+use crate::config::HarnessConfig;
+use crate::topology::{self, state::TopologyState, TopologyError};
+
+/// Prints live status; exits 0 when healthy, [`EXIT_UNHEALTHY`] when not.
+pub async fn run(cfg: HarnessConfig, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let dir = cfg.topology_dir();
+    let state = TopologyState::read(&dir)?.ok_or_else(|| TopologyError::NotUp {
+        name: cfg.name.clone(),
+        dir: dir.clone(),
+    })?;
+    let status = topology::status_of(&state).await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        println!("{}", render::status_table(&status));
+        println!("{}", render::connection_block(&status.connection));
+        match &status.problem {
+            None => println!("healthy: yes"),
+            Some(p) => println!("healthy: NO ({p})"),
+        }
+    }
+    Ok(if status.healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_UNHEALTHY)
+    })
+}

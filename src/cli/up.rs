@@ -1,0 +1,56 @@
+//! `redis-harness up`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::{render, UpArgs};
+use crate::config::HarnessConfig;
+use crate::topology::Topology;
+
+/// Starts the topology; detaches it, or holds it until Ctrl-C with `--foreground`.
+pub async fn run(mut cfg: HarnessConfig, args: UpArgs) -> anyhow::Result<ExitCode> {
+    if let Some(b) = args.backend {
+        cfg.backend = b.into();
+    }
+    // Ctrl-C while starting drops the half-built topology, which kills what it started.
+    let topo = tokio::select! {
+        t = Topology::up(&cfg) => t.with_context(|| format!("bringing up topology '{}'", cfg.name))?,
+        _ = shutdown_signal() => anyhow::bail!("interrupted while starting; everything started was stopped"),
+    };
+    let status = topo.status().await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        println!("{}", render::status_table(&status));
+        println!("{}", render::connection_block(&status.connection));
+    }
+    if !args.foreground {
+        let dir = topo.dir().display().to_string();
+        topo.detach();
+        eprintln!(
+            "topology '{}' is up (state in {dir}); stop it with `redis-harness down`",
+            cfg.name
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "holding topology '{}'; press Ctrl-C to tear it down",
+        cfg.name
+    );
+    shutdown_signal().await;
+    eprintln!("tearing down ...");
+    let report = topo.down().await?;
+    eprintln!("{}", render::teardown_line(&report));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,37 @@
+//! # redis-harness
+//!
+//! Brings up a Redis Sentinel topology (master, replicas, Sentinels), checks that it is
+//! really ready, reports its live state and tears it down without leaving a process or a
+//! bound port behind.
+//!
+//! # Layout
+//!
+//! - [`config`]: `harness.yaml`, defaults and validation.
+//! - [`topology`]: planning, starting (process backend), readiness, status, teardown.
+//! - [`cli`]: the command line (the binary's edge; `main.rs` only calls [`run`]).
+
+pub mod cli;
+pub mod config;
+pub mod topology;
+
+pub use cli::{run, Cli};
+
+/// Installs the log subscriber: `info` for this crate (`debug`/`trace` with `-v`/`-vv`),
+/// `warn` for dependencies; `RUST_LOG` overrides both. Logs go to stderr.
+pub fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("warn,redis_harness={level}"))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
