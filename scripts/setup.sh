@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what redis-harness needs on a fresh machine: redis-server (with its Sentinel
+# mode) and redis-tools. Idempotent; uses apt-get where it exists and says what to do
+# elsewhere.
+set -euo pipefail
+
+need_redis() {
+  ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1
+}
+
+if need_redis; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    echo "setup: installing redis-server and redis-tools with apt-get"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+  else
+    echo "setup: redis-server is missing and apt-get is not available." >&2
+    echo "       Install Redis >= 6.2 (e.g. 'brew install redis' on macOS) so that" >&2
+    echo "       'redis-server' is on PATH, or set 'redis_server:' in harness.yaml." >&2
+    exit 1
+  fi
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo is missing; install a Rust toolchain (>= 1.88) first." >&2
+  exit 1
+fi
+
+echo "setup: $(redis-server --version | cut -d' ' -f1-3)"
+echo "setup: $(cargo --version)"
