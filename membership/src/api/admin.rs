@@ -1,0 +1,214 @@
+//! Cache management under `/api/v1/cache` (bearer token CACHE_ADMIN_TOKEN) and the
+//! Prometheus `/metrics` endpoint.
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json as AxumJson;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::{parse_id, ApiError};
+use super::extract::Query;
+use super::AppState;
+use crate::cache::invalidation::{self, ApplicationAction, MemberAction};
+use crate::cache::keys::tags;
+use crate::cache::warmup;
+
+/// Rejects requests without the admin bearer token: 401 without or with a wrong token,
+/// 403 when no token is configured (management disabled).
+pub async fn require_admin(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(expected) = s.config.admin_token.as_deref() else {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cache management is disabled: set CACHE_ADMIN_TOKEN",
+        )
+        .into_response();
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let ok = given.is_some_and(|g| {
+        // Compare in constant time for equal lengths.
+        g.len() == expected.len()
+            && g.bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    });
+    if !ok {
+        let mut resp = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            if given.is_none() {
+                "missing bearer token"
+            } else {
+                "wrong bearer token"
+            },
+        )
+        .into_response();
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return resp;
+    }
+    next.run(req).await
+}
+
+/// `GET cache/status`.
+pub async fn status(State(s): State<AppState>) -> AxumJson<Value> {
+    AxumJson(s.cache.status().await)
+}
+
+/// `GET cache/health`: 200 when healthy or disabled, 503 otherwise.
+pub async fn health(State(s): State<AppState>) -> (StatusCode, AxumJson<Value>) {
+    let h = s.cache.health().await;
+    let code = match h["status"].as_str() {
+        Some("healthy") | Some("disabled") => StatusCode::OK,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (code, AxumJson(h))
+}
+
+/// `GET cache/metrics`.
+pub async fn metrics(State(s): State<AppState>) -> AxumJson<Value> {
+    let mut m = s.cache.metrics.to_json();
+    m["database_reads"] = json!(s.db.read_count());
+    AxumJson(m)
+}
+
+/// Query of `cache/clear`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClearParams {
+    pattern: Option<String>,
+}
+
+/// `POST|DELETE cache/clear?pattern=GLOB`: removes keys under REDIS_KEY_PREFIX matching
+/// the glob (which is always taken relative to the prefix).
+pub async fn clear(
+    State(s): State<AppState>,
+    Query(p): Query<ClearParams>,
+) -> Result<AxumJson<Value>, ApiError> {
+    let pattern = p.pattern.ok_or_else(|| {
+        ApiError::bad_request(
+            "pattern: required, e.g. pattern=statistics:* (relative to the key prefix)",
+        )
+    })?;
+    let removed = s.cache.clear(&pattern).await?;
+    Ok(AxumJson(
+        json!({ "pattern": format!("{}{pattern}", s.cache.prefix()), "removed": removed }),
+    ))
+}
+
+/// Body of `cache/warmup`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarmupBody {
+    paths: Vec<String>,
+}
+
+/// `POST cache/warmup` with an optional `{"paths": [...]}` (default: the critical set).
+pub async fn warm(State(s): State<AppState>, body: Bytes) -> Result<AxumJson<Value>, ApiError> {
+    let paths: Vec<String> = if body.iter().all(u8::is_ascii_whitespace) {
+        warmup::CRITICAL.iter().map(|p| p.to_string()).collect()
+    } else {
+        let b: WarmupBody = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid warm-up body: {e}")))?;
+        if b.paths.is_empty() || b.paths.len() > 1000 {
+            return Err(ApiError::bad_request("paths: between 1 and 1000 paths"));
+        }
+        if let Some(bad) = b
+            .paths
+            .iter()
+            .find(|p| !p.starts_with("/api/v1/") || p.starts_with("/api/v1/cache"))
+        {
+            return Err(ApiError::bad_request(format!(
+                "paths: {bad:?} is not an API read path"
+            )));
+        }
+        b.paths
+    };
+    let results = warmup::warm(&super::cached_routes(s.clone()), &paths).await;
+    let ok = results.iter().filter(|r| r.status == 200).count();
+    Ok(AxumJson(
+        json!({ "warmed": ok, "requested": results.len(), "results": results }),
+    ))
+}
+
+/// Body of `cache/invalidation/trigger`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// `member_change`, `application_change`, `leadership_change`, `bulk_operation`,
+    /// `lookups`, or `tags` (with `tags`).
+    event: String,
+    /// Member id for `member_change`.
+    id: Option<i64>,
+    /// Explicit tags for `tags`.
+    tags: Option<Vec<String>>,
+}
+
+/// `POST cache/invalidation/trigger`: runs a hook by hand.
+pub async fn trigger(
+    State(s): State<AppState>,
+    super::extract::Json(t): super::extract::Json<Trigger>,
+) -> Result<AxumJson<Value>, ApiError> {
+    let c = &s.cache;
+    let inv = match t.event.as_str() {
+        "member_change" => {
+            let id = t.id.ok_or_else(|| ApiError::bad_request("id: required for member_change"))?;
+            let id = parse_id(&id.to_string(), "member id")?;
+            let m = s.db.read(move |c| crate::db::queries::member_by_id(c, id)).await?;
+            invalidation::on_member_change(c, MemberAction::Update, id, &m.id_number, true).await
+        }
+        "application_change" => invalidation::on_membership_application_change(c, ApplicationAction::Submit, None).await,
+        "leadership_change" => invalidation::on_leadership_change(c, &[]).await,
+        "bulk_operation" => invalidation::on_bulk_operation(c, 0).await,
+        "lookups" => {
+            let removed = c.invalidate(vec![tags::LOOKUP.into()]).await;
+            invalidation::Invalidation { tags: vec![tags::LOOKUP.into()], removed }
+        }
+        "tags" => {
+            let list = t.tags.filter(|l| !l.is_empty()).ok_or_else(|| ApiError::bad_request("tags: required for event tags"))?;
+            for tag in &list {
+                let known = [tags::STATISTICS, tags::ANALYTICS, tags::LOOKUP].contains(&tag.as_str())
+                    || tag.strip_prefix("member:").is_some_and(|n| n.parse::<i64>().is_ok())
+                    || tag.strip_prefix("member-idn:").is_some_and(|n| n.len() == 13);
+                if !known {
+                    return Err(ApiError::bad_request(format!("tags: unknown tag {tag:?}")));
+                }
+            }
+            let removed = c.invalidate(list.clone()).await;
+            invalidation::Invalidation { tags: list, removed }
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "event: must be member_change, application_change, leadership_change, bulk_operation, lookups or tags (got {other:?})"
+            )))
+        }
+    };
+    Ok(AxumJson(json!({ "event": t.event, "invalidation": inv })))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn prometheus(State(s): State<AppState>) -> impl IntoResponse {
+    let mut out = String::new();
+    s.cache.metrics.write_prometheus(&mut out);
+    out.push_str("# HELP membership_db_reads_total Database read calls.\n# TYPE membership_db_reads_total counter\n");
+    out.push_str(&format!(
+        "membership_db_reads_total {}\n",
+        s.db.read_count()
+    ));
+    let (h, m, b, _) = s.cache.metrics.totals();
+    let rate = if h + m + b > 0 {
+        h as f64 / (h + m + b) as f64
+    } else {
+        0.0
+    };
+    out.push_str("# HELP membership_cache_hit_ratio Hits over answered cached requests.\n# TYPE membership_cache_hit_ratio gauge\n");
+    out.push_str(&format!("membership_cache_hit_ratio {rate}\n"));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

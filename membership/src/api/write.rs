@@ -1,0 +1,207 @@
+//! Write routes. Each commits its transaction, then awaits the matching invalidation hook,
+//! then answers, so no read issued after the answer can see data from before the write.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json as AxumJson;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::{parse_id, ApiError};
+use super::extract::Json;
+use super::AppState;
+use crate::cache::invalidation::{self, ApplicationAction, MemberAction};
+use crate::db::queries;
+use crate::db::writes::{self, MemberUpdate, NewMember};
+use crate::db::DbError;
+
+type Reply = Result<(StatusCode, AxumJson<Value>), ApiError>;
+
+/// Most members one bulk import may carry.
+pub const MAX_BULK: usize = 10_000;
+
+fn id_number_of(tx: &rusqlite::Transaction<'_>, id: i64) -> Result<String, DbError> {
+    use rusqlite::OptionalExtension;
+    tx.query_row("SELECT id_number FROM members WHERE id = ?1", [id], |r| {
+        r.get(0)
+    })
+    .optional()?
+    .ok_or_else(|| DbError::NotFound(format!("member {id} not found")))
+}
+
+/// `POST members`.
+pub async fn create_member(State(s): State<AppState>, Json(m): Json<NewMember>) -> Reply {
+    let idn = m.id_number.clone();
+    let id = s.db.write(move |tx| writes::create_member(tx, &m)).await?;
+    let inv = invalidation::on_member_change(&s.cache, MemberAction::Create, id, &idn, true).await;
+    let member = s.db.read(move |c| queries::member_by_id(c, id)).await?;
+    Ok((
+        StatusCode::CREATED,
+        AxumJson(json!({ "member": member, "invalidation": inv })),
+    ))
+}
+
+/// `PUT members/:id` with the fields to change.
+pub async fn update_member(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    Json(u): Json<MemberUpdate>,
+) -> Reply {
+    let id = parse_id(&raw, "member id")?;
+    let counted = u.changes_counted_fields();
+    let idn =
+        s.db.write(move |tx| {
+            let idn = id_number_of(tx, id)?;
+            writes::update_member(tx, id, &u)?;
+            Ok(idn)
+        })
+        .await?;
+    let inv =
+        invalidation::on_member_change(&s.cache, MemberAction::Update, id, &idn, counted).await;
+    let member = s.db.read(move |c| queries::member_by_id(c, id)).await?;
+    Ok((
+        StatusCode::OK,
+        AxumJson(json!({ "member": member, "invalidation": inv })),
+    ))
+}
+
+/// `DELETE members/:id`.
+pub async fn delete_member(State(s): State<AppState>, Path(raw): Path<String>) -> Reply {
+    let id = parse_id(&raw, "member id")?;
+    let idn =
+        s.db.write(move |tx| {
+            let idn = id_number_of(tx, id)?;
+            writes::delete_member(tx, id)?;
+            Ok(idn)
+        })
+        .await?;
+    let inv = invalidation::on_member_change(&s.cache, MemberAction::Delete, id, &idn, true).await;
+    Ok((
+        StatusCode::OK,
+        AxumJson(json!({ "deleted": id, "invalidation": inv })),
+    ))
+}
+
+/// `POST members/bulk-import`: a JSON array of members, imported all-or-nothing.
+pub async fn bulk_import(State(s): State<AppState>, Json(items): Json<Vec<NewMember>>) -> Reply {
+    if items.is_empty() {
+        return Err(ApiError::bad_request("the import holds no members"));
+    }
+    if items.len() > MAX_BULK {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "at most {MAX_BULK} members per import (got {})",
+                items.len()
+            ),
+        ));
+    }
+    let ids =
+        s.db.write(move |tx| writes::bulk_import(tx, &items))
+            .await?;
+    let inv = invalidation::on_bulk_operation(&s.cache, ids.len()).await;
+    Ok((
+        StatusCode::CREATED,
+        AxumJson(
+            json!({ "imported": ids.len(), "first_id": ids.first(), "last_id": ids.last(), "invalidation": inv }),
+        ),
+    ))
+}
+
+/// `POST applications`.
+pub async fn submit_application(State(s): State<AppState>, Json(m): Json<NewMember>) -> Reply {
+    let id =
+        s.db.write(move |tx| writes::submit_application(tx, &m))
+            .await?;
+    let inv =
+        invalidation::on_membership_application_change(&s.cache, ApplicationAction::Submit, None)
+            .await;
+    Ok((
+        StatusCode::CREATED,
+        AxumJson(json!({ "application_id": id, "status": "pending", "invalidation": inv })),
+    ))
+}
+
+/// `POST applications/:id/approve`: creates the member.
+pub async fn approve_application(State(s): State<AppState>, Path(raw): Path<String>) -> Reply {
+    let id = parse_id(&raw, "application id")?;
+    let (member_id, idn) =
+        s.db.write(move |tx| {
+            let member_id = writes::approve_application(tx, id)?;
+            Ok((member_id, id_number_of(tx, member_id)?))
+        })
+        .await?;
+    let inv = invalidation::on_membership_application_change(
+        &s.cache,
+        ApplicationAction::Approve,
+        Some((member_id, &idn)),
+    )
+    .await;
+    Ok((
+        StatusCode::OK,
+        AxumJson(
+            json!({ "application_id": id, "status": "approved", "member_id": member_id, "invalidation": inv }),
+        ),
+    ))
+}
+
+/// Body of a rejection.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reject {
+    reason: Option<String>,
+}
+
+/// `POST applications/:id/reject` with `{"reason": ...}` (may be `{}`).
+pub async fn reject_application(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    Json(r): Json<Reject>,
+) -> Reply {
+    let id = parse_id(&raw, "application id")?;
+    s.db.write(move |tx| writes::reject_application(tx, id, r.reason.as_deref()))
+        .await?;
+    let inv =
+        invalidation::on_membership_application_change(&s.cache, ApplicationAction::Reject, None)
+            .await;
+    Ok((
+        StatusCode::OK,
+        AxumJson(json!({ "application_id": id, "status": "rejected", "invalidation": inv })),
+    ))
+}
+
+/// Body of a leadership change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Leader {
+    member_id: i64,
+}
+
+/// `PUT wards/:ward_id/leadership/:role` with `{"member_id": ...}`.
+pub async fn change_leadership(
+    State(s): State<AppState>,
+    Path((ward_raw, role)): Path<(String, String)>,
+    Json(l): Json<Leader>,
+) -> Reply {
+    let ward = parse_id(&ward_raw, "ward id")?;
+    let member = l.member_id;
+    let r = role.clone();
+    let leaders =
+        s.db.write(move |tx| {
+            let previous = writes::change_leadership(tx, ward, &r, member)?;
+            let mut out = vec![(member, id_number_of(tx, member)?)];
+            if let Some(p) = previous.filter(|p| *p != member) {
+                out.push((p, id_number_of(tx, p)?));
+            }
+            Ok(out)
+        })
+        .await?;
+    let inv = invalidation::on_leadership_change(&s.cache, &leaders).await;
+    let previous = leaders.get(1).map(|l| l.0);
+    Ok((
+        StatusCode::OK,
+        AxumJson(
+            json!({ "ward_id": ward, "role": role, "member_id": member, "previous_member_id": previous, "invalidation": inv }),
+        ),
+    ))
+}

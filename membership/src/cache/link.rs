@@ -1,0 +1,313 @@
+//! The connection to Redis: one multiplexed connection to a standalone server or to the
+//! master found through Sentinels.
+//!
+//! In Sentinel mode it follows a failover on its own, by two routes (no Rust client does
+//! both): a subscription to `+switch-master` on the Sentinels, and re-resolution whenever
+//! a command fails with a connection error or a READONLY / MASTERDOWN reply.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, IntoConnectionInfo, RedisConnectionInfo, RedisError};
+
+use crate::config::{ApiConfig, RedisTarget};
+
+/// Errors reaching Redis.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// No Sentinel named a reachable master.
+    #[error("no Sentinel named a reachable master for {master_name}: {detail}")]
+    NoMaster {
+        /// Master name.
+        master_name: String,
+        /// What each Sentinel said.
+        detail: String,
+    },
+    /// A Redis command or connection failed.
+    #[error("redis: {0}")]
+    Redis(#[from] RedisError),
+    /// The call did not finish in time.
+    #[error("redis: timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// Whether an error means the connection or the master is no longer the right one.
+pub fn needs_reconnect(e: &LinkError) -> bool {
+    match e {
+        LinkError::Redis(r) => {
+            r.is_io_error()
+                || r.is_timeout()
+                || r.is_connection_dropped()
+                || r.is_connection_refusal()
+                || matches!(r.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"))
+        }
+        LinkError::NoMaster { .. } | LinkError::Timeout(_) => true,
+    }
+}
+
+/// The shared connection.
+pub struct RedisLink {
+    target: RedisTarget,
+    password: Option<String>,
+    db: i64,
+    timeout: Duration,
+    current: RwLock<Option<(String, MultiplexedConnection)>>,
+    connecting: tokio::sync::Mutex<()>,
+    master_changes: AtomicU64,
+    last_master: RwLock<Option<String>>,
+}
+
+impl std::fmt::Debug for RedisLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLink")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+async fn open(
+    host: &str,
+    port: u16,
+    password: Option<&str>,
+    db: i64,
+    timeout: Duration,
+) -> Result<MultiplexedConnection, LinkError> {
+    let mut info = RedisConnectionInfo::default().set_db(db);
+    if let Some(pw) = password {
+        info = info.set_password(pw);
+    }
+    let client = redis::Client::open(
+        (host.to_string(), port)
+            .into_connection_info()?
+            .set_redis_settings(info),
+    )?;
+    let cfg = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout));
+    tokio::time::timeout(
+        timeout * 2,
+        client.get_multiplexed_async_connection_with_config(&cfg),
+    )
+    .await
+    .map_err(|_| LinkError::Timeout(timeout * 2))?
+    .map_err(LinkError::from)
+}
+
+impl RedisLink {
+    /// A link for the configured target; connects lazily.
+    pub fn new(cfg: &ApiConfig) -> Arc<Self> {
+        Arc::new(Self {
+            target: cfg.redis.clone(),
+            password: cfg.redis_password.clone(),
+            db: cfg.redis_db,
+            timeout: cfg.redis_timeout,
+            current: RwLock::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            master_changes: AtomicU64::new(0),
+            last_master: RwLock::new(None),
+        })
+    }
+
+    /// The command timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// `standalone` or `sentinel`.
+    pub fn mode(&self) -> &'static str {
+        match self.target {
+            RedisTarget::Standalone { .. } => "standalone",
+            RedisTarget::Sentinel { .. } => "sentinel",
+        }
+    }
+
+    /// Address of the server in use (the master in Sentinel mode), once connected.
+    pub fn address(&self) -> Option<String> {
+        self.last_master
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// How many times the master address changed after the first connection.
+    pub fn master_changes(&self) -> u64 {
+        self.master_changes.load(Ordering::Relaxed)
+    }
+
+    /// A connection to the current server, connecting (and resolving the master) if needed.
+    pub async fn connection(&self) -> Result<MultiplexedConnection, LinkError> {
+        if let Some((_, c)) = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            return Ok(c.clone());
+        }
+        let _guard = self.connecting.lock().await;
+        if let Some((_, c)) = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            return Ok(c.clone());
+        }
+        let (host, port) = self.resolve().await?;
+        let con = open(&host, port, self.password.as_deref(), self.db, self.timeout).await?;
+        let addr = format!("{host}:{port}");
+        self.note_master(&addr);
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some((addr, con.clone()));
+        Ok(con)
+    }
+
+    fn note_master(&self, addr: &str) {
+        let mut last = self.last_master.write().unwrap_or_else(|p| p.into_inner());
+        if last.as_deref().is_some_and(|l| l != addr) {
+            self.master_changes.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                "redis master is now {addr} (was {})",
+                last.as_deref().unwrap_or("-")
+            );
+        }
+        *last = Some(addr.to_string());
+    }
+
+    /// Drops the connection so the next call reconnects (and re-resolves the master).
+    pub fn reset(&self) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Runs `f` on a connection, bounded by the timeout; resets the link when the error
+    /// says the connection or the master is no longer right.
+    pub async fn run<T, F, Fut>(&self, f: F) -> Result<T, LinkError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        let result = async {
+            let con = self.connection().await?;
+            tokio::time::timeout(self.timeout, f(con))
+                .await
+                .map_err(|_| LinkError::Timeout(self.timeout))?
+                .map_err(LinkError::from)
+        }
+        .await;
+        if let Err(e) = &result {
+            if needs_reconnect(e) {
+                self.reset();
+            }
+        }
+        result
+    }
+
+    /// The address to connect to: the configured server, or the master the Sentinels
+    /// name (checked to really be in role master).
+    async fn resolve(&self) -> Result<(String, u16), LinkError> {
+        let (sentinels, master_name) = match &self.target {
+            RedisTarget::Standalone { host, port } => return Ok((host.clone(), *port)),
+            RedisTarget::Sentinel {
+                sentinels,
+                master_name,
+            } => (sentinels, master_name),
+        };
+        let mut detail = Vec::new();
+        for (host, port) in sentinels {
+            let named = async {
+                let mut s = open(host, *port, None, 0, self.timeout).await?;
+                let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg(master_name)
+                    .query_async(&mut s)
+                    .await?;
+                Ok::<_, LinkError>(addr)
+            }
+            .await;
+            match named {
+                Ok(Some((mh, mp))) => {
+                    // A Sentinel can lag behind a failover: confirm the role.
+                    let role = async {
+                        let mut m = open(&mh, mp, self.password.as_deref(), self.db, self.timeout).await?;
+                        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut m).await?;
+                        Ok::<_, LinkError>(matches!(role.first(), Some(redis::Value::BulkString(b)) if b == b"master"))
+                    }
+                    .await;
+                    match role {
+                        Ok(true) => return Ok((mh, mp)),
+                        Ok(false) => detail.push(format!(
+                            "{host}:{port} names {mh}:{mp}, which is not a master"
+                        )),
+                        Err(e) => detail.push(format!("{host}:{port} names {mh}:{mp}: {e}")),
+                    }
+                }
+                Ok(None) => detail.push(format!("{host}:{port} does not know {master_name}")),
+                Err(e) => detail.push(format!("{host}:{port}: {e}")),
+            }
+        }
+        Err(LinkError::NoMaster {
+            master_name: master_name.clone(),
+            detail: detail.join("; "),
+        })
+    }
+
+    /// In Sentinel mode, starts a task that listens for `+switch-master` on the Sentinels
+    /// (one at a time, moving to the next when one goes away) and resets the link when the
+    /// master changes; `on_switch` runs after each reset. `None` in standalone mode.
+    pub fn watch_sentinels(
+        self: &Arc<Self>,
+        on_switch: impl Fn() + Send + Sync + 'static,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let RedisTarget::Sentinel {
+            sentinels,
+            master_name,
+        } = self.target.clone()
+        else {
+            return None;
+        };
+        let link = Arc::downgrade(self);
+        let timeout = self.timeout;
+        Some(tokio::spawn(async move {
+            let mut i = 0usize;
+            loop {
+                let (host, port) = &sentinels[i % sentinels.len()];
+                i += 1;
+                let sub = async {
+                    let client =
+                        redis::Client::open((host.clone(), *port).into_connection_info()?)?;
+                    let mut ps = tokio::time::timeout(timeout * 4, client.get_async_pubsub())
+                        .await
+                        .map_err(|_| LinkError::Timeout(timeout * 4))??;
+                    ps.subscribe("+switch-master").await?;
+                    Ok::<_, LinkError>(ps)
+                }
+                .await;
+                if let Ok(mut ps) = sub {
+                    let mut stream = ps.on_message();
+                    while let Some(msg) = stream.next().await {
+                        let payload: String = msg.get_payload().unwrap_or_default();
+                        // "<name> <old-ip> <old-port> <new-ip> <new-port>"
+                        let parts: Vec<&str> = payload.split_whitespace().collect();
+                        if parts.len() == 5 && parts[0] == master_name {
+                            let Some(link) = link.upgrade() else { return };
+                            tracing::info!(
+                                "+switch-master: {} -> {}:{}",
+                                master_name,
+                                parts[3],
+                                parts[4]
+                            );
+                            link.reset();
+                            on_switch();
+                        }
+                    }
+                }
+                if link.strong_count() == 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }))
+    }
+}
