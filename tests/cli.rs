@@ -190,3 +190,69 @@ fn config_show_prints_the_effective_config() {
     );
     assert!(text.contains("appendfsync: everysec"), "{text}");
 }
+
+#[test]
+fn serve_uses_the_running_topology_in_sentinel_mode() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = test_config(tmp.path(), "serve");
+    let config = write_config(tmp.path(), &cfg);
+    let _guard = StateGuard(tmp.path().join("serve"));
+    assert!(cli()
+        .arg("-c")
+        .arg(&config)
+        .arg("up")
+        .output()
+        .unwrap()
+        .status
+        .success());
+
+    let mut child = cli()
+        .arg("-c")
+        .arg(&config)
+        .args(["serve", "--port", "0", "--members", "500", "--database"])
+        .arg(format!("sqlite://{}", tmp.path().join("m.db").display()))
+        .env("CACHE_ADMIN_TOKEN", "tok")
+        .env_remove("REDIS_SENTINELS")
+        .env_remove("REDIS_HOST")
+        .env_remove("REDIS_PORT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let addr = loop {
+        let line = lines.next().expect("serve exited early").unwrap();
+        seen.push(line.clone());
+        if let Some(rest) = line.strip_prefix("serving http://") {
+            break rest.split('/').next().unwrap().to_string();
+        }
+    };
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("Sentinel mode, master 'mymaster'")),
+        "{seen:?}"
+    );
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(s, "GET /api/v1/cache/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("\"mode\":\"sentinel\""), "{resp}");
+    assert!(resp.contains("\"connected\":true"), "{resp}");
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(
+        child.wait().unwrap().success(),
+        "serve exits cleanly on SIGTERM"
+    );
+    assert!(cli()
+        .arg("-c")
+        .arg(&config)
+        .arg("down")
+        .output()
+        .unwrap()
+        .status
+        .success());
+}

@@ -5,6 +5,7 @@
 mod config_cmd;
 mod down;
 mod render;
+mod serve;
 mod status;
 mod up;
 
@@ -42,9 +43,32 @@ pub enum Command {
     Down(DownArgs),
     /// Show the live state of every node of a running topology.
     Status(StatusArgs),
+    /// Run the membership API (the system under test) against the running topology.
+    Serve(ServeArgs),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+/// Arguments of `serve`. Everything else comes from the API's environment variables
+/// (REDIS_*, CACHE_*, DATABASE_URL ...).
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Port to listen on (overrides PORT; 0 picks a free one).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Address to listen on (overrides HOST).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Database (overrides DATABASE_URL), e.g. sqlite://membership.db.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Members to generate into an empty database (overrides MEMBERSHIP_MEMBERS).
+    #[arg(long)]
+    pub members: Option<u64>,
+    /// Ignore a running topology and use REDIS_HOST/REDIS_PORT (default localhost:6379).
+    #[arg(long = "standalone-env")]
+    pub standalone_env: bool,
 }
 
 /// Arguments of `up`.
@@ -109,6 +133,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Up(args) => up::run(cfg, args).await,
         Command::Down(args) => down::run(cfg, args).await,
         Command::Status(args) => status::run(cfg, args).await,
+        Command::Serve(args) => serve::run(cfg, args).await,
         Command::Config(ConfigCommand::Show) => config_cmd::show(&cfg),
     }
 }
