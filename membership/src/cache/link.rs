@@ -99,11 +99,26 @@ async fn open(
 impl RedisLink {
     /// A link for the configured target; connects lazily.
     pub fn new(cfg: &ApiConfig) -> Arc<Self> {
+        Self::with(
+            cfg.redis.clone(),
+            cfg.redis_password.clone(),
+            cfg.redis_db,
+            cfg.redis_timeout,
+        )
+    }
+
+    /// A link to `target` (connects lazily); `timeout` bounds every connect and command.
+    pub fn with(
+        target: RedisTarget,
+        password: Option<String>,
+        db: i64,
+        timeout: Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            target: cfg.redis.clone(),
-            password: cfg.redis_password.clone(),
-            db: cfg.redis_db,
-            timeout: cfg.redis_timeout,
+            target,
+            password,
+            db,
+            timeout,
             current: RwLock::new(None),
             connecting: tokio::sync::Mutex::new(()),
             master_changes: AtomicU64::new(0),
@@ -204,8 +219,11 @@ impl RedisLink {
         result
     }
 
-    /// The address to connect to: the configured server, or the master the Sentinels
-    /// name (checked to really be in role master).
+    /// The address to connect to: the configured server, or the master named by the most
+    /// Sentinels (ties broken by the highest `config-epoch`), checked to really be in role
+    /// master. Right after a failover the leader Sentinel keeps naming the old master
+    /// (already with the new epoch) until `+failover-end`, and the old master still claims
+    /// the role, so neither the first answer nor the highest epoch alone is safe.
     async fn resolve(&self) -> Result<(String, u16), LinkError> {
         let (sentinels, master_name) = match &self.target {
             RedisTarget::Standalone { host, port } => return Ok((host.clone(), *port)),
@@ -214,37 +232,64 @@ impl RedisLink {
                 master_name,
             } => (sentinels, master_name),
         };
-        let mut detail = Vec::new();
-        for (host, port) in sentinels {
-            let named = async {
+        let asks = sentinels.iter().map(|(host, port)| async move {
+            let answer = async {
                 let mut s = open(host, *port, None, 0, self.timeout).await?;
-                let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
-                    .arg("GET-MASTER-ADDR-BY-NAME")
+                let flat: Vec<String> = redis::cmd("SENTINEL")
+                    .arg("MASTER")
                     .arg(master_name)
                     .query_async(&mut s)
                     .await?;
-                Ok::<_, LinkError>(addr)
+                let field = |k: &str| {
+                    flat.chunks(2)
+                        .find(|c| c.len() == 2 && c[0] == k)
+                        .map(|c| c[1].clone())
+                };
+                let ip = field("ip").unwrap_or_default();
+                let port: u16 = field("port").and_then(|p| p.parse().ok()).unwrap_or(0);
+                let epoch: u64 = field("config-epoch")
+                    .and_then(|e| e.parse().ok())
+                    .unwrap_or(0);
+                Ok::<_, LinkError>((ip, port, epoch))
             }
             .await;
-            match named {
-                Ok(Some((mh, mp))) => {
-                    // A Sentinel can lag behind a failover: confirm the role.
-                    let role = async {
-                        let mut m = open(&mh, mp, self.password.as_deref(), self.db, self.timeout).await?;
-                        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut m).await?;
-                        Ok::<_, LinkError>(matches!(role.first(), Some(redis::Value::BulkString(b)) if b == b"master"))
-                    }
-                    .await;
-                    match role {
-                        Ok(true) => return Ok((mh, mp)),
-                        Ok(false) => detail.push(format!(
-                            "{host}:{port} names {mh}:{mp}, which is not a master"
-                        )),
-                        Err(e) => detail.push(format!("{host}:{port} names {mh}:{mp}: {e}")),
-                    }
+            (format!("{host}:{port}"), answer)
+        });
+        let answers = futures_util::future::join_all(asks).await;
+        let mut detail = Vec::new();
+        let mut candidates: Vec<(String, u16, u64)> = Vec::new();
+        for (sentinel, a) in answers {
+            match a {
+                Ok((ip, port, epoch)) if port > 0 => candidates.push((ip, port, epoch)),
+                Ok(_) => detail.push(format!("{sentinel} does not know {master_name}")),
+                Err(e) => detail.push(format!("{sentinel}: {e}")),
+            }
+        }
+        let mut ranked: Vec<(String, u16, usize, u64)> = Vec::new();
+        for (ip, port, epoch) in candidates {
+            match ranked.iter_mut().find(|r| r.0 == ip && r.1 == port) {
+                Some(r) => {
+                    r.2 += 1;
+                    r.3 = r.3.max(epoch);
                 }
-                Ok(None) => detail.push(format!("{host}:{port} does not know {master_name}")),
-                Err(e) => detail.push(format!("{host}:{port}: {e}")),
+                None => ranked.push((ip, port, 1, epoch)),
+            }
+        }
+        ranked.sort_by(|a, b| b.2.cmp(&a.2).then(b.3.cmp(&a.3)));
+        for (mh, mp, _votes, epoch) in ranked {
+            // A Sentinel can lag behind a failover: confirm the role.
+            let role = async {
+                let mut m = open(&mh, mp, self.password.as_deref(), self.db, self.timeout).await?;
+                let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut m).await?;
+                Ok::<_, LinkError>(
+                    matches!(role.first(), Some(redis::Value::BulkString(b)) if b == b"master"),
+                )
+            }
+            .await;
+            match role {
+                Ok(true) => return Ok((mh, mp)),
+                Ok(false) => detail.push(format!("{mh}:{mp} (epoch {epoch}) is not a master")),
+                Err(e) => detail.push(format!("{mh}:{mp} (epoch {epoch}): {e}")),
             }
         }
         Err(LinkError::NoMaster {
@@ -253,9 +298,11 @@ impl RedisLink {
         })
     }
 
-    /// In Sentinel mode, starts a task that listens for `+switch-master` on the Sentinels
-    /// (one at a time, moving to the next when one goes away) and resets the link when the
-    /// master changes; `on_switch` runs after each reset. `None` in standalone mode.
+    /// In Sentinel mode, starts a task that listens for `+switch-master` on every
+    /// Sentinel at once (a failover's leader may announce it a second after the others)
+    /// and resets the link when the announced master is not the one in use; `on_switch`
+    /// runs after each such reset. Sentinels that go away are re-subscribed. Aborting the
+    /// returned task stops every subscription. `None` in standalone mode.
     pub fn watch_sentinels(
         self: &Arc<Self>,
         on_switch: impl Fn() + Send + Sync + 'static,
@@ -269,45 +316,53 @@ impl RedisLink {
         };
         let link = Arc::downgrade(self);
         let timeout = self.timeout;
+        let on_switch = Arc::new(on_switch);
         Some(tokio::spawn(async move {
-            let mut i = 0usize;
-            loop {
-                let (host, port) = &sentinels[i % sentinels.len()];
-                i += 1;
-                let sub = async {
-                    let client =
-                        redis::Client::open((host.clone(), *port).into_connection_info()?)?;
-                    let mut ps = tokio::time::timeout(timeout * 4, client.get_async_pubsub())
-                        .await
-                        .map_err(|_| LinkError::Timeout(timeout * 4))??;
-                    ps.subscribe("+switch-master").await?;
-                    Ok::<_, LinkError>(ps)
-                }
-                .await;
-                if let Ok(mut ps) = sub {
-                    let mut stream = ps.on_message();
-                    while let Some(msg) = stream.next().await {
-                        let payload: String = msg.get_payload().unwrap_or_default();
-                        // "<name> <old-ip> <old-port> <new-ip> <new-port>"
-                        let parts: Vec<&str> = payload.split_whitespace().collect();
-                        if parts.len() == 5 && parts[0] == master_name {
-                            let Some(link) = link.upgrade() else { return };
-                            tracing::info!(
-                                "+switch-master: {} -> {}:{}",
-                                master_name,
-                                parts[3],
-                                parts[4]
-                            );
-                            link.reset();
-                            on_switch();
+            let mut set = tokio::task::JoinSet::new();
+            for (host, port) in sentinels {
+                let (link, master_name, on_switch) =
+                    (link.clone(), master_name.clone(), Arc::clone(&on_switch));
+                set.spawn(async move {
+                    loop {
+                        let sub = async {
+                            let client =
+                                redis::Client::open((host.clone(), port).into_connection_info()?)?;
+                            let mut ps =
+                                tokio::time::timeout(timeout * 4, client.get_async_pubsub())
+                                    .await
+                                    .map_err(|_| LinkError::Timeout(timeout * 4))??;
+                            ps.subscribe("+switch-master").await?;
+                            Ok::<_, LinkError>(ps)
                         }
+                        .await;
+                        if let Ok(mut ps) = sub {
+                            let mut stream = ps.on_message();
+                            while let Some(msg) = stream.next().await {
+                                let payload: String = msg.get_payload().unwrap_or_default();
+                                // "<name> <old-ip> <old-port> <new-ip> <new-port>"
+                                let parts: Vec<&str> = payload.split_whitespace().collect();
+                                if parts.len() != 5 || parts[0] != master_name {
+                                    continue;
+                                }
+                                let Some(link) = link.upgrade() else { return };
+                                let new = format!("{}:{}", parts[3], parts[4]);
+                                if link.address().as_deref() != Some(new.as_str()) {
+                                    tracing::info!(
+                                        "+switch-master from {host}:{port}: {master_name} -> {new}"
+                                    );
+                                    link.reset();
+                                    on_switch();
+                                }
+                            }
+                        }
+                        if link.strong_count() == 0 {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
                     }
-                }
-                if link.strong_count() == 0 {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                });
             }
+            while set.join_next().await.is_some() {}
         }))
     }
 }
