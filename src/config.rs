@@ -85,6 +85,85 @@ pub struct HarnessConfig {
     pub replication: ReplicationSection,
     /// How long `up` waits for the topology to become ready, in milliseconds.
     pub readiness_timeout_ms: u64,
+    /// Failover drills: workload, timing and gates.
+    pub drill: DrillSection,
+}
+
+/// Failover drill settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrillSection {
+    /// Concurrent writer clients.
+    pub writers: u32,
+    /// Writes per second per writer.
+    pub write_rate: u32,
+    /// Reader clients.
+    pub readers: u32,
+    /// Reads per second per reader.
+    pub read_rate: u32,
+    /// After each write, `WAIT` for this many replicas; a write is acknowledged only when
+    /// they confirm it (0: plain asynchronous replication).
+    pub wait_replicas: u32,
+    /// Timeout of that `WAIT`, in milliseconds.
+    pub wait_timeout_ms: u64,
+    /// Client timeout for every operation, in milliseconds; an operation without an answer
+    /// by then is recorded as unknown.
+    pub op_timeout_ms: u64,
+    /// Workload time before the fault, in milliseconds (with `fault_window_ms`, the fault
+    /// comes at a random point within `[pre_fault_ms, pre_fault_ms + fault_window_ms]`).
+    pub pre_fault_ms: u64,
+    /// Width of the random fault window in milliseconds (0: the fault is at `pre_fault_ms`).
+    pub fault_window_ms: u64,
+    /// Workload time after recovery, in milliseconds.
+    pub post_recovery_ms: u64,
+    /// How long `pause-master` / `pause-sentinel` keep the process stopped; 0 picks
+    /// `3 * down_after_ms` for the master and 4000 ms for a Sentinel (TILT needs > 2 s).
+    pub pause_ms: u64,
+    /// How long to wait for a failover, a rejoin or healing before giving up; 0 picks
+    /// `down_after_ms + failover_timeout_ms + 10000`.
+    pub timeout_ms: u64,
+    /// Thresholds; a drill exceeding one fails.
+    pub gates: DrillGates,
+}
+
+/// Drill thresholds; absent ones are not checked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrillGates {
+    /// Longest client-visible write outage.
+    pub max_write_unavailable_ms: Option<i64>,
+    /// Longest client-visible read outage.
+    pub max_read_unavailable_ms: Option<i64>,
+    /// Acknowledged writes missing from the final read.
+    pub max_lost_acked_writes: Option<i64>,
+    /// The same as a percentage of acknowledged writes.
+    pub max_lost_acked_percent: Option<f64>,
+    /// Fault to `+switch-master`.
+    pub max_promotion_ms: Option<i64>,
+    /// Time with two nodes claiming to be master.
+    pub max_two_masters_ms: Option<i64>,
+    /// Operations whose outcome is unknown.
+    pub max_unknown_ops: Option<i64>,
+}
+
+impl Default for DrillSection {
+    fn default() -> Self {
+        Self {
+            writers: 2,
+            write_rate: 100,
+            readers: 1,
+            read_rate: 100,
+            wait_replicas: 0,
+            wait_timeout_ms: 100,
+            op_timeout_ms: 500,
+            pre_fault_ms: 2000,
+            fault_window_ms: 0,
+            post_recovery_ms: 2000,
+            pause_ms: 0,
+            timeout_ms: 0,
+            gates: DrillGates::default(),
+        }
+    }
 }
 
 /// Node counts and the Sentinel quorum.
@@ -171,6 +250,7 @@ impl Default for HarnessConfig {
             memory: MemorySection::default(),
             replication: ReplicationSection::default(),
             readiness_timeout_ms: 30_000,
+            drill: DrillSection::default(),
         }
     }
 }
@@ -426,6 +506,63 @@ impl HarnessConfig {
             p.push(format!(
                 "replication.min_replicas_max_lag: must be at least 1 second (got {})",
                 r.min_replicas_max_lag
+            ));
+        }
+        let d = &self.drill;
+        if d.writers == 0 || d.writers > 64 {
+            p.push(format!(
+                "drill.writers: between 1 and 64 (got {})",
+                d.writers
+            ));
+        }
+        if d.readers > 64 {
+            p.push(format!("drill.readers: at most 64 (got {})", d.readers));
+        }
+        if d.write_rate == 0 || d.write_rate > 10_000 {
+            p.push(format!(
+                "drill.write_rate: between 1 and 10000 per second (got {})",
+                d.write_rate
+            ));
+        }
+        if d.read_rate == 0 || d.read_rate > 10_000 {
+            p.push(format!(
+                "drill.read_rate: between 1 and 10000 per second (got {})",
+                d.read_rate
+            ));
+        }
+        if d.wait_replicas > t.replicas {
+            p.push(format!(
+                "drill.wait_replicas: must not exceed topology.replicas ({}) (got {})",
+                t.replicas, d.wait_replicas
+            ));
+        }
+        if d.op_timeout_ms == 0 || d.wait_timeout_ms == 0 {
+            p.push("drill.op_timeout_ms and drill.wait_timeout_ms: must be positive".into());
+        }
+        if d.pre_fault_ms > 600_000 || d.post_recovery_ms > 600_000 || d.fault_window_ms > 600_000 {
+            p.push("drill.pre_fault_ms, fault_window_ms, post_recovery_ms: at most 600000 each (drills are bounded)".into());
+        }
+        let g = &d.gates;
+        for (name, v) in [
+            ("max_write_unavailable_ms", g.max_write_unavailable_ms),
+            ("max_read_unavailable_ms", g.max_read_unavailable_ms),
+            ("max_lost_acked_writes", g.max_lost_acked_writes),
+            ("max_promotion_ms", g.max_promotion_ms),
+            ("max_two_masters_ms", g.max_two_masters_ms),
+            ("max_unknown_ops", g.max_unknown_ops),
+        ] {
+            if let Some(v) = v.filter(|v| *v < 0) {
+                p.push(format!(
+                    "drill.gates.{name}: must not be negative (got {v})"
+                ));
+            }
+        }
+        if let Some(v) = g
+            .max_lost_acked_percent
+            .filter(|v| !(0.0..=100.0).contains(v))
+        {
+            p.push(format!(
+                "drill.gates.max_lost_acked_percent: between 0 and 100 (got {v})"
             ));
         }
         if self.readiness_timeout_ms == 0 {

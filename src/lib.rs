@@ -8,10 +8,12 @@
 //!
 //! - [`config`]: `harness.yaml`, defaults and validation.
 //! - [`topology`]: planning, starting (process backend), readiness, status, teardown.
+//! - [`drill`]: failover drills with Jepsen-style accounting, reports and gates.
 //! - [`cli`]: the command line (the binary's edge; `main.rs` only calls [`run`]).
 
 pub mod cli;
 pub mod config;
+pub mod drill;
 pub mod topology;
 
 pub use cli::{run, Cli};

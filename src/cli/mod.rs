@@ -4,6 +4,7 @@
 
 mod config_cmd;
 mod down;
+mod drill;
 mod render;
 mod serve;
 mod status;
@@ -43,11 +44,48 @@ pub enum Command {
     Down(DownArgs),
     /// Show the live state of every node of a running topology.
     Status(StatusArgs),
+    /// Run a failover drill on a fresh topology and report what clients saw.
+    Drill(DrillArgs),
     /// Run the membership API (the system under test) against the running topology.
     Serve(ServeArgs),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+/// Arguments of `drill`.
+#[derive(Debug, clap::Args)]
+pub struct DrillArgs {
+    /// Drill kind.
+    #[arg(value_enum)]
+    pub kind: crate::drill::DrillKind,
+    /// Runs (each on a fresh topology); the report gives min / median / max.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
+    /// Seed of the random fault timing (printed; default from the clock).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Random fault window in ms after `drill.pre_fault_ms` (overrides the config).
+    #[arg(long)]
+    pub fault_window_ms: Option<u64>,
+    /// Sentinel down-after-milliseconds (overrides the config).
+    #[arg(long)]
+    pub down_after_ms: Option<i64>,
+    /// WAIT for this many replicas after each write (overrides the config).
+    #[arg(long)]
+    pub wait_replicas: Option<u32>,
+    /// min-replicas-to-write on the data nodes (overrides the config).
+    #[arg(long)]
+    pub min_replicas_to_write: Option<i64>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the Markdown report here.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Keep every operation in the JSON report.
+    #[arg(long)]
+    pub history: bool,
 }
 
 /// Arguments of `serve`. Everything else comes from the API's environment variables
@@ -134,6 +172,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Down(args) => down::run(cfg, args).await,
         Command::Status(args) => status::run(cfg, args).await,
         Command::Serve(args) => serve::run(cfg, args).await,
+        Command::Drill(args) => drill::run(cfg, args).await,
         Command::Config(ConfigCommand::Show) => config_cmd::show(&cfg),
     }
 }

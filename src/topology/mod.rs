@@ -79,6 +79,9 @@ pub enum TopologyError {
         /// The last readiness problem seen.
         problem: String,
     },
+    /// No node of that name.
+    #[error("no node {0} in this topology")]
+    UnknownNode(String),
     /// A run directory is not one the harness created.
     #[error("refusing to wipe {0}: it exists and is not a redis-harness topology directory")]
     ForeignDirectory(PathBuf),
@@ -347,6 +350,105 @@ impl Topology {
         self.detached = true;
         TopologyState::remove(&self.dir)?;
         Ok(teardown_report(&self.state, outcomes, started).await)
+    }
+
+    /// The record of node `name`.
+    pub fn node(&self, name: &str) -> Result<&NodeRecord, TopologyError> {
+        self.nodes
+            .iter()
+            .map(|n| &n.record)
+            .find(|r| r.spec.name == name)
+            .ok_or_else(|| TopologyError::UnknownNode(name.to_string()))
+    }
+
+    fn node_index(&self, name: &str) -> Result<usize, TopologyError> {
+        self.nodes
+            .iter()
+            .position(|n| n.record.spec.name == name)
+            .ok_or_else(|| TopologyError::UnknownNode(name.to_string()))
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGSTOP`, `libc::SIGCONT`) to node `name`.
+    pub fn signal(&self, name: &str, signal: i32) -> Result<(), TopologyError> {
+        let r = self.node(name)?;
+        match r.pid.filter(|pid| process::is_our_process(*pid, r)) {
+            Some(pid) => {
+                process::send_signal(pid, signal);
+                Ok(())
+            }
+            None => Err(TopologyError::UnknownNode(format!("{name} (not running)"))),
+        }
+    }
+
+    /// SIGKILLs node `name` and waits until it is gone.
+    pub fn kill(&mut self, name: &str) -> Result<(), TopologyError> {
+        let i = self.node_index(name)?;
+        process::stop_all(std::slice::from_mut(&mut self.nodes[i]), Duration::ZERO);
+        Ok(())
+    }
+
+    /// Starts node `name` again from its own directory and config (a data node keeps its
+    /// data; a Sentinel keeps the state it rewrote into its config) and waits until it
+    /// answers.
+    pub async fn restart(&mut self, name: &str) -> Result<(), TopologyError> {
+        let i = self.node_index(name)?;
+        let binary = process::locate_binary(&self.cfg.redis_server)?;
+        let record = self.nodes[i].record.clone();
+        process::stop_all(std::slice::from_mut(&mut self.nodes[i]), Duration::ZERO);
+        let sentinel = record.spec.kind == NodeKind::Sentinel;
+        self.nodes[i] = process::spawn_node(&binary, record, sentinel)?;
+        self.state.nodes[i] = self.nodes[i].record.clone();
+        self.state.write(&self.dir)?;
+        let pw = if sentinel {
+            None
+        } else {
+            self.cfg.password.as_deref()
+        };
+        let spec = self.nodes[i].record.spec.clone();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(report) = self.nodes[i].exit_report() {
+                return Err(TopologyError::Start {
+                    node: name.to_string(),
+                    detail: report,
+                });
+            }
+            if let Ok(mut c) = probe::connect(&spec.host, spec.port, pw, probe::PROBE_TIMEOUT).await
+            {
+                if redis::cmd("PING")
+                    .query_async::<String>(&mut c)
+                    .await
+                    .is_ok()
+                {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(TopologyError::Start {
+                    node: name.to_string(),
+                    detail: "did not answer PING within 10 s of restarting".into(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the topology is healthy around whichever master the Sentinels agree on;
+    /// returns the final status (healthy or not) after at most `timeout`.
+    pub async fn wait_healthy(&self, timeout: Duration) -> StatusReport {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let st = self.status().await;
+            if st.healthy || Instant::now() >= deadline {
+                return st;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The configuration it was started with.
+    pub fn config(&self) -> &HarnessConfig {
+        &self.cfg
     }
 
     /// Leaves the topology running after this handle is dropped; `status` and `down` find

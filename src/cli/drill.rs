@@ -1,0 +1,93 @@
+//! `redis-harness drill KIND [--repeat N]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::DrillArgs;
+use crate::config::HarnessConfig;
+use crate::drill::{self, report, Rng};
+
+/// Exit code when a drill ran but a check or gate failed.
+pub const EXIT_DRILL_FAILED: u8 = 4;
+
+/// Runs the drill `--repeat` times, prints the table, writes the files, gates.
+pub async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Result<ExitCode> {
+    if let Some(v) = args.down_after_ms {
+        cfg.sentinel.down_after_ms = v;
+    }
+    if let Some(v) = args.wait_replicas {
+        cfg.drill.wait_replicas = v;
+    }
+    if let Some(v) = args.min_replicas_to_write {
+        cfg.replication.min_replicas_to_write = v;
+    }
+    if let Some(v) = args.fault_window_ms {
+        cfg.drill.fault_window_ms = v;
+    }
+    cfg.validate()
+        .map_err(|p| anyhow::anyhow!("invalid settings:\n  - {}", p.join("\n  - ")))?;
+    anyhow::ensure!(
+        (1..=100).contains(&args.repeat),
+        "--repeat must be between 1 and 100"
+    );
+    drill::check_supported(&cfg, args.kind)?;
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    let mut rng = Rng(seed);
+    let mut runs = Vec::new();
+    for i in 1..=args.repeat {
+        eprintln!(
+            "[{i}/{}] drill {} (seed {seed}) ...",
+            args.repeat, args.kind
+        );
+        let run = tokio::select! {
+            r = drill::run_once(&cfg, args.kind, i, &mut rng, args.history) => r.with_context(|| format!("drill {} run {i}", args.kind))?,
+            _ = super::up::shutdown_signal() => anyhow::bail!("interrupted; the drill's topology was torn down"),
+        };
+        eprintln!(
+            "[{i}/{}] {}: promotion {} ms, write outage {} ms, lost {} of {} acked",
+            args.repeat,
+            if run.passed() { "passed" } else { "FAILED" },
+            run.figures
+                .promotion_ms
+                .map(|v| format!("{v:.0}"))
+                .unwrap_or_else(|| "-".into()),
+            run.figures
+                .write_unavailable_ms
+                .map(|v| format!("{v:.0}"))
+                .unwrap_or_else(|| "-".into()),
+            run.figures.lost_acked_writes,
+            run.figures.acked_writes
+        );
+        runs.push(run);
+    }
+    let rep = report::build(&cfg, args.kind, runs);
+    print!("{}", report::terminal(&rep));
+    write(&args.json, || {
+        serde_json::to_string_pretty(&rep).expect("report serialises")
+    })?;
+    write(&args.markdown, || report::markdown(&rep))?;
+    let failures = report::failures(&rep);
+    if failures.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for f in &failures {
+            eprintln!("FAILED {f}");
+        }
+        Ok(ExitCode::from(EXIT_DRILL_FAILED))
+    }
+}
+
+fn write(path: &Option<PathBuf>, text: impl FnOnce() -> String) -> anyhow::Result<()> {
+    if let Some(p) = path {
+        std::fs::write(p, text()).with_context(|| format!("writing {}", p.display()))?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(())
+}

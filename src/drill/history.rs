@@ -1,0 +1,274 @@
+//! Jepsen-style client history and its checker: every operation with invoke and
+//! completion times and an outcome, a final read after healing, and what follows from
+//! them (acknowledged writes lost, outcomes unknown, client-visible outages).
+//!
+//! Times are microseconds on the drill's monotonic clock; the fault is at `fault_us`.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+/// Write or read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpKind {
+    /// Adds a unique value.
+    Write,
+    /// Reads the set size.
+    Read,
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Acknowledged (for a write with WAIT: confirmed by the required replicas).
+    Ok,
+    /// Refused: the operation certainly did not take effect.
+    Failed,
+    /// No answer in time, the connection dropped mid-flight, or WAIT fell short: it may
+    /// or may not have taken effect.
+    Unknown,
+}
+
+/// One client operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Op {
+    /// Write or read.
+    pub kind: OpKind,
+    /// Client number.
+    pub client: u32,
+    /// The unique value written (writes only).
+    pub value: Option<String>,
+    /// When it was sent.
+    pub invoke_us: i64,
+    /// When it ended.
+    pub complete_us: i64,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The error, when not ok.
+    pub error: Option<String>,
+}
+
+/// A recorded drill history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    /// Every operation.
+    pub ops: Vec<Op>,
+    /// Values present in the final read after healing (`None` if it failed).
+    pub final_read: Option<Vec<String>>,
+    /// When the fault was injected.
+    pub fault_us: i64,
+}
+
+/// What the checker concludes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    /// Writes acknowledged.
+    pub writes_ok: u64,
+    /// Writes refused.
+    pub writes_failed: u64,
+    /// Writes with unknown outcome.
+    pub writes_unknown: u64,
+    /// Reads answered.
+    pub reads_ok: u64,
+    /// Reads refused or unanswered.
+    pub reads_not_ok: u64,
+    /// Acknowledged writes missing from the final read.
+    pub lost_acked_writes: u64,
+    /// The same as a percentage of acknowledged writes.
+    pub lost_acked_percent: f64,
+    /// Up to 20 of the lost values, for the report.
+    pub lost_examples: Vec<String>,
+    /// Writes recorded as refused that are present in the final read anyway (a refusal
+    /// the client misread; should be 0).
+    pub refused_but_present: u64,
+    /// Longest gap between consecutive acknowledged writes that ends after the fault, in
+    /// ms (the client-visible write outage); `None` without acknowledged writes.
+    pub write_unavailable_ms: Option<f64>,
+    /// The same for reads.
+    pub read_unavailable_ms: Option<f64>,
+    /// Whether writes were acknowledged again after the fault.
+    pub writes_recovered: bool,
+}
+
+fn longest_gap_after(mut completions: Vec<i64>, fault_us: i64, end_us: i64) -> (Option<f64>, bool) {
+    completions.sort_unstable();
+    if completions.is_empty() {
+        return (None, false);
+    }
+    let recovered = completions.last().is_some_and(|c| *c > fault_us);
+    let mut longest = 0i64;
+    for w in completions.windows(2) {
+        if w[1] > fault_us {
+            longest = longest.max(w[1] - w[0]);
+        }
+    }
+    if !recovered {
+        // Never acknowledged again: the outage lasts until the history ends.
+        let last = *completions.last().expect("non-empty");
+        longest = longest.max(end_us - last);
+    }
+    (Some(longest as f64 / 1000.0), recovered)
+}
+
+/// Checks a history.
+pub fn analyze(h: &History) -> Analysis {
+    let count = |k: OpKind, o: Outcome| {
+        h.ops
+            .iter()
+            .filter(|op| op.kind == k && op.outcome == o)
+            .count() as u64
+    };
+    let end_us = h
+        .ops
+        .iter()
+        .map(|o| o.complete_us)
+        .max()
+        .unwrap_or(h.fault_us);
+    let acked: Vec<&Op> = h
+        .ops
+        .iter()
+        .filter(|o| o.kind == OpKind::Write && o.outcome == Outcome::Ok)
+        .collect();
+    let (lost, lost_examples, refused_but_present) = match &h.final_read {
+        Some(values) => {
+            let present: HashSet<&str> = values.iter().map(String::as_str).collect();
+            let lost: Vec<&Op> = acked
+                .iter()
+                .copied()
+                .filter(|o| !present.contains(o.value.as_deref().unwrap_or("")))
+                .collect();
+            let refused = h
+                .ops
+                .iter()
+                .filter(|o| o.kind == OpKind::Write && o.outcome == Outcome::Failed)
+                .filter(|o| present.contains(o.value.as_deref().unwrap_or("")))
+                .count() as u64;
+            (
+                lost.len() as u64,
+                lost.iter()
+                    .take(20)
+                    .filter_map(|o| o.value.clone())
+                    .collect(),
+                refused,
+            )
+        }
+        None => (0, Vec::new(), 0),
+    };
+    let writes_ok = acked.len() as u64;
+    let (write_gap, writes_recovered) = longest_gap_after(
+        acked.iter().map(|o| o.complete_us).collect(),
+        h.fault_us,
+        end_us,
+    );
+    let (read_gap, _) = longest_gap_after(
+        h.ops
+            .iter()
+            .filter(|o| o.kind == OpKind::Read && o.outcome == Outcome::Ok)
+            .map(|o| o.complete_us)
+            .collect(),
+        h.fault_us,
+        end_us,
+    );
+    Analysis {
+        writes_ok,
+        writes_failed: count(OpKind::Write, Outcome::Failed),
+        writes_unknown: count(OpKind::Write, Outcome::Unknown),
+        reads_ok: count(OpKind::Read, Outcome::Ok),
+        reads_not_ok: count(OpKind::Read, Outcome::Failed) + count(OpKind::Read, Outcome::Unknown),
+        lost_acked_writes: lost,
+        lost_acked_percent: if writes_ok > 0 {
+            lost as f64 * 100.0 / writes_ok as f64
+        } else {
+            0.0
+        },
+        lost_examples,
+        refused_but_present,
+        write_unavailable_ms: write_gap,
+        read_unavailable_ms: read_gap,
+        writes_recovered,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(v: &str, at_ms: i64, outcome: Outcome) -> Op {
+        Op {
+            kind: OpKind::Write,
+            client: 0,
+            value: Some(v.into()),
+            invoke_us: at_ms * 1000 - 300,
+            complete_us: at_ms * 1000,
+            outcome,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn reports_exactly_the_known_lost_write_and_the_outage() {
+        let h = History {
+            ops: vec![
+                w("a", 10, Outcome::Ok),
+                w("b", 20, Outcome::Ok),
+                w("lost", 30, Outcome::Ok),
+                w("maybe", 40, Outcome::Unknown),
+                w("refused", 50, Outcome::Failed),
+                w("c", 1530, Outcome::Ok),
+                w("d", 1540, Outcome::Ok),
+            ],
+            final_read: Some(vec![
+                "a".into(),
+                "b".into(),
+                "c".into(),
+                "d".into(),
+                "maybe".into(),
+            ]),
+            fault_us: 35_000,
+        };
+        let a = analyze(&h);
+        assert_eq!(a.writes_ok, 5);
+        assert_eq!(a.lost_acked_writes, 1);
+        assert_eq!(a.lost_examples, vec!["lost".to_string()]);
+        assert!((a.lost_acked_percent - 20.0).abs() < 1e-9);
+        assert_eq!(a.writes_unknown, 1);
+        assert_eq!(a.writes_failed, 1);
+        assert_eq!(a.refused_but_present, 0);
+        assert_eq!(a.write_unavailable_ms, Some(1500.0));
+        assert!(a.writes_recovered);
+    }
+
+    #[test]
+    fn no_loss_and_no_outage_when_everything_is_there() {
+        let ops: Vec<Op> = (0..100)
+            .map(|i| w(&format!("v{i}"), i * 10, Outcome::Ok))
+            .collect();
+        let final_read = Some(ops.iter().map(|o| o.value.clone().unwrap()).collect());
+        let a = analyze(&History {
+            ops,
+            final_read,
+            fault_us: 500_000,
+        });
+        assert_eq!(a.lost_acked_writes, 0);
+        assert_eq!(a.write_unavailable_ms, Some(10.0));
+    }
+
+    #[test]
+    fn writes_that_never_recover_are_unavailable_until_the_end() {
+        let mut ops = vec![w("a", 10, Outcome::Ok)];
+        ops.push(w("x", 900, Outcome::Failed));
+        let a = analyze(&History {
+            ops,
+            final_read: Some(vec!["a".into(), "x".into()]),
+            fault_us: 100_000,
+        });
+        assert!(!a.writes_recovered);
+        assert_eq!(a.write_unavailable_ms, Some(890.0));
+        assert_eq!(
+            a.refused_but_present, 1,
+            "a refused write that is present is reported"
+        );
+    }
+}

@@ -1,0 +1,742 @@
+//! Failover drills with Jepsen-style accounting.
+//!
+//! A drill brings up a fresh topology, runs a writer/reader workload through a
+//! Sentinel-aware client while polling ROLE on every node and recording every Sentinel
+//! event on one clock, injects a fault, restores the faulted process, checks that the
+//! topology healed, reads back every value and computes what clients saw.
+//!
+//! - [`clock`]: the monotonic drill clock.
+//! - [`history`]: operations, the final read, and the checker.
+//! - [`observe`]: ROLE polling and Sentinel events.
+//! - [`workload`]: writers and readers.
+//! - [`report`]: figures over repeats, gates, terminal/Markdown/JSON output.
+
+pub mod clock;
+pub mod history;
+pub mod observe;
+pub mod report;
+pub mod workload;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::config::{BackendKind, HarnessConfig};
+use crate::topology::{probe, NodeKind, NodeSpec, Topology, TopologyError};
+use clock::Clock;
+use history::{Analysis, History};
+use observe::{RoleSample, SentinelEvent};
+
+/// Errors that stop a drill from running at all.
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    /// The backend or the topology cannot do this drill; nothing was started.
+    #[error("drill {kind} cannot run here: {reason}")]
+    Unsupported {
+        /// Drill kind.
+        kind: DrillKind,
+        /// Why.
+        reason: String,
+    },
+    /// The topology failed.
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+}
+
+/// The drill kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DrillKind {
+    /// SIGKILL the master; restart it after the failover and watch it rejoin.
+    KillMaster,
+    /// SIGSTOP the master for `pause_ms`, then SIGCONT.
+    PauseMaster,
+    /// `SENTINEL FAILOVER` (graceful, coordinated).
+    SentinelFailover,
+    /// SIGKILL a replica, then restart it; no failover may happen.
+    KillReplica,
+    /// Kill Sentinels until fewer than the quorum remain, then kill the master: the drill
+    /// passes only if no failover happens.
+    KillSentinels,
+    /// SIGKILL every node, start them again: acknowledged writes must survive within the
+    /// fsync policy's promise.
+    RestartAll,
+    /// SIGSTOP a Sentinel long enough to trigger TILT, then SIGCONT.
+    PauseSentinel,
+    /// Cut the master off from replicas and Sentinels (needs the docker backend).
+    Partition,
+}
+
+impl std::fmt::Display for DrillKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DrillKind::KillMaster => "kill-master",
+            DrillKind::PauseMaster => "pause-master",
+            DrillKind::SentinelFailover => "sentinel-failover",
+            DrillKind::KillReplica => "kill-replica",
+            DrillKind::KillSentinels => "kill-sentinels",
+            DrillKind::RestartAll => "restart-all",
+            DrillKind::PauseSentinel => "pause-sentinel",
+            DrillKind::Partition => "partition",
+        })
+    }
+}
+
+impl DrillKind {
+    /// Every kind the process backend runs.
+    pub const PROCESS: [DrillKind; 7] = [
+        DrillKind::KillMaster,
+        DrillKind::PauseMaster,
+        DrillKind::SentinelFailover,
+        DrillKind::KillReplica,
+        DrillKind::KillSentinels,
+        DrillKind::RestartAll,
+        DrillKind::PauseSentinel,
+    ];
+
+    /// Whether a failover must happen (`Some(true)`), must not (`Some(false)`).
+    pub fn expects_failover(self) -> Option<bool> {
+        match self {
+            DrillKind::KillMaster | DrillKind::PauseMaster | DrillKind::SentinelFailover => {
+                Some(true)
+            }
+            DrillKind::KillReplica
+            | DrillKind::KillSentinels
+            | DrillKind::RestartAll
+            | DrillKind::PauseSentinel => Some(false),
+            DrillKind::Partition => None,
+        }
+    }
+}
+
+/// Refuses, before anything starts, a drill the backend or topology cannot do.
+pub fn check_supported(cfg: &HarnessConfig, kind: DrillKind) -> Result<(), DrillError> {
+    let t = &cfg.topology;
+    let no = |reason: String| Err(DrillError::Unsupported { kind, reason });
+    if kind == DrillKind::Partition {
+        return no(format!(
+            "partitions need the docker backend (network cuts between containers); the {} backend runs every node on one loopback",
+            cfg.backend
+        ));
+    }
+    if cfg.backend != BackendKind::Process {
+        return no(format!(
+            "the {} backend is not available in this build",
+            cfg.backend
+        ));
+    }
+    if t.sentinels == 0 && kind != DrillKind::RestartAll && kind != DrillKind::KillReplica {
+        return no("it needs Sentinels (topology.sentinels is 0)".into());
+    }
+    if t.replicas == 0
+        && matches!(
+            kind,
+            DrillKind::KillMaster
+                | DrillKind::PauseMaster
+                | DrillKind::SentinelFailover
+                | DrillKind::KillReplica
+        )
+    {
+        return no("it needs at least one replica (topology.replicas is 0)".into());
+    }
+    Ok(())
+}
+
+/// What one drill run measured. Times are milliseconds from the fault.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// Fault → first `+sdown` of the master.
+    pub sdown_ms: Option<f64>,
+    /// Fault → first `+odown` (detection).
+    pub detection_ms: Option<f64>,
+    /// Fault → `+switch-master` (promotion).
+    pub promotion_ms: Option<f64>,
+    /// Longest gap between acknowledged writes ending after the fault.
+    pub write_unavailable_ms: Option<f64>,
+    /// The same for reads.
+    pub read_unavailable_ms: Option<f64>,
+    /// Acknowledged writes.
+    pub acked_writes: u64,
+    /// Acknowledged writes missing after healing.
+    pub lost_acked_writes: u64,
+    /// The same in percent.
+    pub lost_acked_percent: f64,
+    /// Operations with unknown outcome.
+    pub unknown_ops: u64,
+    /// Refused operations.
+    pub failed_ops: u64,
+    /// Time two nodes answered ROLE with master.
+    pub two_masters_ms: f64,
+    /// Fault → the old master answers ROLE as a connected replica.
+    pub rejoin_ms: Option<f64>,
+    /// Fault → the topology is healthy again (one master, replicas linked, Sentinels agreeing).
+    pub heal_ms: Option<f64>,
+    /// `+tilt` events seen.
+    pub tilt_events: u64,
+}
+
+/// A pass/fail check of one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// What is checked.
+    pub name: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// The measured fact.
+    pub detail: String,
+}
+
+/// An entry of the run's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// Milliseconds from the fault (negative: before it).
+    pub at_ms: f64,
+    /// `harness`, a Sentinel name, or a data node name (role changes).
+    pub source: String,
+    /// What happened.
+    pub event: String,
+    /// Details.
+    pub detail: String,
+}
+
+/// One drill run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrillRun {
+    /// Drill kind.
+    pub kind: DrillKind,
+    /// 1-based run number.
+    pub run: u32,
+    /// Milliseconds from the workload's start to the fault.
+    pub fault_after_ms: f64,
+    /// Master before the fault.
+    pub old_master: String,
+    /// Master after the drill, as the Sentinels name it.
+    pub new_master: Option<String>,
+    /// Figures.
+    pub figures: Figures,
+    /// Checker results.
+    pub analysis: Analysis,
+    /// Pass/fail checks (drill rules; gates are added by the report).
+    pub checks: Vec<Check>,
+    /// Sentinel events, role changes and harness actions.
+    pub timeline: Vec<TimelineEntry>,
+    /// The full operation history (kept when asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<History>,
+}
+
+impl DrillRun {
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+}
+
+/// A tiny deterministic RNG for fault timing (SplitMix64).
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Uniform in `0..=max`.
+    pub fn up_to(&mut self, max: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % (max + 1)
+    }
+}
+
+fn ms(us: i64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// Asks the live Sentinels which master they name; the most named one wins.
+async fn sentinel_master(sentinels: &[NodeSpec], name: &str) -> Option<String> {
+    let asks = sentinels.iter().map(|s| async move {
+        let mut c = probe::connect(&s.host, s.port, None, Duration::from_millis(200))
+            .await
+            .ok()?;
+        let r: Option<(String, String)> = redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(name)
+            .query_async(&mut c)
+            .await
+            .ok()?;
+        r.map(|(h, p)| format!("{h}:{p}"))
+    });
+    let mut named: Vec<String> = futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    named.sort();
+    let mut best: Option<(String, usize)> = None;
+    for m in &named {
+        let n = named.iter().filter(|x| *x == m).count();
+        if best.as_ref().is_none_or(|b| n > b.1) {
+            best = Some((m.clone(), n));
+        }
+    }
+    best.map(|b| b.0)
+}
+
+/// Waits until the Sentinels name a master other than `old`; `None` on timeout.
+async fn wait_new_master(
+    sentinels: &[NodeSpec],
+    name: &str,
+    old: &str,
+    timeout: Duration,
+) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(m) = sentinel_master(sentinels, name).await.filter(|m| m != old) {
+            return Some(m);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// Waits until `node` answers ROLE as a replica with a connected link.
+async fn wait_rejoined(node: &NodeSpec, password: Option<&str>, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(mut c) =
+            probe::connect(&node.host, node.port, password, Duration::from_millis(200)).await
+        {
+            if let Ok(info) = probe::info_replication(&mut c).await {
+                if info.get("role").map(String::as_str) == Some("slave")
+                    && info.get("master_link_status").map(String::as_str) == Some("up")
+                {
+                    return true;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Runs one drill on a fresh topology and tears it down.
+pub async fn run_once(
+    cfg: &HarnessConfig,
+    kind: DrillKind,
+    run: u32,
+    rng: &mut Rng,
+    keep_history: bool,
+) -> Result<DrillRun, DrillError> {
+    check_supported(cfg, kind)?;
+    let mut cfg = cfg.clone();
+    cfg.name = format!("{}-{kind}-{run}", cfg.name);
+    let d = cfg.drill.clone();
+    let s = cfg.sentinel.clone();
+    let timeout = Duration::from_millis(if d.timeout_ms > 0 {
+        d.timeout_ms
+    } else {
+        (s.down_after_ms + s.failover_timeout_ms) as u64 + 10_000
+    });
+    let mut topo = Topology::up(&cfg).await?;
+    let state = topo.state().clone();
+    let pw = cfg.password.clone();
+    let master_name = cfg.topology.master_name.clone();
+    let specs = |k: NodeKind| -> Vec<NodeSpec> {
+        state
+            .nodes
+            .iter()
+            .filter(|n| n.spec.kind == k)
+            .map(|n| n.spec.clone())
+            .collect()
+    };
+    let (master, replicas, sentinels) = (
+        specs(NodeKind::Master)[0].clone(),
+        specs(NodeKind::Replica),
+        specs(NodeKind::Sentinel),
+    );
+    let old_master = master.addr();
+
+    let clock = Clock::start();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let data_nodes: Vec<NodeSpec> = std::iter::once(master.clone())
+        .chain(replicas.iter().cloned())
+        .collect();
+    let roles_task = observe::poll_roles(data_nodes, pw.clone(), clock, stop_rx.clone());
+    let events_task = observe::record_events(sentinels.clone(), clock, stop_rx.clone());
+    let sentinel_addrs: Vec<(String, u16)> =
+        sentinels.iter().map(|n| (n.host.clone(), n.port)).collect();
+    let op_timeout = Duration::from_millis(d.op_timeout_ms);
+    let link = workload::client(
+        &sentinel_addrs,
+        (master.host.clone(), master.port),
+        &master_name,
+        pw.clone(),
+        op_timeout,
+    );
+    // A Sentinel-aware client follows +switch-master as well as errors.
+    let watcher = link.watch_sentinels(|| {});
+    let wl = workload::Workload::start(link.clone(), clock, &d);
+
+    let delay = d.pre_fault_ms + rng.up_to(d.fault_window_ms);
+    tokio::time::sleep(Duration::from_millis(delay)).await;
+    let fault_us = clock.now_us();
+    let mut actions: Vec<(i64, String, String)> = Vec::new();
+    let mut act =
+        |what: &str, detail: String| actions.push((clock.now_us(), what.to_string(), detail));
+    let mut checks = Vec::new();
+    let mut rejoin_target: Option<NodeSpec> = None;
+
+    match kind {
+        DrillKind::KillMaster => {
+            topo.kill("master")?;
+            act("fault", "SIGKILL master".into());
+            let new = wait_new_master(&sentinels, &master_name, &old_master, timeout).await;
+            act(
+                "observed",
+                format!(
+                    "Sentinels name {}",
+                    new.as_deref().unwrap_or("no new master")
+                ),
+            );
+            topo.restart("master").await?;
+            act("restore", "restarted the old master".into());
+            rejoin_target = Some(master.clone());
+        }
+        DrillKind::PauseMaster => {
+            let pause = if d.pause_ms > 0 {
+                d.pause_ms
+            } else {
+                3 * s.down_after_ms as u64
+            };
+            topo.signal("master", libc::SIGSTOP)?;
+            act("fault", format!("SIGSTOP master for {pause} ms"));
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            topo.signal("master", libc::SIGCONT)?;
+            act("restore", "SIGCONT master".into());
+            rejoin_target = Some(master.clone());
+        }
+        DrillKind::SentinelFailover => {
+            let s0 = &sentinels[0];
+            let mut c = probe::connect(&s0.host, s0.port, None, Duration::from_secs(2))
+                .await
+                .map_err(|e| TopologyError::State(format!("sentinel: {e}")))?;
+            let r: redis::RedisResult<()> = redis::cmd("SENTINEL")
+                .arg("FAILOVER")
+                .arg(&master_name)
+                .query_async(&mut c)
+                .await;
+            act(
+                "fault",
+                format!(
+                    "SENTINEL FAILOVER {master_name} on {}: {}",
+                    s0.name,
+                    r.map(|_| "OK".to_string())
+                        .unwrap_or_else(|e| e.to_string())
+                ),
+            );
+            let new = wait_new_master(&sentinels, &master_name, &old_master, timeout).await;
+            act(
+                "observed",
+                format!(
+                    "Sentinels name {}",
+                    new.as_deref().unwrap_or("no new master")
+                ),
+            );
+            rejoin_target = Some(master.clone());
+        }
+        DrillKind::KillReplica => {
+            topo.kill("replica-1")?;
+            act("fault", "SIGKILL replica-1".into());
+            tokio::time::sleep(Duration::from_millis(s.down_after_ms as u64 + 1000)).await;
+            topo.restart("replica-1").await?;
+            act("restore", "restarted replica-1".into());
+            rejoin_target = Some(replicas[0].clone());
+        }
+        DrillKind::KillSentinels => {
+            let k = (cfg.topology.sentinels - cfg.topology.quorum + 1) as usize;
+            for sn in sentinels.iter().take(k) {
+                topo.kill(&sn.name)?;
+            }
+            topo.kill("master")?;
+            act(
+                "fault",
+                format!(
+                    "SIGKILL {k} of {} Sentinels (quorum {}), then the master",
+                    sentinels.len(),
+                    cfg.topology.quorum
+                ),
+            );
+            let watch_for = Duration::from_millis(3 * s.down_after_ms as u64 + 2000);
+            let new = wait_new_master(&sentinels[k..], &master_name, &old_master, watch_for).await;
+            act(
+                "observed",
+                format!(
+                    "after {} ms the remaining Sentinels name {}",
+                    watch_for.as_millis(),
+                    new.as_deref().unwrap_or("the old master")
+                ),
+            );
+            topo.restart("master").await?;
+            for sn in sentinels.iter().take(k) {
+                topo.restart(&sn.name).await?;
+            }
+            act("restore", "restarted the master and the Sentinels".into());
+        }
+        DrillKind::RestartAll => {
+            let names: Vec<String> = state.nodes.iter().map(|n| n.spec.name.clone()).collect();
+            for n in &names {
+                topo.kill(n)?;
+            }
+            act("fault", format!("SIGKILL all {} nodes", names.len()));
+            for n in &names {
+                topo.restart(n).await?;
+            }
+            act("restore", "restarted every node".into());
+        }
+        DrillKind::PauseSentinel => {
+            let pause = if d.pause_ms > 0 { d.pause_ms } else { 4000 };
+            let name = sentinels[0].name.clone();
+            topo.signal(&name, libc::SIGSTOP)?;
+            act("fault", format!("SIGSTOP {name} for {pause} ms"));
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            topo.signal(&name, libc::SIGCONT)?;
+            act("restore", format!("SIGCONT {name}"));
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+        }
+        DrillKind::Partition => unreachable!("refused by check_supported"),
+    }
+    if let Some(node) = &rejoin_target {
+        let ok = wait_rejoined(node, pw.as_deref(), timeout).await;
+        if kind.expects_failover() == Some(true) {
+            checks.push(Check {
+                name: "old master rejoined as a replica".into(),
+                passed: ok,
+                detail: if ok {
+                    format!("{} follows the new master", node.name)
+                } else {
+                    format!(
+                        "{} did not rejoin within {} ms",
+                        node.name,
+                        timeout.as_millis()
+                    )
+                },
+            });
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(d.post_recovery_ms)).await;
+    let ops = wl.stop().await;
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    let healed = topo.wait_healthy(timeout).await;
+    let heal_us = clock.now_us();
+    let final_read = workload::final_read(
+        &workload::client(
+            &sentinel_addrs,
+            (master.host.clone(), master.port),
+            &master_name,
+            pw.clone(),
+            op_timeout,
+        ),
+        Duration::from_secs(10),
+    )
+    .await;
+    let _ = stop_tx.send(true);
+    let samples = roles_task.await.unwrap_or_default();
+    let events = events_task.await.unwrap_or_default();
+    topo.down().await?;
+
+    let history = History {
+        ops,
+        final_read,
+        fault_us,
+    };
+    let analysis = history::analyze(&history);
+    let after = |e: &SentinelEvent, name: &str| e.event == name && e.t_us >= fault_us;
+    let first = |name: &str, master_only: bool| {
+        events
+            .iter()
+            .find(|e| after(e, name) && (!master_only || e.payload.starts_with("master ")))
+            .map(|e| ms(e.t_us - fault_us))
+    };
+    let switch = events.iter().find(|e| after(e, "+switch-master"));
+    let new_master = switch.and_then(|e| {
+        let p: Vec<&str> = e.payload.split_whitespace().collect();
+        (p.len() == 5).then(|| format!("{}:{}", p[3], p[4]))
+    });
+    let rejoin_ms = rejoin_target.as_ref().and_then(|n| {
+        samples
+            .iter()
+            .find(|r| {
+                r.node == n.name
+                    && r.t_us > fault_us
+                    && r.role == "slave"
+                    && r.connected
+                    && kind.expects_failover() == Some(true)
+            })
+            .map(|r| ms(r.t_us - fault_us))
+    });
+    let figures = Figures {
+        sdown_ms: first("+sdown", true),
+        detection_ms: first("+odown", true),
+        promotion_ms: switch.map(|e| ms(e.t_us - fault_us)),
+        write_unavailable_ms: analysis.write_unavailable_ms,
+        read_unavailable_ms: analysis.read_unavailable_ms,
+        acked_writes: analysis.writes_ok,
+        lost_acked_writes: analysis.lost_acked_writes,
+        lost_acked_percent: analysis.lost_acked_percent,
+        unknown_ops: history
+            .ops
+            .iter()
+            .filter(|o| o.outcome == history::Outcome::Unknown)
+            .count() as u64,
+        failed_ops: history
+            .ops
+            .iter()
+            .filter(|o| o.outcome == history::Outcome::Failed)
+            .count() as u64,
+        two_masters_ms: observe::two_masters_ms(&samples),
+        rejoin_ms,
+        heal_ms: healed.healthy.then(|| ms(heal_us - fault_us)),
+        tilt_events: events.iter().filter(|e| e.event == "+tilt").count() as u64,
+    };
+
+    let replica_addrs: Vec<String> = replicas.iter().map(NodeSpec::addr).collect();
+    match kind.expects_failover() {
+        Some(true) => {
+            let promoted = new_master
+                .as_ref()
+                .is_some_and(|m| replica_addrs.contains(m));
+            checks.insert(
+                0,
+                Check {
+                    name: "failover promoted a former replica".into(),
+                    passed: promoted,
+                    detail: match &new_master {
+                        Some(m) => format!(
+                            "+switch-master to {m} after {:.0} ms",
+                            figures.promotion_ms.unwrap_or(0.0)
+                        ),
+                        None => "no +switch-master".into(),
+                    },
+                },
+            );
+        }
+        Some(false) => checks.insert(
+            0,
+            Check {
+                name: "no failover happened".into(),
+                passed: switch.is_none(),
+                detail: match &new_master {
+                    Some(m) => format!("unexpected +switch-master to {m}"),
+                    None => "no +switch-master".into(),
+                },
+            },
+        ),
+        None => {}
+    }
+    checks.push(Check {
+        name: "topology healed".into(),
+        passed: healed.healthy,
+        detail: match &healed.problem {
+            None => format!(
+                "healthy around {} after {:.0} ms",
+                healed.current_master.as_deref().unwrap_or("?"),
+                figures.heal_ms.unwrap_or(0.0)
+            ),
+            Some(p) => p.clone(),
+        },
+    });
+    checks.push(Check {
+        name: "final read".into(),
+        passed: history.final_read.is_some(),
+        detail: match &history.final_read {
+            Some(v) => format!("{} values read back", v.len()),
+            None => "the final read failed".into(),
+        },
+    });
+    checks.push(Check {
+        name: "refused writes absent".into(),
+        passed: analysis.refused_but_present == 0,
+        detail: format!(
+            "{} writes recorded as refused were found anyway",
+            analysis.refused_but_present
+        ),
+    });
+    if kind == DrillKind::RestartAll {
+        let durable = cfg.persistence.aof || !cfg.persistence.rdb_save.trim().is_empty();
+        checks.push(Check {
+            name: "acknowledged writes survived the restart".into(),
+            passed: !cfg.persistence.aof || analysis.lost_acked_writes == 0,
+            detail: if cfg.persistence.aof {
+                format!("{} of {} lost (AOF appendfsync {}: a process kill loses nothing already written)", analysis.lost_acked_writes, analysis.writes_ok, cfg.persistence.appendfsync)
+            } else if durable {
+                format!("{} of {} lost (RDB snapshots only: writes since the last snapshot are not promised)", analysis.lost_acked_writes, analysis.writes_ok)
+            } else {
+                format!("{} of {} lost (persistence off: nothing is promised)", analysis.lost_acked_writes, analysis.writes_ok)
+            },
+        });
+    }
+
+    let mut timeline: Vec<TimelineEntry> = events
+        .iter()
+        .map(|e| TimelineEntry {
+            at_ms: ms(e.t_us - fault_us),
+            source: e.sentinel.clone(),
+            event: e.event.clone(),
+            detail: e.payload.clone(),
+        })
+        .filter(|e| !e.event.starts_with("__sentinel__"))
+        .collect();
+    timeline.extend(actions.iter().map(|(t, w, d)| TimelineEntry {
+        at_ms: ms(t - fault_us),
+        source: "harness".into(),
+        event: w.clone(),
+        detail: d.clone(),
+    }));
+    timeline.extend(role_changes(&samples).into_iter().map(|r| {
+        TimelineEntry {
+            at_ms: ms(r.t_us - fault_us),
+            source: r.node.clone(),
+            event: format!("role {}", r.role),
+            detail: r
+                .following
+                .clone()
+                .map(|f| {
+                    format!(
+                        "following {f}{}",
+                        if r.connected { "" } else { " (link down)" }
+                    )
+                })
+                .unwrap_or_default(),
+        }
+    }));
+    timeline.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+
+    Ok(DrillRun {
+        kind,
+        run,
+        fault_after_ms: ms(fault_us),
+        old_master,
+        new_master: healed.current_master.clone(),
+        figures,
+        analysis,
+        checks,
+        timeline,
+        history: keep_history.then_some(history),
+    })
+}
+
+/// Role samples where a node's (role, following, connected) changed.
+fn role_changes(samples: &[RoleSample]) -> Vec<RoleSample> {
+    let mut last: std::collections::HashMap<&str, (&str, Option<&str>, bool)> = Default::default();
+    let mut out = Vec::new();
+    for s in samples {
+        let cur = (s.role.as_str(), s.following.as_deref(), s.connected);
+        if last.get(s.node.as_str()) != Some(&cur) {
+            last.insert(&s.node, cur);
+            out.push(s.clone());
+        }
+    }
+    out
+}

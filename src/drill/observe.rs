@@ -1,0 +1,206 @@
+//! Observers that run through a drill: ROLE polled on every data node every 50 ms, and
+//! every Sentinel's pub/sub events, all on the drill clock.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::MultiplexedConnection;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::clock::Clock;
+use crate::topology::{probe, NodeSpec};
+
+/// Poll period of ROLE.
+pub const ROLE_PERIOD: Duration = Duration::from_millis(50);
+
+/// One ROLE answer (or its absence).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleSample {
+    /// When the answer arrived.
+    pub t_us: i64,
+    /// Node name.
+    pub node: String,
+    /// `master`, `slave`, or `down` (no answer within the poll).
+    pub role: String,
+    /// For a replica: `host:port` it follows.
+    pub following: Option<String>,
+    /// For a replica: whether its link state is `connected`.
+    pub connected: bool,
+}
+
+/// One Sentinel event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentinelEvent {
+    /// When it arrived.
+    pub t_us: i64,
+    /// Sentinel node name.
+    pub sentinel: String,
+    /// Event (channel) name, e.g. `+odown`.
+    pub event: String,
+    /// Its payload.
+    pub payload: String,
+}
+
+fn parse_role(v: &[redis::Value]) -> (String, Option<String>, bool) {
+    let s = |i: usize| match v.get(i) {
+        Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        Some(redis::Value::SimpleString(s)) => s.clone(),
+        Some(redis::Value::Int(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    match s(0).as_str() {
+        "slave" => (
+            "slave".into(),
+            Some(format!("{}:{}", s(1), s(2))),
+            s(3) == "connected",
+        ),
+        other => (other.to_string(), None, false),
+    }
+}
+
+/// Polls ROLE on `nodes` until `stop` turns true; returns every sample.
+pub fn poll_roles(
+    nodes: Vec<NodeSpec>,
+    password: Option<String>,
+    clock: Clock,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<Vec<RoleSample>> {
+    tokio::spawn(async move {
+        let mut cons: Vec<Option<MultiplexedConnection>> = vec![None; nodes.len()];
+        let mut out = Vec::new();
+        let mut tick = tokio::time::interval(ROLE_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => break,
+            }
+            let polls = nodes.iter().zip(cons.iter_mut()).map(|(n, slot)| {
+                let pw = password.clone();
+                async move {
+                    let timeout = ROLE_PERIOD * 2;
+                    if slot.is_none() {
+                        *slot = probe::connect(&n.host, n.port, pw.as_deref(), timeout)
+                            .await
+                            .ok();
+                    }
+                    let answer = match slot.as_mut() {
+                        Some(c) => tokio::time::timeout(
+                            timeout,
+                            redis::cmd("ROLE").query_async::<Vec<redis::Value>>(c),
+                        )
+                        .await
+                        .ok()
+                        .and_then(Result::ok),
+                        None => None,
+                    };
+                    if answer.is_none() {
+                        *slot = None;
+                    }
+                    (n.name.clone(), answer)
+                }
+            });
+            for (node, answer) in futures_util::future::join_all(polls).await {
+                let (role, following, connected) = match answer {
+                    Some(v) => parse_role(&v),
+                    None => ("down".into(), None, false),
+                };
+                out.push(RoleSample {
+                    t_us: clock.now_us(),
+                    node,
+                    role,
+                    following,
+                    connected,
+                });
+            }
+        }
+        out
+    })
+}
+
+/// Records every event of every Sentinel (PSUBSCRIBE *), reconnecting to Sentinels that
+/// go away and come back, until `stop` turns true.
+pub fn record_events(
+    sentinels: Vec<NodeSpec>,
+    clock: Clock,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<Vec<SentinelEvent>> {
+    tokio::spawn(async move {
+        let tasks: Vec<_> = sentinels
+            .into_iter()
+            .map(|s| {
+                let mut stop = stop.clone();
+                tokio::spawn(async move {
+                    let mut out = Vec::new();
+                    loop {
+                        if *stop.borrow() {
+                            return out;
+                        }
+                        let client = redis::Client::open(format!("redis://{}:{}/", s.host, s.port));
+                        let ps = match client {
+                            Ok(c) => tokio::time::timeout(Duration::from_millis(500), c.get_async_pubsub()).await.ok().and_then(Result::ok),
+                            Err(_) => None,
+                        };
+                        if let Some(mut ps) = ps {
+                            if ps.psubscribe("*").await.is_ok() {
+                                let mut stream = ps.on_message();
+                                loop {
+                                    tokio::select! {
+                                        msg = stream.next() => match msg {
+                                            Some(m) => out.push(SentinelEvent {
+                                                t_us: clock.now_us(),
+                                                sentinel: s.name.clone(),
+                                                event: m.get_channel_name().to_string(),
+                                                payload: m.get_payload::<String>().unwrap_or_default(),
+                                            }),
+                                            None => break,
+                                        },
+                                        _ = stop.changed() => return out,
+                                    }
+                                }
+                            }
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                            _ = stop.changed() => return out,
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap_or_default());
+        }
+        all.sort_by_key(|e| e.t_us);
+        all
+    })
+}
+
+/// Total time, in ms, during which at least two nodes answered ROLE with `master`
+/// (each poll round counts for the time until the next round).
+pub fn two_masters_ms(samples: &[RoleSample]) -> f64 {
+    let mut rounds: Vec<(i64, usize)> = Vec::new();
+    // Samples of one round share (nearly) one time; group by round start.
+    let mut i = 0;
+    while i < samples.len() {
+        let t0 = samples[i].t_us;
+        let mut masters = 0;
+        let mut j = i;
+        while j < samples.len() && samples[j].t_us - t0 < (ROLE_PERIOD.as_micros() as i64) / 2 {
+            if samples[j].role == "master" {
+                masters += 1;
+            }
+            j += 1;
+        }
+        rounds.push((t0, masters));
+        i = j;
+    }
+    rounds
+        .windows(2)
+        .filter(|w| w[0].1 >= 2)
+        .map(|w| (w[1].0 - w[0].0) as f64 / 1000.0)
+        .sum()
+}

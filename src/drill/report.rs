@@ -1,0 +1,371 @@
+//! Drill reports: per-run figures and checks, min / median / max over repeats, gate
+//! results, rendered as a terminal table, Markdown, or JSON (schema
+//! [`SCHEMA`], documented in the README).
+
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use serde::Serialize;
+
+use super::{DrillKind, DrillRun, Figures};
+use crate::config::{DrillGates, HarnessConfig};
+
+/// Identifier and version of the JSON layout.
+pub const SCHEMA: &str = "redis-harness/drill-report/v1";
+
+/// One figure over all runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct FigureSummary {
+    /// Figure name (as in [`Figures`]).
+    pub name: &'static str,
+    /// Runs that produced a value.
+    pub samples: usize,
+    /// Smallest value.
+    pub min: Option<f64>,
+    /// Median value.
+    pub median: Option<f64>,
+    /// Largest value.
+    pub max: Option<f64>,
+}
+
+/// One gate's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateResult {
+    /// Gate name, as in `drill.gates`.
+    pub gate: &'static str,
+    /// The threshold.
+    pub threshold: f64,
+    /// Worst measured value over the runs (`None`: no run produced the figure).
+    pub measured: Option<f64>,
+    /// Whether every run stayed within it (a gate without samples fails).
+    pub passed: bool,
+}
+
+/// The topology settings a report was measured with.
+#[derive(Debug, Clone, Serialize)]
+pub struct Setup {
+    /// Replicas.
+    pub replicas: u32,
+    /// Sentinels.
+    pub sentinels: u32,
+    /// Quorum.
+    pub quorum: u32,
+    /// `down-after-milliseconds`.
+    pub down_after_ms: i64,
+    /// `failover-timeout`.
+    pub failover_timeout_ms: i64,
+    /// `min-replicas-to-write`.
+    pub min_replicas_to_write: i64,
+    /// WAIT replicas per write.
+    pub wait_replicas: u32,
+    /// Writers × rate.
+    pub writers: u32,
+    /// Writes per second per writer.
+    pub write_rate: u32,
+    /// AOF on/off.
+    pub aof: bool,
+    /// `appendfsync`.
+    pub appendfsync: String,
+}
+
+/// A whole drill report.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillReport {
+    /// [`SCHEMA`].
+    pub schema: &'static str,
+    /// Drill kind.
+    pub kind: DrillKind,
+    /// Settings.
+    pub setup: Setup,
+    /// Every run.
+    pub runs: Vec<DrillRun>,
+    /// Figures over the runs.
+    pub summary: Vec<FigureSummary>,
+    /// Gate verdicts.
+    pub gates: Vec<GateResult>,
+    /// Every check of every run and every gate passed.
+    pub passed: bool,
+}
+
+type Pick = fn(&Figures) -> Option<f64>;
+
+/// The figures, in report order.
+pub const FIGURES: [(&str, Pick); 14] = [
+    ("sdown_ms", |f| f.sdown_ms),
+    ("detection_ms", |f| f.detection_ms),
+    ("promotion_ms", |f| f.promotion_ms),
+    ("write_unavailable_ms", |f| f.write_unavailable_ms),
+    ("read_unavailable_ms", |f| f.read_unavailable_ms),
+    ("acked_writes", |f| Some(f.acked_writes as f64)),
+    ("lost_acked_writes", |f| Some(f.lost_acked_writes as f64)),
+    ("lost_acked_percent", |f| Some(f.lost_acked_percent)),
+    ("unknown_ops", |f| Some(f.unknown_ops as f64)),
+    ("failed_ops", |f| Some(f.failed_ops as f64)),
+    ("two_masters_ms", |f| Some(f.two_masters_ms)),
+    ("rejoin_ms", |f| f.rejoin_ms),
+    ("heal_ms", |f| f.heal_ms),
+    ("tilt_events", |f| Some(f.tilt_events as f64)),
+];
+
+fn gate_list(g: &DrillGates) -> Vec<(&'static str, &'static str, f64)> {
+    let mut out = Vec::new();
+    let mut add = |gate, figure, v: Option<f64>| {
+        if let Some(v) = v {
+            out.push((gate, figure, v));
+        }
+    };
+    add(
+        "max_write_unavailable_ms",
+        "write_unavailable_ms",
+        g.max_write_unavailable_ms.map(|v| v as f64),
+    );
+    add(
+        "max_read_unavailable_ms",
+        "read_unavailable_ms",
+        g.max_read_unavailable_ms.map(|v| v as f64),
+    );
+    add(
+        "max_lost_acked_writes",
+        "lost_acked_writes",
+        g.max_lost_acked_writes.map(|v| v as f64),
+    );
+    add(
+        "max_lost_acked_percent",
+        "lost_acked_percent",
+        g.max_lost_acked_percent,
+    );
+    add(
+        "max_promotion_ms",
+        "promotion_ms",
+        g.max_promotion_ms.map(|v| v as f64),
+    );
+    add(
+        "max_two_masters_ms",
+        "two_masters_ms",
+        g.max_two_masters_ms.map(|v| v as f64),
+    );
+    add(
+        "max_unknown_ops",
+        "unknown_ops",
+        g.max_unknown_ops.map(|v| v as f64),
+    );
+    out
+}
+
+fn median(sorted: &[f64]) -> Option<f64> {
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
+/// Builds the report of `runs` under `cfg`'s gates.
+pub fn build(cfg: &HarnessConfig, kind: DrillKind, runs: Vec<DrillRun>) -> DrillReport {
+    let summary: Vec<FigureSummary> = FIGURES
+        .iter()
+        .map(|(name, pick)| {
+            let mut v: Vec<f64> = runs.iter().filter_map(|r| pick(&r.figures)).collect();
+            v.sort_by(f64::total_cmp);
+            FigureSummary {
+                name,
+                samples: v.len(),
+                min: v.first().copied(),
+                median: median(&v),
+                max: v.last().copied(),
+            }
+        })
+        .collect();
+    let gates: Vec<GateResult> = gate_list(&cfg.drill.gates)
+        .into_iter()
+        .map(|(gate, figure, threshold)| {
+            let pick = FIGURES
+                .iter()
+                .find(|(n, _)| *n == figure)
+                .expect("known figure")
+                .1;
+            let values: Vec<Option<f64>> = runs.iter().map(|r| pick(&r.figures)).collect();
+            let all = !values.is_empty() && values.iter().all(Option::is_some);
+            let measured = values.iter().flatten().copied().reduce(f64::max);
+            GateResult {
+                gate,
+                threshold,
+                measured,
+                passed: all && measured.is_some_and(|m| m <= threshold),
+            }
+        })
+        .collect();
+    let passed = runs.iter().all(DrillRun::passed) && gates.iter().all(|g| g.passed);
+    DrillReport {
+        schema: SCHEMA,
+        kind,
+        setup: Setup {
+            replicas: cfg.topology.replicas,
+            sentinels: cfg.topology.sentinels,
+            quorum: cfg.topology.quorum,
+            down_after_ms: cfg.sentinel.down_after_ms,
+            failover_timeout_ms: cfg.sentinel.failover_timeout_ms,
+            min_replicas_to_write: cfg.replication.min_replicas_to_write,
+            wait_replicas: cfg.drill.wait_replicas,
+            writers: cfg.drill.writers,
+            write_rate: cfg.drill.write_rate,
+            aof: cfg.persistence.aof,
+            appendfsync: cfg.persistence.appendfsync.clone(),
+        },
+        runs,
+        summary,
+        gates,
+        passed,
+    }
+}
+
+fn fmt(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(x) if x.fract() == 0.0 => format!("{x:.0}"),
+        Some(x) => format!("{x:.1}"),
+    }
+}
+
+/// Failed checks and gates, one line each (empty when everything passed).
+pub fn failures(r: &DrillReport) -> Vec<String> {
+    let mut out = Vec::new();
+    for run in &r.runs {
+        for c in run.checks.iter().filter(|c| !c.passed) {
+            out.push(format!("run {}: {}: {}", run.run, c.name, c.detail));
+        }
+    }
+    for g in r.gates.iter().filter(|g| !g.passed) {
+        out.push(match g.measured {
+            Some(m) => format!(
+                "gate {}: measured {} > required {}",
+                g.gate,
+                fmt(Some(m)),
+                fmt(Some(g.threshold))
+            ),
+            None => format!(
+                "gate {}: no run produced this figure (required <= {})",
+                g.gate,
+                fmt(Some(g.threshold))
+            ),
+        });
+    }
+    out
+}
+
+/// The terminal rendering: figures per run and over runs, then checks and gates.
+pub fn terminal(r: &DrillReport) -> String {
+    let mut t = Table::new();
+    let mut header = vec!["figure".to_string()];
+    header.extend(r.runs.iter().map(|x| format!("run {}", x.run)));
+    header.extend(["min", "median", "max"].map(String::from));
+    t.load_preset(UTF8_BORDERS_ONLY).set_header(header);
+    for (i, (name, pick)) in FIGURES.iter().enumerate() {
+        let mut row = vec![name.to_string()];
+        row.extend(r.runs.iter().map(|x| fmt(pick(&x.figures))));
+        let s = &r.summary[i];
+        row.extend([fmt(s.min), fmt(s.median), fmt(s.max)]);
+        t.add_row(row);
+    }
+    let s = &r.setup;
+    let mut out = format!(
+        "drill {} x{}: {} replicas, {} Sentinels (quorum {}), down-after {} ms, min-replicas-to-write {}, WAIT {}, {} writers x {}/s\n{t}\n",
+        r.kind, r.runs.len(), s.replicas, s.sentinels, s.quorum, s.down_after_ms, s.min_replicas_to_write, s.wait_replicas, s.writers, s.write_rate
+    );
+    for run in &r.runs {
+        for c in &run.checks {
+            out.push_str(&format!(
+                "  run {} {} {}: {}\n",
+                run.run,
+                if c.passed { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            ));
+        }
+    }
+    for g in &r.gates {
+        out.push_str(&format!(
+            "  gate {} {}: measured {} (required <= {})\n",
+            if g.passed { "ok  " } else { "FAIL" },
+            g.gate,
+            fmt(g.measured),
+            fmt(Some(g.threshold))
+        ));
+    }
+    out.push_str(if r.passed {
+        "result: PASSED\n"
+    } else {
+        "result: FAILED\n"
+    });
+    out
+}
+
+/// Markdown for a CI job summary.
+pub fn markdown(r: &DrillReport) -> String {
+    let mut out = format!(
+        "## Drill `{}` — {}\n\n",
+        r.kind,
+        if r.passed { "passed" } else { "FAILED" }
+    );
+    let s = &r.setup;
+    out.push_str(&format!(
+        "{} replicas, {} Sentinels (quorum {}), down-after {} ms, failover-timeout {} ms, min-replicas-to-write {}, WAIT {}, {} writers × {}/s, AOF {} ({}).\n\n",
+        s.replicas, s.sentinels, s.quorum, s.down_after_ms, s.failover_timeout_ms, s.min_replicas_to_write, s.wait_replicas, s.writers, s.write_rate,
+        if s.aof { "on" } else { "off" }, s.appendfsync
+    ));
+    out.push_str("| figure |");
+    for run in &r.runs {
+        out.push_str(&format!(" run {} |", run.run));
+    }
+    out.push_str(" min | median | max |\n|---|");
+    for _ in 0..r.runs.len() + 3 {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for (i, (name, pick)) in FIGURES.iter().enumerate() {
+        out.push_str(&format!("| {name} |"));
+        for run in &r.runs {
+            out.push_str(&format!(" {} |", fmt(pick(&run.figures))));
+        }
+        let sm = &r.summary[i];
+        out.push_str(&format!(
+            " {} | {} | {} |\n",
+            fmt(sm.min),
+            fmt(sm.median),
+            fmt(sm.max)
+        ));
+    }
+    out.push_str("\n| check | result | detail |\n|---|---|---|\n");
+    for run in &r.runs {
+        for c in &run.checks {
+            out.push_str(&format!(
+                "| run {}: {} | {} | {} |\n",
+                run.run,
+                c.name,
+                if c.passed { "pass" } else { "**FAIL**" },
+                c.detail
+            ));
+        }
+    }
+    for g in &r.gates {
+        out.push_str(&format!(
+            "| gate {} | {} | measured {} (required ≤ {}) |\n",
+            g.gate,
+            if g.passed { "pass" } else { "**FAIL**" },
+            fmt(g.measured),
+            fmt(Some(g.threshold))
+        ));
+    }
+    if let Some(run) = r.runs.first() {
+        out.push_str(&format!("\n### Timeline of run {} (ms from the fault)\n\n| at ms | source | event | detail |\n|---|---|---|---|\n", run.run));
+        for e in run.timeline.iter().filter(|e| e.at_ms >= -500.0) {
+            out.push_str(&format!(
+                "| {:.0} | {} | {} | {} |\n",
+                e.at_ms,
+                e.source,
+                e.event,
+                e.detail.replace('|', "/")
+            ));
+        }
+    }
+    out
+}

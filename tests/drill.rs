@@ -1,0 +1,295 @@
+//! Every drill kind once on real processes with short Sentinel timings, plus the checker
+//! on live loss, the refusal of unsupported kinds, and gates through the CLI.
+
+mod common;
+
+use common::*;
+use redis_harness::config::HarnessConfig;
+use redis_harness::drill::{self, DrillKind, DrillRun, Rng};
+
+fn drill_config(dir: &std::path::Path, name: &str) -> HarnessConfig {
+    let mut cfg = test_config(dir, name);
+    cfg.drill.pre_fault_ms = 1000;
+    cfg.drill.post_recovery_ms = 1000;
+    cfg
+}
+
+async fn run(cfg: &HarnessConfig, kind: DrillKind) -> DrillRun {
+    let r = drill::run_once(cfg, kind, 1, &mut Rng(7), true)
+        .await
+        .expect("drill runs");
+    assert!(
+        processes_under(&cfg.run_dir).is_empty(),
+        "{kind} left processes behind"
+    );
+    r
+}
+
+fn check<'a>(r: &'a DrillRun, name: &str) -> &'a drill::Check {
+    r.checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no check {name:?} in {:?}", r.checks))
+}
+
+fn assert_failover(r: &DrillRun) {
+    assert!(r.passed(), "{:#?}", r.checks);
+    let promoted = check(r, "failover promoted a former replica");
+    assert!(promoted.passed, "{promoted:?}");
+    assert!(r.figures.promotion_ms.is_some());
+    assert_ne!(
+        r.new_master.as_deref(),
+        Some(r.old_master.as_str()),
+        "the master changed"
+    );
+    assert!(r.figures.acked_writes > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_master_fails_over_to_a_replica_and_the_old_master_rejoins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = run(&drill_config(tmp.path(), "km"), DrillKind::KillMaster).await;
+    assert_failover(&r);
+    assert!(
+        r.figures.detection_ms.unwrap() >= 1000.0,
+        "odown needs down-after (1000 ms)"
+    );
+    assert!(r.figures.promotion_ms.unwrap() >= r.figures.detection_ms.unwrap());
+    assert!(check(&r, "old master rejoined as a replica").passed);
+    assert!(r.figures.rejoin_ms.is_some());
+    assert!(
+        r.figures.write_unavailable_ms.unwrap() >= 1000.0,
+        "writes stop until the failover"
+    );
+    for e in [
+        "+sdown",
+        "+odown",
+        "+elected-leader",
+        "+promoted-slave",
+        "+switch-master",
+    ] {
+        assert!(
+            r.timeline.iter().any(|t| t.event == e),
+            "timeline lacks {e}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_master_with_wait_and_min_replicas_loses_no_acknowledged_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = drill_config(tmp.path(), "safe");
+    cfg.replication.min_replicas_to_write = 1;
+    cfg.drill.wait_replicas = 1;
+    let r = run(&cfg, DrillKind::KillMaster).await;
+    assert_failover(&r);
+    assert_eq!(
+        r.figures.lost_acked_writes, 0,
+        "{:?}",
+        r.analysis.lost_examples
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_master_fails_over_and_the_resumed_master_steps_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = run(&drill_config(tmp.path(), "pm"), DrillKind::PauseMaster).await;
+    assert_failover(&r);
+    assert!(check(&r, "old master rejoined as a replica").passed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failover_promotes_without_detection_and_losses_stop_at_the_switch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = run(&drill_config(tmp.path(), "sf"), DrillKind::SentinelFailover).await;
+    assert_failover(&r);
+    assert!(
+        r.figures.detection_ms.is_none(),
+        "no +odown in a manual failover"
+    );
+    // SENTINEL FAILOVER does not fence the old master: writes it acknowledges between the
+    // promotion and the client's +switch-master can be lost. None may be lost after that.
+    let h = r.history.as_ref().unwrap();
+    let switch_us = h.fault_us + (r.figures.promotion_ms.unwrap() * 1000.0) as i64;
+    let lost: std::collections::HashSet<&str> = {
+        let present: std::collections::HashSet<&str> = h
+            .final_read
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        h.ops
+            .iter()
+            .filter(|o| o.outcome == drill::history::Outcome::Ok)
+            .filter_map(|o| o.value.as_deref())
+            .filter(|v| !present.contains(v))
+            .collect()
+    };
+    assert_eq!(lost.len() as u64, r.figures.lost_acked_writes);
+    for o in h
+        .ops
+        .iter()
+        .filter(|o| o.value.as_deref().is_some_and(|v| lost.contains(v)))
+    {
+        assert!(
+            o.invoke_us <= switch_us + 500_000,
+            "write {:?} lost although sent {} ms after +switch-master",
+            o.value,
+            (o.invoke_us - switch_us) / 1000
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_replica_causes_no_failover() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = run(&drill_config(tmp.path(), "kr"), DrillKind::KillReplica).await;
+    assert!(r.passed(), "{:#?}", r.checks);
+    assert!(check(&r, "no failover happened").passed);
+    assert_eq!(r.new_master.as_deref(), Some(r.old_master.as_str()));
+    assert_eq!(r.figures.lost_acked_writes, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinels_below_quorum_never_fail_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = run(&drill_config(tmp.path(), "ks"), DrillKind::KillSentinels).await;
+    assert!(check(&r, "no failover happened").passed, "{:#?}", r.checks);
+    assert!(r.figures.promotion_ms.is_none());
+    assert!(r.passed(), "{:#?}", r.checks);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_all_keeps_acknowledged_writes_with_aof() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = run(&drill_config(tmp.path(), "ra"), DrillKind::RestartAll).await;
+    assert!(r.passed(), "{:#?}", r.checks);
+    assert_eq!(r.figures.lost_acked_writes, 0);
+    assert!(r.figures.acked_writes > 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_all_without_persistence_loses_exactly_the_writes_before_the_kill() {
+    // Live loss: writes acknowledged by a master whose data is then discarded.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = drill_config(tmp.path(), "nop");
+    cfg.persistence.aof = false;
+    cfg.persistence.rdb_save = String::new();
+    let r = run(&cfg, DrillKind::RestartAll).await;
+    let h = r.history.as_ref().unwrap();
+    // Every write acknowledged and sent before the last node was killed was discarded.
+    let killed_at = r
+        .timeline
+        .iter()
+        .find(|t| t.source == "harness" && t.event == "fault")
+        .unwrap()
+        .at_ms;
+    let killed_us = h.fault_us + (killed_at * 1000.0) as i64;
+    let acked_before = h
+        .ops
+        .iter()
+        .filter(|o| {
+            o.kind == drill::history::OpKind::Write
+                && o.outcome == drill::history::Outcome::Ok
+                && o.invoke_us <= killed_us
+        })
+        .count() as u64;
+    assert!(acked_before > 50);
+    assert_eq!(
+        r.figures.lost_acked_writes, acked_before,
+        "the checker reports exactly the discarded writes"
+    );
+    assert!(
+        r.figures.acked_writes > acked_before,
+        "writes after the restart were kept"
+    );
+    assert!(check(&r, "acknowledged writes survived the restart")
+        .detail
+        .contains("persistence off"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_sentinel_triggers_tilt_without_failover() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = run(&drill_config(tmp.path(), "ps"), DrillKind::PauseSentinel).await;
+    assert!(r.passed(), "{:#?}", r.checks);
+    assert!(
+        r.figures.tilt_events >= 1,
+        "a Sentinel stopped for 4 s enters TILT: {:?}",
+        r.figures
+    );
+}
+
+#[tokio::test]
+async fn partition_is_refused_on_the_process_backend_before_anything_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = drill_config(tmp.path(), "part");
+    let err = drill::run_once(&cfg, DrillKind::Partition, 1, &mut Rng(1), false)
+        .await
+        .expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("partitions need the docker backend"),
+        "{err}"
+    );
+    assert!(
+        !tmp.path().join("part-partition-1").exists(),
+        "nothing was started"
+    );
+    let mut cfg = drill_config(tmp.path(), "norep");
+    cfg.topology.replicas = 0;
+    let err = drill::check_supported(&cfg, DrillKind::KillMaster).unwrap_err();
+    assert!(err.to_string().contains("at least one replica"), "{err}");
+}
+
+#[test]
+fn cli_gates_fail_naming_the_threshold_and_the_measured_value() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = drill_config(tmp.path(), "gate");
+    cfg.drill.gates.max_promotion_ms = Some(1);
+    cfg.drill.gates.max_two_masters_ms = Some(1_000_000);
+    let config = write_config(tmp.path(), &cfg);
+    let json = tmp.path().join("r.json");
+    let md = tmp.path().join("r.md");
+    let out = cli()
+        .arg("-c")
+        .arg(&config)
+        .args(["drill", "sentinel-failover", "--seed", "3", "--json"])
+        .arg(&json)
+        .arg("--markdown")
+        .arg(&md)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("FAILED gate max_promotion_ms: measured"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("> required 1"), "{stderr}");
+    assert!(
+        !stderr.contains("gate max_two_masters_ms"),
+        "the passing gate is not reported failed"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["schema"], "redis-harness/drill-report/v1");
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["runs"].as_array().unwrap().len(), 1);
+    assert!(std::fs::read_to_string(&md)
+        .unwrap()
+        .contains("| gate max_promotion_ms | **FAIL**"));
+    assert!(processes_under(tmp.path()).is_empty());
+
+    let bad = tmp.path().join("bad.yaml");
+    std::fs::write(&bad, "drill:\n  gates:\n    max_write_unavailable_ms: -5\n").unwrap();
+    let out = cli()
+        .arg("-c")
+        .arg(&bad)
+        .args(["drill", "kill-master"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("drill.gates.max_write_unavailable_ms: must not be negative (got -5)"));
+}
