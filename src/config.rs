@@ -122,6 +122,15 @@ pub struct DrillSection {
     /// How long to wait for a failover, a rejoin or healing before giving up; 0 picks
     /// `down_after_ms + failover_timeout_ms + 10000`.
     pub timeout_ms: u64,
+    /// Run the membership API in Sentinel mode on the drill's topology and load it over
+    /// HTTP through the fault (`drill --api`).
+    pub api: bool,
+    /// HTTP clients of that load.
+    pub api_clients: u32,
+    /// Requests per second per HTTP client.
+    pub api_rate: u32,
+    /// Members generated into the API's database.
+    pub api_members: u64,
     /// Thresholds; a drill exceeding one fails.
     pub gates: DrillGates,
 }
@@ -144,6 +153,8 @@ pub struct DrillGates {
     pub max_two_masters_ms: Option<i64>,
     /// Operations whose outcome is unknown.
     pub max_unknown_ops: Option<i64>,
+    /// API responses that were not 2xx (with `api`).
+    pub max_api_errors: Option<i64>,
 }
 
 impl Default for DrillSection {
@@ -161,6 +172,10 @@ impl Default for DrillSection {
             post_recovery_ms: 2000,
             pause_ms: 0,
             timeout_ms: 0,
+            api: false,
+            api_clients: 2,
+            api_rate: 50,
+            api_members: 50_301,
             gates: DrillGates::default(),
         }
     }
@@ -542,6 +557,15 @@ impl HarnessConfig {
         if d.pre_fault_ms > 600_000 || d.post_recovery_ms > 600_000 || d.fault_window_ms > 600_000 {
             p.push("drill.pre_fault_ms, fault_window_ms, post_recovery_ms: at most 600000 each (drills are bounded)".into());
         }
+        if d.api_clients == 0 || d.api_clients > 256 || d.api_rate == 0 || d.api_rate > 10_000 {
+            p.push(format!(
+                "drill.api_clients (1-256) and drill.api_rate (1-10000/s): got {} and {}",
+                d.api_clients, d.api_rate
+            ));
+        }
+        if d.api_members == 0 {
+            p.push("drill.api_members: at least 1".into());
+        }
         let g = &d.gates;
         for (name, v) in [
             ("max_write_unavailable_ms", g.max_write_unavailable_ms),
@@ -550,6 +574,7 @@ impl HarnessConfig {
             ("max_promotion_ms", g.max_promotion_ms),
             ("max_two_masters_ms", g.max_two_masters_ms),
             ("max_unknown_ops", g.max_unknown_ops),
+            ("max_api_errors", g.max_api_errors),
         ] {
             if let Some(v) = v.filter(|v| *v < 0) {
                 p.push(format!(

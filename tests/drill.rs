@@ -293,3 +293,28 @@ fn cli_gates_fail_naming_the_threshold_and_the_measured_value() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("drill.gates.max_write_unavailable_ms: must not be negative (got -5)"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keeps_answering_through_a_master_kill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = drill_config(tmp.path(), "api");
+    cfg.drill.api = true;
+    cfg.drill.api_members = 2000;
+    let r = run(&cfg, DrillKind::KillMaster).await;
+    assert_failover(&r);
+    let api = r.api.as_ref().expect("API figures");
+    assert!(api.overall.requests > 100, "{api:?}");
+    assert_eq!(
+        api.overall.errors, 0,
+        "every request was answered from the cache or the database: {api:?}"
+    );
+    assert!(
+        api.fault_window.bypasses > 0,
+        "the outage shows as BYPASS: {api:?}"
+    );
+    assert!(
+        api.overall.hits > api.overall.bypasses,
+        "caching worked before and after: {api:?}"
+    );
+    assert_eq!(r.figures.api_errors, Some(0));
+}

@@ -23,6 +23,9 @@ pub async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Result<Exit
     if let Some(v) = args.min_replicas_to_write {
         cfg.replication.min_replicas_to_write = v;
     }
+    if args.api {
+        cfg.drill.api = true;
+    }
     if let Some(v) = args.fault_window_ms {
         cfg.drill.fault_window_ms = v;
     }

@@ -86,6 +86,9 @@ pub struct DrillArgs {
     /// Keep every operation in the JSON report.
     #[arg(long)]
     pub history: bool,
+    /// Also run the membership API in Sentinel mode and load it over HTTP through the fault.
+    #[arg(long)]
+    pub api: bool,
 }
 
 /// Arguments of `serve`. Everything else comes from the API's environment variables

@@ -11,6 +11,7 @@
 //! - [`workload`]: writers and readers.
 //! - [`report`]: figures over repeats, gates, terminal/Markdown/JSON output.
 
+pub mod api_load;
 pub mod clock;
 pub mod history;
 pub mod observe;
@@ -174,6 +175,21 @@ pub struct Figures {
     pub heal_ms: Option<f64>,
     /// `+tilt` events seen.
     pub tilt_events: u64,
+    /// With `--api`: API responses that were not 2xx (whole run).
+    pub api_errors: Option<u64>,
+    /// With `--api`: responses answered with `X-Cache: BYPASS` (whole run).
+    pub api_bypasses: Option<u64>,
+    /// With `--api`: p99 API latency in µs from the fault until healed.
+    pub api_fault_p99_us: Option<f64>,
+}
+
+/// The API's side of a `--api` drill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiReport {
+    /// The whole run.
+    pub overall: api_load::ApiWindow,
+    /// From the fault until the topology was healthy again.
+    pub fault_window: api_load::ApiWindow,
 }
 
 /// A pass/fail check of one run.
@@ -221,6 +237,9 @@ pub struct DrillRun {
     pub checks: Vec<Check>,
     /// Sentinel events, role changes and harness actions.
     pub timeline: Vec<TimelineEntry>,
+    /// With `--api`: the API's requests through the drill.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api: Option<ApiReport>,
     /// The full operation history (kept when asked for).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<History>,
@@ -356,6 +375,11 @@ pub async fn run_once(
     );
     let old_master = master.addr();
 
+    let api_server = if d.api {
+        Some(start_api(&cfg, topo.dir(), &sentinels, &master_name).await?)
+    } else {
+        None
+    };
     let clock = Clock::start();
     let (stop_tx, stop_rx) = watch::channel(false);
     let data_nodes: Vec<NodeSpec> = std::iter::once(master.clone())
@@ -376,6 +400,9 @@ pub async fn run_once(
     // A Sentinel-aware client follows +switch-master as well as errors.
     let watcher = link.watch_sentinels(|| {});
     let wl = workload::Workload::start(link.clone(), clock, &d);
+    let api_load = api_server.as_ref().map(|(base, _, _)| {
+        api_load::ApiLoad::start(base.clone(), clock, d.api_clients, d.api_rate)
+    });
 
     let delay = d.pre_fault_ms + rng.up_to(d.fault_window_ms);
     tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -530,6 +557,18 @@ pub async fn run_once(
     }
     let healed = topo.wait_healthy(timeout).await;
     let heal_us = clock.now_us();
+    let api_samples = match api_load {
+        Some(l) => Some(l.stop().await),
+        None => None,
+    };
+    if let Some((_, stop, server)) = api_server {
+        let _ = stop.send(true);
+        let _ = server.await;
+    }
+    let api = api_samples.map(|s| ApiReport {
+        overall: api_load::window(&s, i64::MIN, i64::MAX),
+        fault_window: api_load::window(&s, fault_us, heal_us),
+    });
     let final_read = workload::final_read(
         &workload::client(
             &sentinel_addrs,
@@ -599,6 +638,11 @@ pub async fn run_once(
         rejoin_ms,
         heal_ms: healed.healthy.then(|| ms(heal_us - fault_us)),
         tilt_events: events.iter().filter(|e| e.event == "+tilt").count() as u64,
+        api_errors: api.as_ref().map(|a| a.overall.errors),
+        api_bypasses: api.as_ref().map(|a| a.overall.bypasses),
+        api_fault_p99_us: api
+            .as_ref()
+            .and_then(|a| a.fault_window.p99_us.map(|v| v as f64)),
     };
 
     let replica_addrs: Vec<String> = replicas.iter().map(NodeSpec::addr).collect();
@@ -723,8 +767,74 @@ pub async fn run_once(
         analysis,
         checks,
         timeline,
+        api,
         history: keep_history.then_some(history),
     })
+}
+
+type ApiServer = (
+    String,
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<Result<(), membership::StartError>>,
+);
+
+/// Starts the membership API in Sentinel mode on the drill's topology, with its database
+/// in the topology directory; returns its base URL, a stop switch and the server task.
+async fn start_api(
+    cfg: &HarnessConfig,
+    dir: &std::path::Path,
+    sentinels: &[NodeSpec],
+    master_name: &str,
+) -> Result<ApiServer, DrillError> {
+    let mut vars: std::collections::HashMap<&str, String> = [
+        (
+            "REDIS_SENTINELS",
+            sentinels
+                .iter()
+                .map(NodeSpec::addr)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        ("REDIS_MASTER_NAME", master_name.to_string()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.join("membership.db").display()),
+        ),
+        ("MEMBERSHIP_MEMBERS", cfg.drill.api_members.to_string()),
+        ("HOST", "127.0.0.1".into()),
+        ("PORT", "0".into()),
+        ("CACHE_WARMUP", "true".into()),
+    ]
+    .into_iter()
+    .collect();
+    if let Some(pw) = &cfg.password {
+        vars.insert("REDIS_PASSWORD", pw.clone());
+    }
+    let api_cfg = membership::ApiConfig::from_lookup(|k| vars.get(k).cloned())
+        .map_err(|e| TopologyError::State(format!("membership API config: {e}")))?;
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let server = tokio::spawn(membership::serve(
+        api_cfg,
+        move |a| {
+            let _ = addr_tx.send(a);
+        },
+        async move {
+            let _ = stop_rx.changed().await;
+        },
+    ));
+    match tokio::time::timeout(Duration::from_secs(120), addr_rx).await {
+        Ok(Ok(addr)) => Ok((format!("http://{addr}"), stop_tx, server)),
+        _ => {
+            let detail = match server.await {
+                Ok(Err(e)) => e.to_string(),
+                _ => "did not start within 120 s".into(),
+            };
+            Err(DrillError::Topology(TopologyError::State(format!(
+                "membership API: {detail}"
+            ))))
+        }
+    }
 }
 
 /// Role samples where a node's (role, following, connected) changed.

@@ -88,7 +88,7 @@ pub struct DrillReport {
 type Pick = fn(&Figures) -> Option<f64>;
 
 /// The figures, in report order.
-pub const FIGURES: [(&str, Pick); 14] = [
+pub const FIGURES: [(&str, Pick); 17] = [
     ("sdown_ms", |f| f.sdown_ms),
     ("detection_ms", |f| f.detection_ms),
     ("promotion_ms", |f| f.promotion_ms),
@@ -103,6 +103,9 @@ pub const FIGURES: [(&str, Pick); 14] = [
     ("rejoin_ms", |f| f.rejoin_ms),
     ("heal_ms", |f| f.heal_ms),
     ("tilt_events", |f| Some(f.tilt_events as f64)),
+    ("api_errors", |f| f.api_errors.map(|v| v as f64)),
+    ("api_bypasses", |f| f.api_bypasses.map(|v| v as f64)),
+    ("api_fault_p99_us", |f| f.api_fault_p99_us),
 ];
 
 fn gate_list(g: &DrillGates) -> Vec<(&'static str, &'static str, f64)> {
@@ -299,6 +302,28 @@ pub fn terminal(r: &DrillReport) -> String {
     out
 }
 
+fn api_line(run: &DrillRun) -> Option<String> {
+    let a = run.api.as_ref()?;
+    let w = |x: &super::api_load::ApiWindow| {
+        format!(
+            "{} requests, {} errors, {} HIT / {} MISS / {} BYPASS, p50 {} µs, p99 {} µs, max {} µs",
+            x.requests,
+            x.errors,
+            x.hits,
+            x.misses,
+            x.bypasses,
+            fmt(x.p50_us.map(|v| v as f64)),
+            fmt(x.p99_us.map(|v| v as f64)),
+            fmt(x.max_us.map(|v| v as f64))
+        )
+    };
+    Some(format!(
+        "API overall: {}; fault to healed: {}",
+        w(&a.overall),
+        w(&a.fault_window)
+    ))
+}
+
 /// Markdown for a CI job summary.
 pub fn markdown(r: &DrillReport) -> String {
     let mut out = format!(
@@ -333,6 +358,11 @@ pub fn markdown(r: &DrillReport) -> String {
             fmt(sm.median),
             fmt(sm.max)
         ));
+    }
+    for run in &r.runs {
+        if let Some(line) = api_line(run) {
+            out.push_str(&format!("\nRun {} {line}.\n", run.run));
+        }
     }
     out.push_str("\n| check | result | detail |\n|---|---|---|\n");
     for run in &r.runs {
