@@ -318,6 +318,13 @@ async fn wait_new_master(
     None
 }
 
+fn sentinels_name(new: &Option<String>) -> String {
+    format!(
+        "Sentinels name {}",
+        new.as_deref().unwrap_or("no new master")
+    )
+}
+
 /// Waits until `node` answers ROLE as a replica with a connected link.
 async fn wait_rejoined(node: &NodeSpec, password: Option<&str>, timeout: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
@@ -418,13 +425,7 @@ pub async fn run_once(
             topo.kill("master")?;
             act("fault", "SIGKILL master".into());
             let new = wait_new_master(&sentinels, &master_name, &old_master, timeout).await;
-            act(
-                "observed",
-                format!(
-                    "Sentinels name {}",
-                    new.as_deref().unwrap_or("no new master")
-                ),
-            );
+            act("observed", sentinels_name(&new));
             topo.restart("master").await?;
             act("restore", "restarted the old master".into());
             rejoin_target = Some(master.clone());
@@ -462,13 +463,7 @@ pub async fn run_once(
                 ),
             );
             let new = wait_new_master(&sentinels, &master_name, &old_master, timeout).await;
-            act(
-                "observed",
-                format!(
-                    "Sentinels name {}",
-                    new.as_deref().unwrap_or("no new master")
-                ),
-            );
+            act("observed", sentinels_name(&new));
             rejoin_target = Some(master.clone());
         }
         DrillKind::KillReplica => {

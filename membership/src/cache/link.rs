@@ -154,22 +154,13 @@ impl RedisLink {
 
     /// A connection to the current server, connecting (and resolving the master) if needed.
     pub async fn connection(&self) -> Result<MultiplexedConnection, LinkError> {
-        if let Some((_, c)) = self
-            .current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            return Ok(c.clone());
+        if let Some(c) = self.cached() {
+            return Ok(c);
         }
+        // One task connects; the others wait and take its connection.
         let _guard = self.connecting.lock().await;
-        if let Some((_, c)) = self
-            .current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            return Ok(c.clone());
+        if let Some(c) = self.cached() {
+            return Ok(c);
         }
         let (host, port) = self.resolve().await?;
         let con = open(&host, port, self.password.as_deref(), self.db, self.timeout).await?;
@@ -177,6 +168,11 @@ impl RedisLink {
         self.note_master(&addr);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some((addr, con.clone()));
         Ok(con)
+    }
+
+    fn cached(&self) -> Option<MultiplexedConnection> {
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+        current.as_ref().map(|(_, c)| c.clone())
     }
 
     fn note_master(&self, addr: &str) {
