@@ -161,9 +161,11 @@ async fn sentinels_below_quorum_never_fail_over() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_all_keeps_acknowledged_writes_with_aof() {
+async fn restart_all_keeps_every_acknowledged_write_with_appendfsync_always() {
     let tmp = tempfile::tempdir().unwrap();
-    let r = run(&drill_config(tmp.path(), "ra"), DrillKind::RestartAll).await;
+    let mut cfg = drill_config(tmp.path(), "ra");
+    cfg.persistence.appendfsync = "always".into();
+    let r = run(&cfg, DrillKind::RestartAll).await;
     assert!(r.passed(), "{:#?}", r.checks);
     assert_eq!(r.figures.lost_acked_writes, 0);
     assert!(r.figures.acked_writes > 50);

@@ -703,18 +703,12 @@ pub async fn run_once(
         ),
     });
     if kind == DrillKind::RestartAll {
-        let durable = cfg.persistence.aof || !cfg.persistence.rdb_save.trim().is_empty();
-        checks.push(Check {
-            name: "acknowledged writes survived the restart".into(),
-            passed: !cfg.persistence.aof || analysis.lost_acked_writes == 0,
-            detail: if cfg.persistence.aof {
-                format!("{} of {} lost (AOF appendfsync {}: a process kill loses nothing already written)", analysis.lost_acked_writes, analysis.writes_ok, cfg.persistence.appendfsync)
-            } else if durable {
-                format!("{} of {} lost (RDB snapshots only: writes since the last snapshot are not promised)", analysis.lost_acked_writes, analysis.writes_ok)
-            } else {
-                format!("{} of {} lost (persistence off: nothing is promised)", analysis.lost_acked_writes, analysis.writes_ok)
-            },
-        });
+        let killed_us = actions
+            .iter()
+            .find(|a| a.1 == "fault")
+            .map(|a| a.0)
+            .unwrap_or(fault_us);
+        checks.push(persistence_check(&cfg.persistence, &history, killed_us));
     }
 
     let mut timeline: Vec<TimelineEntry> = events
@@ -832,6 +826,63 @@ async fn start_api(
     }
 }
 
+/// What the fsync policy promises for acknowledged writes when every process is killed:
+/// `always` loses none; `everysec` may lose those acknowledged in the last 2 s (Redis
+/// postpones the AOF write for up to 2 s while a background fsync runs, and still
+/// replies); `no` and RDB-only promise nothing.
+fn persistence_check(p: &crate::config::PersistenceSection, h: &History, killed_us: i64) -> Check {
+    let present: std::collections::HashSet<&str> =
+        h.final_read.iter().flatten().map(String::as_str).collect();
+    let lost: Vec<&history::Op> = h
+        .ops
+        .iter()
+        .filter(|o| o.outcome == history::Outcome::Ok)
+        .filter(|o| o.value.as_deref().is_some_and(|v| !present.contains(v)))
+        .collect();
+    let acked = h
+        .ops
+        .iter()
+        .filter(|o| o.kind == history::OpKind::Write && o.outcome == history::Outcome::Ok)
+        .count();
+    let oldest_ms = lost
+        .iter()
+        .map(|o| (killed_us - o.complete_us) as f64 / 1000.0)
+        .fold(f64::NAN, f64::max);
+    let (window_ms, promise) = match (p.aof, p.appendfsync.as_str()) {
+        (true, "always") => (
+            Some(0.0),
+            "AOF appendfsync always: nothing acknowledged may be lost",
+        ),
+        (true, "everysec") => (
+            Some(2000.0),
+            "AOF appendfsync everysec: only writes acknowledged in the last 2 s may be lost",
+        ),
+        (true, _) => (
+            None,
+            "AOF appendfsync no: the OS decides when data is durable; nothing is promised",
+        ),
+        (false, _) if !p.rdb_save.trim().is_empty() => (
+            None,
+            "RDB snapshots only: writes since the last snapshot are not promised",
+        ),
+        _ => (None, "persistence off: nothing is promised"),
+    };
+    let passed = match window_ms {
+        Some(w) => lost.is_empty() || oldest_ms <= w,
+        None => true,
+    };
+    let age = if lost.is_empty() {
+        String::new()
+    } else {
+        format!(", the oldest acknowledged {oldest_ms:.0} ms before the kill")
+    };
+    Check {
+        name: "acknowledged writes survived the restart".into(),
+        passed,
+        detail: format!("{} of {acked} lost{age} ({promise})", lost.len()),
+    }
+}
+
 /// Role samples where a node's (role, following, connected) changed.
 fn role_changes(samples: &[RoleSample]) -> Vec<RoleSample> {
     let mut last: std::collections::HashMap<&str, (&str, Option<&str>, bool)> = Default::default();
@@ -844,4 +895,60 @@ fn role_changes(samples: &[RoleSample]) -> Vec<RoleSample> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PersistenceSection;
+    use history::{Op, OpKind, Outcome};
+
+    fn write(v: &str, complete_ms: i64) -> Op {
+        Op {
+            kind: OpKind::Write,
+            client: 0,
+            value: Some(v.into()),
+            invoke_us: complete_ms * 1000 - 100,
+            complete_us: complete_ms * 1000,
+            outcome: Outcome::Ok,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn everysec_may_lose_only_the_last_two_seconds() {
+        let h = History {
+            ops: vec![write("old", 1000), write("recent", 9500)],
+            final_read: Some(vec!["old".into()]),
+            fault_us: 10_000_000,
+        };
+        let everysec = PersistenceSection::default();
+        let c = persistence_check(&everysec, &h, 10_000_000);
+        assert!(c.passed, "{c:?}");
+        assert!(
+            c.detail
+                .starts_with("1 of 2 lost, the oldest acknowledged 500 ms before the kill"),
+            "{}",
+            c.detail
+        );
+        let always = PersistenceSection {
+            appendfsync: "always".into(),
+            ..Default::default()
+        };
+        assert!(!persistence_check(&always, &h, 10_000_000).passed);
+        let h_old = History {
+            final_read: Some(vec!["recent".into()]),
+            ..h.clone()
+        };
+        assert!(
+            !persistence_check(&everysec, &h_old, 10_000_000).passed,
+            "a write 9 s old is outside the promise"
+        );
+        let off = PersistenceSection {
+            aof: false,
+            rdb_save: String::new(),
+            ..Default::default()
+        };
+        assert!(persistence_check(&off, &h_old, 10_000_000).passed);
+    }
 }
