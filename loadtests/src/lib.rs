@@ -1,0 +1,289 @@
+//! # loadtests
+//!
+//! goose load tests for the membership API contract. They speak only HTTP, so they can
+//! be pointed at any backend that implements the same contract.
+//!
+//! # Layout
+//!
+//! - [`recorder`]: every request's latency in microseconds (hdrhistogram) per route
+//!   template and per `X-Cache` value, status codes, a per-second timeline, the hit rate.
+//! - [`mix`]: Zipf-skewed popularity and a lock-free random source.
+//! - [`scenarios`]: dashboard, member lookup, lookup and writer users.
+//! - [`run_closed`]: a goose run (closed model: N users with think time).
+//! - [`run_open`]: a fixed arrival rate (open model), latency measured from each
+//!   request's intended send time so that overload is not hidden.
+
+pub mod mix;
+pub mod recorder;
+pub mod scenarios;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
+use goose::GooseAttack;
+use serde_json::Value;
+
+pub use recorder::{LoadResults, Recorder};
+pub use scenarios::{Catalog, Mix};
+
+/// Errors of a load run.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The target did not answer the catalog requests like the API contract says.
+    #[error("target {host} does not serve the membership API contract: {detail}")]
+    Target {
+        /// Base URL.
+        host: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// goose refused the configuration or failed.
+    #[error("goose: {0}")]
+    Goose(String),
+    /// A setting is out of range.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A closed-model run.
+#[derive(Debug, Clone)]
+pub struct ClosedConfig {
+    /// Base URL, e.g. `http://127.0.0.1:5000`.
+    pub host: String,
+    /// Concurrent virtual users.
+    pub users: usize,
+    /// Users started per second.
+    pub hatch_rate: f64,
+    /// Run time after hatching, seconds.
+    pub run_time_s: usize,
+    /// Scenario mix and think time.
+    pub mix: Mix,
+    /// Zipf exponent of member popularity.
+    pub zipf_s: f64,
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client always builds")
+}
+
+async fn get_json(client: &reqwest::Client, host: &str, path: &str) -> Result<Value, LoadError> {
+    let err = |d: String| LoadError::Target {
+        host: host.to_string(),
+        detail: d,
+    };
+    let resp = client
+        .get(format!("{host}{path}"))
+        .send()
+        .await
+        .map_err(|e| err(format!("GET {path}: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(err(format!("GET {path}: HTTP {}", resp.status())));
+    }
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| err(format!("GET {path}: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| err(format!("GET {path}: not JSON: {e}")))
+}
+
+/// Learns the member count and some ID numbers from the target.
+pub async fn catalog(host: &str, zipf_s: f64) -> Result<Catalog, LoadError> {
+    let client = http();
+    let stats = get_json(&client, host, "/api/v1/statistics/system").await?;
+    let members = stats["total_members"]
+        .as_u64()
+        .ok_or_else(|| LoadError::Target {
+            host: host.to_string(),
+            detail: "statistics/system has no total_members".into(),
+        })? as usize;
+    let mut id_numbers = Vec::new();
+    for page in 1..=10 {
+        let list = get_json(
+            &client,
+            host,
+            &format!("/api/v1/members?page_size=100&page={page}"),
+        )
+        .await?;
+        let batch: Vec<String> = list["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["id_number"].as_str().map(str::to_string))
+            .collect();
+        if batch.is_empty() {
+            break;
+        }
+        id_numbers.extend(batch);
+    }
+    Ok(Catalog {
+        members,
+        id_numbers,
+        zipf_s,
+    })
+}
+
+/// Runs goose: `users` virtual users over the scenarios for `run_time_s` after hatching.
+/// goose's controllers (telnet/WebSocket) and its own report printing are off.
+pub async fn run_closed(cfg: &ClosedConfig) -> Result<LoadResults, LoadError> {
+    if cfg.users == 0 || cfg.run_time_s == 0 || cfg.hatch_rate <= 0.0 {
+        return Err(LoadError::Config(
+            "users, run time and hatch rate must be positive".into(),
+        ));
+    }
+    let cat = catalog(&cfg.host, cfg.zipf_s).await?;
+    let rec = Arc::new(Recorder::new());
+    let g = |e: goose::GooseError| LoadError::Goose(e.to_string());
+    let mut attack =
+        GooseAttack::initialize_with_config(GooseConfiguration::default()).map_err(g)?;
+    for s in scenarios::scenarios(&rec, &cat, &cfg.mix).map_err(g)? {
+        attack = attack.register_scenario(s);
+    }
+    let hatch = format!("{}", cfg.hatch_rate);
+    let attack = *attack
+        .set_default(GooseDefault::Host, cfg.host.as_str())
+        .map_err(g)?
+        .set_default(GooseDefault::Users, cfg.users)
+        .map_err(g)?
+        .set_default(GooseDefault::HatchRate, hatch.as_str())
+        .map_err(g)?
+        .set_default(GooseDefault::RunTime, cfg.run_time_s)
+        .map_err(g)?
+        .set_default(GooseDefault::NoTelnet, true)
+        .map_err(g)?
+        .set_default(GooseDefault::NoWebSocket, true)
+        .map_err(g)?
+        .set_default(GooseDefault::NoPrintMetrics, true)
+        .map_err(g)?
+        .set_default(GooseDefault::NoResetMetrics, true)
+        .map_err(g)?
+        .set_default(GooseDefault::Quiet, 1usize)
+        .map_err(g)?;
+    let started = Instant::now();
+    attack.execute().await.map_err(g)?;
+    Ok(rec.results("closed", started.elapsed()))
+}
+
+/// An open-model run.
+#[derive(Debug, Clone)]
+pub struct OpenConfig {
+    /// Base URL.
+    pub host: String,
+    /// Requests per second.
+    pub rate: f64,
+    /// Duration, seconds.
+    pub duration_s: f64,
+    /// Most requests in flight; requests due while at the limit are counted as errors
+    /// (status 0) instead of silently waiting.
+    pub max_in_flight: usize,
+    /// Zipf exponent of member popularity.
+    pub zipf_s: f64,
+}
+
+/// Sends requests at a fixed arrival rate regardless of how fast they complete; each
+/// latency runs from the request's intended send time, so queueing shows.
+pub async fn run_open(cfg: &OpenConfig) -> Result<LoadResults, LoadError> {
+    if cfg.rate <= 0.0 || cfg.duration_s <= 0.0 || cfg.max_in_flight == 0 {
+        return Err(LoadError::Config(
+            "rate, duration and max in flight must be positive".into(),
+        ));
+    }
+    let cat = catalog(&cfg.host, cfg.zipf_s).await?;
+    let zipf = Arc::new(mix::Zipf::new(cat.members, cat.zipf_s));
+    let rec = Arc::new(Recorder::new());
+    let client = http();
+    let sem = Arc::new(tokio::sync::Semaphore::new(cfg.max_in_flight));
+    let total = (cfg.rate * cfg.duration_s).round() as u64;
+    let interval = Duration::from_secs_f64(1.0 / cfg.rate);
+    let start = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        let due = start + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(due).await;
+        let (route, path) = match i % 10 {
+            0..=2 => (
+                "/api/v1/statistics/system",
+                "/api/v1/statistics/system".to_string(),
+            ),
+            3..=4 => (
+                "/api/v1/analytics/dashboard",
+                "/api/v1/analytics/dashboard".to_string(),
+            ),
+            5..=8 => (
+                "/api/v1/members/{id}",
+                format!("/api/v1/members/{}", zipf.sample()),
+            ),
+            _ => (
+                "/api/v1/lookups/provinces",
+                "/api/v1/lookups/provinces".to_string(),
+            ),
+        };
+        let Ok(permit) = Arc::clone(&sem).try_acquire_owned() else {
+            rec.record(route, None, None, due.elapsed());
+            continue;
+        };
+        let (client, rec, host) = (client.clone(), Arc::clone(&rec), cfg.host.clone());
+        tasks.spawn(async move {
+            let resp = client.get(format!("{host}{path}")).send().await;
+            match resp {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let cache = r
+                        .headers()
+                        .get("x-cache")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    let _ = r.bytes().await;
+                    rec.record(route, cache.as_deref(), Some(status), due.elapsed());
+                }
+                Err(_) => rec.record(route, None, None, due.elapsed()),
+            }
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(rec.results("open", start.elapsed()))
+}
+
+/// The results as a terminal table, one row per route and X-Cache value.
+pub fn table(r: &LoadResults) -> String {
+    use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
+        "route",
+        "x-cache",
+        "count",
+        "p50 µs",
+        "p90 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "max µs",
+    ]);
+    for x in &r.routes {
+        t.add_row(vec![
+            x.route.clone(),
+            x.cache.clone(),
+            x.count.to_string(),
+            x.p50_us.to_string(),
+            x.p90_us.to_string(),
+            x.p99_us.to_string(),
+            x.p999_us.to_string(),
+            x.max_us.to_string(),
+        ]);
+    }
+    format!(
+        "{} model: {} requests in {:.1} s = {:.1} req/s, {} errors, hit rate {}\n{t}",
+        r.model,
+        r.requests,
+        r.duration_s,
+        r.throughput_rps,
+        r.errors,
+        r.hit_rate
+            .map(|h| format!("{:.1}%", h * 100.0))
+            .unwrap_or_else(|| "-".into())
+    )
+}
