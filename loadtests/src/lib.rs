@@ -61,6 +61,8 @@ pub struct ClosedConfig {
     pub mix: Mix,
     /// Zipf exponent of member popularity.
     pub zipf_s: f64,
+    /// Request only this path instead of the scenario mix.
+    pub only: Option<String>,
 }
 
 fn http() -> reqwest::Client {
@@ -139,8 +141,13 @@ pub async fn run_closed(cfg: &ClosedConfig) -> Result<LoadResults, LoadError> {
     let g = |e: goose::GooseError| LoadError::Goose(e.to_string());
     let mut attack =
         GooseAttack::initialize_with_config(GooseConfiguration::default()).map_err(g)?;
-    for s in scenarios::scenarios(&rec, &cat, &cfg.mix).map_err(g)? {
-        attack = attack.register_scenario(s);
+    match &cfg.only {
+        Some(path) => attack = attack.register_scenario(scenarios::single(&rec, path).map_err(g)?),
+        None => {
+            for s in scenarios::scenarios(&rec, &cat, &cfg.mix).map_err(g)? {
+                attack = attack.register_scenario(s);
+            }
+        }
     }
     let hatch = format!("{}", cfg.hatch_rate);
     let attack = *attack

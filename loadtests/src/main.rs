@@ -39,6 +39,9 @@ struct Args {
     /// Most requests in flight in the open model.
     #[arg(long, default_value_t = 10_000)]
     max_in_flight: usize,
+    /// Request only this path (e.g. /api/v1/statistics/system) instead of the mix.
+    #[arg(long)]
+    only: Option<String>,
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -76,6 +79,7 @@ async fn main() -> ExitCode {
                     ),
                 },
                 zipf_s: a.zipf,
+                only: a.only.clone(),
             })
             .await
         }

@@ -101,6 +101,13 @@ fn fixed(route: &'static str) -> Req {
     }
 }
 
+/// One scenario requesting only `path` (calibration against another load tool on the
+/// same route).
+pub fn single(rec: &Arc<Recorder>, path: &str) -> Result<Scenario, GooseError> {
+    let route: &'static str = Box::leak(path.to_string().into_boxed_str());
+    Ok(scenario!("SingleRoute").register_transaction(get_tx(rec, fixed(route))))
+}
+
 /// Scenario weights (percent of users) and think time.
 #[derive(Debug, Clone)]
 pub struct Mix {

@@ -77,6 +77,7 @@ async fn a_short_goose_run_records_microseconds_and_a_hit_rate() {
             think: (Duration::ZERO, Duration::ZERO),
         },
         zipf_s: 1.1,
+        only: None,
     })
     .await
     .unwrap();
