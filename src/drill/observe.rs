@@ -18,6 +18,8 @@ pub const ROLE_PERIOD: Duration = Duration::from_millis(50);
 /// One ROLE answer (or its absence).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleSample {
+    /// Poll round (all nodes are polled together once per round).
+    pub round: u64,
     /// When the answer arrived.
     pub t_us: i64,
     /// Node name.
@@ -70,6 +72,7 @@ pub fn poll_roles(
     tokio::spawn(async move {
         let mut cons: Vec<Option<MultiplexedConnection>> = vec![None; nodes.len()];
         let mut out = Vec::new();
+        let mut round = 0u64;
         let mut tick = tokio::time::interval(ROLE_PERIOD);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -102,12 +105,14 @@ pub fn poll_roles(
                     (n.name.clone(), answer)
                 }
             });
+            round += 1;
             for (node, answer) in futures_util::future::join_all(polls).await {
                 let (role, following, connected) = match answer {
                     Some(v) => parse_role(&v),
                     None => ("down".into(), None, false),
                 };
                 out.push(RoleSample {
+                    round,
                     t_us: clock.now_us(),
                     node,
                     role,
@@ -180,27 +185,56 @@ pub fn record_events(
 }
 
 /// Total time, in ms, during which at least two nodes answered ROLE with `master`
-/// (each poll round counts for the time until the next round).
+/// (each poll round counts until the next round).
 pub fn two_masters_ms(samples: &[RoleSample]) -> f64 {
-    let mut rounds: Vec<(i64, usize)> = Vec::new();
-    // Samples of one round share (nearly) one time; group by round start.
-    let mut i = 0;
-    while i < samples.len() {
-        let t0 = samples[i].t_us;
-        let mut masters = 0;
-        let mut j = i;
-        while j < samples.len() && samples[j].t_us - t0 < (ROLE_PERIOD.as_micros() as i64) / 2 {
-            if samples[j].role == "master" {
-                masters += 1;
+    // (round, first answer time, masters in the round), in round order.
+    let mut rounds: Vec<(u64, i64, usize)> = Vec::new();
+    for s in samples {
+        match rounds.last_mut() {
+            Some(r) if r.0 == s.round => {
+                r.1 = r.1.min(s.t_us);
+                r.2 += usize::from(s.role == "master");
             }
-            j += 1;
+            _ => rounds.push((s.round, s.t_us, usize::from(s.role == "master"))),
         }
-        rounds.push((t0, masters));
-        i = j;
     }
     rounds
         .windows(2)
-        .filter(|w| w[0].1 >= 2)
-        .map(|w| (w[1].0 - w[0].0) as f64 / 1000.0)
-        .sum()
+        .filter(|w| w[0].2 >= 2)
+        .map(|w| (w[1].1 - w[0].1) as f64 / 1000.0)
+        .fold(0.0, |a, b| a + b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(round: u64, t_ms: i64, node: &str, role: &str) -> RoleSample {
+        RoleSample {
+            round,
+            t_us: t_ms * 1000,
+            node: node.into(),
+            role: role.into(),
+            following: None,
+            connected: false,
+        }
+    }
+
+    #[test]
+    fn two_masters_counts_rounds_not_timestamps() {
+        // Round 1 ends late (a dead node timed out) and round 2 starts 1 ms later: the
+        // single master of each round must not add up to two.
+        let s = vec![
+            sample(1, 100, "a", "master"),
+            sample(1, 100, "b", "down"),
+            sample(2, 101, "a", "master"),
+            sample(2, 101, "b", "slave"),
+            sample(3, 150, "a", "master"),
+            sample(3, 150, "b", "master"),
+            sample(4, 200, "a", "master"),
+            sample(4, 200, "b", "slave"),
+        ];
+        assert_eq!(two_masters_ms(&s), 50.0);
+        assert_eq!(two_masters_ms(&s[..4]).to_string(), "0", "no negative zero");
+    }
 }

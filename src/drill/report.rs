@@ -222,7 +222,8 @@ pub fn build(cfg: &HarnessConfig, kind: DrillKind, runs: Vec<DrillRun>) -> Drill
 }
 
 fn fmt(v: Option<f64>) -> String {
-    match v {
+    // `+ 0.0` turns a negative zero into zero.
+    match v.map(|x| x + 0.0) {
         None => "-".into(),
         Some(x) if x.fract() == 0.0 => format!("{x:.0}"),
         Some(x) => format!("{x:.1}"),
