@@ -9,11 +9,12 @@ n=${1:-5}; shift || true
 downs=("$@"); [ ${#downs[@]} -gt 0 ] || downs=(1000 5000)
 out=${OUT:-drill-results}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 cargo build --release --locked -q
 bin=target/release/redis-harness
 kinds=(kill-master pause-master sentinel-failover kill-replica kill-sentinels restart-all pause-sentinel)
 cfg="$out/harness.yaml"
-printf 'name: table\nrun_dir: %s\nsentinel:\n  failover_timeout_ms: 10000\n' "$PWD/$out/run" > "$cfg"
+printf 'name: table\nrun_dir: %s\nsentinel:\n  failover_timeout_ms: 10000\n' "$out/run" > "$cfg"
 status=0
 for d in "${downs[@]}"; do
   for k in "${kinds[@]}"; do
