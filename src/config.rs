@@ -157,6 +157,47 @@ pub struct DrillGates {
     pub max_api_errors: Option<i64>,
 }
 
+impl DrillGates {
+    /// Every gate: its name, the drill figure it bounds, and its threshold when set.
+    pub fn entries(&self) -> [(&'static str, &'static str, Option<f64>); 8] {
+        let ms = |v: Option<i64>| v.map(|v| v as f64);
+        [
+            (
+                "max_write_unavailable_ms",
+                "write_unavailable_ms",
+                ms(self.max_write_unavailable_ms),
+            ),
+            (
+                "max_read_unavailable_ms",
+                "read_unavailable_ms",
+                ms(self.max_read_unavailable_ms),
+            ),
+            (
+                "max_lost_acked_writes",
+                "lost_acked_writes",
+                ms(self.max_lost_acked_writes),
+            ),
+            (
+                "max_lost_acked_percent",
+                "lost_acked_percent",
+                self.max_lost_acked_percent,
+            ),
+            (
+                "max_promotion_ms",
+                "promotion_ms",
+                ms(self.max_promotion_ms),
+            ),
+            (
+                "max_two_masters_ms",
+                "two_masters_ms",
+                ms(self.max_two_masters_ms),
+            ),
+            ("max_unknown_ops", "unknown_ops", ms(self.max_unknown_ops)),
+            ("max_api_errors", "api_errors", ms(self.max_api_errors)),
+        ]
+    }
+}
+
 impl Default for DrillSection {
     fn default() -> Self {
         Self {
@@ -566,26 +607,14 @@ impl HarnessConfig {
         if d.api_members == 0 {
             p.push("drill.api_members: at least 1".into());
         }
-        let g = &d.gates;
-        for (name, v) in [
-            ("max_write_unavailable_ms", g.max_write_unavailable_ms),
-            ("max_read_unavailable_ms", g.max_read_unavailable_ms),
-            ("max_lost_acked_writes", g.max_lost_acked_writes),
-            ("max_promotion_ms", g.max_promotion_ms),
-            ("max_two_masters_ms", g.max_two_masters_ms),
-            ("max_unknown_ops", g.max_unknown_ops),
-            ("max_api_errors", g.max_api_errors),
-        ] {
-            if let Some(v) = v.filter(|v| *v < 0) {
+        for (name, _, v) in d.gates.entries() {
+            if let Some(v) = v.filter(|v| *v < 0.0) {
                 p.push(format!(
                     "drill.gates.{name}: must not be negative (got {v})"
                 ));
             }
         }
-        if let Some(v) = g
-            .max_lost_acked_percent
-            .filter(|v| !(0.0..=100.0).contains(v))
-        {
+        if let Some(v) = d.gates.max_lost_acked_percent.filter(|v| *v > 100.0) {
             p.push(format!(
                 "drill.gates.max_lost_acked_percent: between 0 and 100 (got {v})"
             ));

@@ -109,48 +109,10 @@ pub const FIGURES: [(&str, Pick); 17] = [
 ];
 
 fn gate_list(g: &DrillGates) -> Vec<(&'static str, &'static str, f64)> {
-    let mut out = Vec::new();
-    let mut add = |gate, figure, v: Option<f64>| {
-        if let Some(v) = v {
-            out.push((gate, figure, v));
-        }
-    };
-    add(
-        "max_write_unavailable_ms",
-        "write_unavailable_ms",
-        g.max_write_unavailable_ms.map(|v| v as f64),
-    );
-    add(
-        "max_read_unavailable_ms",
-        "read_unavailable_ms",
-        g.max_read_unavailable_ms.map(|v| v as f64),
-    );
-    add(
-        "max_lost_acked_writes",
-        "lost_acked_writes",
-        g.max_lost_acked_writes.map(|v| v as f64),
-    );
-    add(
-        "max_lost_acked_percent",
-        "lost_acked_percent",
-        g.max_lost_acked_percent,
-    );
-    add(
-        "max_promotion_ms",
-        "promotion_ms",
-        g.max_promotion_ms.map(|v| v as f64),
-    );
-    add(
-        "max_two_masters_ms",
-        "two_masters_ms",
-        g.max_two_masters_ms.map(|v| v as f64),
-    );
-    add(
-        "max_unknown_ops",
-        "unknown_ops",
-        g.max_unknown_ops.map(|v| v as f64),
-    );
-    out
+    g.entries()
+        .into_iter()
+        .filter_map(|(gate, figure, v)| Some((gate, figure, v?)))
+        .collect()
 }
 
 fn median(sorted: &[f64]) -> Option<f64> {
