@@ -97,6 +97,9 @@ pub struct ApiConfig {
     pub breaker_threshold: u32,
     /// CACHE_BREAKER_COOLDOWN_MS (1000): how long the breaker stays open.
     pub breaker_cooldown: Duration,
+    /// SHUTDOWN_GRACE_MS (10000): after a shutdown signal, how long open requests may
+    /// finish before the server stops anyway.
+    pub shutdown_grace: Duration,
 }
 
 impl ApiConfig {
@@ -218,6 +221,7 @@ impl ApiConfig {
                 1000u64,
                 1,
             )?),
+            shutdown_grace: Duration::from_millis(num(g, "SHUTDOWN_GRACE_MS", 10_000u64, 0)?),
         })
     }
 }

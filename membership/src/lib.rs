@@ -131,8 +131,24 @@ pub async fn serve(
         app.state.cache.link().mode()
     );
     on_ready(local);
-    axum::serve(listener, app.router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(StartError::Serve)
+    // Graceful shutdown waits for open connections, and a client that holds one with a
+    // half-sent request would hold the server forever: after the grace period it stops.
+    let grace = app.state.config.shutdown_grace;
+    let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app.router).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = fired_tx.send(());
+    });
+    tokio::select! {
+        r = server => r.map_err(StartError::Serve),
+        _ = async {
+            match fired_rx.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                Err(_) => std::future::pending::<()>().await,
+            }
+        } => {
+            tracing::warn!("connections still open {grace:?} after the shutdown signal; stopping anyway");
+            Ok(())
+        }
+    }
 }

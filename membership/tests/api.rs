@@ -281,3 +281,40 @@ async fn sql_metacharacters_in_input_are_data_not_sql() {
     assert_eq!(back["last_name"], "O'Brien'); DROP TABLE members; --");
     assert_eq!(get(r, "/api/v1/statistics/system").await.status, 200);
 }
+
+#[tokio::test]
+async fn shutdown_is_bounded_even_with_a_half_sent_request_open() {
+    use std::io::Write;
+    let redis = RedisServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = env(
+        &tmp.path().join("m.db"),
+        redis.port,
+        &[("SHUTDOWN_GRACE_MS", "200")],
+    );
+    cfg.port = 0;
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(membership::serve(
+        cfg,
+        move |a| addr_tx.send(a).unwrap(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let addr = addr_rx.await.unwrap();
+    // A client that never finishes its request keeps its connection "in flight".
+    let mut stuck = std::net::TcpStream::connect(addr).unwrap();
+    stuck
+        .write_all(b"GET /api/v1/statistics/system HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stop_tx.send(()).unwrap();
+    let finished = tokio::time::timeout(std::time::Duration::from_secs(30), server).await;
+    assert!(
+        finished.is_ok(),
+        "the server never stopped while a client held a half-sent request"
+    );
+    assert!(finished.unwrap().unwrap().is_ok());
+    drop(stuck);
+}
