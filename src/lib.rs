@@ -9,11 +9,13 @@
 //! - [`config`]: `harness.yaml`, defaults and validation.
 //! - [`topology`]: planning, starting (process backend), readiness, status, teardown.
 //! - [`drill`]: failover drills with Jepsen-style accounting, reports and gates.
+//! - [`gate`]: targets and baseline regressions over load-test results; JUnit/Markdown.
 //! - [`cli`]: the command line (the binary's edge; `main.rs` only calls [`run`]).
 
 pub mod cli;
 pub mod config;
 pub mod drill;
+pub mod gate;
 pub mod topology;
 
 pub use cli::{run, Cli};

@@ -5,12 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::DrillArgs;
+use super::{DrillArgs, EXIT_CHECK_FAILED};
 use crate::config::HarnessConfig;
 use crate::drill::{self, report, Rng};
-
-/// Exit code when a drill ran but a check or gate failed.
-pub const EXIT_DRILL_FAILED: u8 = 4;
 
 /// Runs the drill `--repeat` times, prints the table, writes the files, gates.
 pub async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Result<ExitCode> {
@@ -83,7 +80,7 @@ pub async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Result<Exit
         for f in &failures {
             eprintln!("FAILED {f}");
         }
-        Ok(ExitCode::from(EXIT_DRILL_FAILED))
+        Ok(ExitCode::from(EXIT_CHECK_FAILED))
     }
 }
 

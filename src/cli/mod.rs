@@ -5,6 +5,7 @@
 mod config_cmd;
 mod down;
 mod drill;
+mod gate;
 mod render;
 mod serve;
 mod status;
@@ -19,6 +20,8 @@ use crate::config::{BackendKind, HarnessConfig};
 
 /// Exit code of `status` when the topology is up but not healthy.
 pub const EXIT_UNHEALTHY: u8 = 3;
+/// Exit code when a drill check, a drill gate or a load target failed.
+pub const EXIT_CHECK_FAILED: u8 = 4;
 
 /// redis-harness: bring up a Redis Sentinel topology and measure it honestly.
 #[derive(Debug, Parser)]
@@ -46,6 +49,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Run a failover drill on a fresh topology and report what clients saw.
     Drill(DrillArgs),
+    /// Check load-test results (`loadtest --json`) against a targets file; exit 4 when a
+    /// target fails.
+    Gate(GateArgs),
     /// Run the membership API (the system under test) against the running topology.
     Serve(ServeArgs),
     /// Configuration helpers.
@@ -89,6 +95,28 @@ pub struct DrillArgs {
     /// Also run the membership API in Sentinel mode and load it over HTTP through the fault.
     #[arg(long)]
     pub api: bool,
+}
+
+/// Arguments of `gate`.
+#[derive(Debug, clap::Args)]
+pub struct GateArgs {
+    /// Results JSON written by `loadtest --json`.
+    pub results: PathBuf,
+    /// Targets file (YAML).
+    #[arg(long)]
+    pub targets: PathBuf,
+    /// Earlier results to compare against (regressions beyond ratio and floor fail).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Write JUnit XML here (one test case per target).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write Markdown here.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Print the verdicts as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `serve`. Everything else comes from the API's environment variables
@@ -176,6 +204,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(cfg, args).await,
         Command::Serve(args) => serve::run(cfg, args).await,
         Command::Drill(args) => drill::run(cfg, args).await,
+        Command::Gate(args) => gate::run(args),
         Command::Config(ConfigCommand::Show) => config_cmd::show(&cfg),
     }
 }

@@ -1,0 +1,57 @@
+//! `redis-harness gate RESULTS --targets FILE [--baseline OLD]`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use loadtests::LoadResults;
+
+use super::{GateArgs, EXIT_CHECK_FAILED};
+use crate::gate::{self, Targets};
+
+fn results(path: &Path) -> anyhow::Result<LoadResults> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading results {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a loadtest results file", path.display()))
+}
+
+/// Evaluates, prints every verdict, writes the files; exit 4 when any target failed.
+pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
+    let targets = Targets::load(&args.targets)?;
+    let current = results(&args.results)?;
+    let baseline = args.baseline.as_deref().map(results).transpose()?;
+    let verdicts = gate::evaluate(&current, &targets, baseline.as_ref());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&verdicts)?);
+    } else {
+        for v in &verdicts {
+            let m = v
+                .measured
+                .map(|m| format!("{m}"))
+                .unwrap_or_else(|| "no samples".into());
+            println!(
+                "{} {}: measured {m}, required {}",
+                if v.passed { "ok  " } else { "FAIL" },
+                v.name,
+                v.required
+            );
+        }
+    }
+    if let Some(p) = &args.junit {
+        std::fs::write(p, gate::junit(&verdicts))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = &args.markdown {
+        std::fs::write(p, gate::markdown(&verdicts))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    let failed: Vec<_> = verdicts.iter().filter(|v| !v.passed).collect();
+    if failed.is_empty() {
+        eprintln!("all {} targets passed", verdicts.len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{} of {} targets FAILED", failed.len(), verdicts.len());
+        Ok(ExitCode::from(EXIT_CHECK_FAILED))
+    }
+}

@@ -1,0 +1,320 @@
+//! Targets and gates over load-test results (`loadtest --json`): hit rate, error rate,
+//! throughput, latency percentiles per route and X-Cache value, and regressions against a
+//! baseline run (a ratio with an absolute floor, so sub-millisecond noise does not fail a
+//! build). Every target yields a verdict; a target whose metric has no samples fails.
+//!
+//! - [`Targets`]: the YAML targets file.
+//! - [`evaluate`]: results (+ baseline) → verdicts.
+//! - [`junit`] / [`markdown`]: CI-native renderings.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use loadtests::LoadResults;
+use serde::{Deserialize, Serialize};
+
+/// Errors loading a targets file.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// The file could not be read.
+    #[error("cannot read targets file {0}")]
+    Read(String, #[source] std::io::Error),
+    /// The YAML is malformed or has unknown keys.
+    #[error("invalid targets file {file}: {message}")]
+    Parse {
+        /// File.
+        file: String,
+        /// Parser message (names the field and position).
+        message: String,
+    },
+    /// Values break a rule.
+    #[error("invalid targets file {file}:\n  - {}", .problems.join("\n  - "))]
+    Invalid {
+        /// File.
+        file: String,
+        /// One line per broken rule.
+        problems: Vec<String>,
+    },
+}
+
+/// A latency target for one route (and optionally one X-Cache value).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyTarget {
+    /// Route template as recorded, e.g. `/api/v1/members/{id}`.
+    pub route: String,
+    /// `HIT`, `MISS`, `BYPASS`, or absent for every value together (worst of them).
+    #[serde(default)]
+    pub cache: Option<String>,
+    /// Highest allowed p50 in µs.
+    #[serde(default)]
+    pub p50_us: Option<u64>,
+    /// Highest allowed p99 in µs.
+    #[serde(default)]
+    pub p99_us: Option<u64>,
+}
+
+/// Regression limits against a baseline run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineRules {
+    /// A latency fails when it exceeds the baseline by this factor ...
+    pub max_latency_ratio: f64,
+    /// ... and by at least this many µs.
+    pub latency_floor_us: u64,
+    /// Throughput fails when it falls below the baseline divided by this factor.
+    pub max_throughput_drop_ratio: f64,
+}
+
+impl Default for BaselineRules {
+    fn default() -> Self {
+        Self {
+            max_latency_ratio: 1.25,
+            latency_floor_us: 500,
+            max_throughput_drop_ratio: 1.25,
+        }
+    }
+}
+
+/// The targets file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Targets {
+    /// Lowest allowed hit rate (0-1).
+    pub hit_rate_min: Option<f64>,
+    /// Highest allowed error rate (0-1).
+    pub error_rate_max: Option<f64>,
+    /// Lowest allowed throughput, requests per second.
+    pub throughput_min_rps: Option<f64>,
+    /// Latency targets.
+    pub latency: Vec<LatencyTarget>,
+    /// Baseline regression limits (used with `--baseline`).
+    pub baseline: BaselineRules,
+}
+
+impl Targets {
+    /// Loads and validates a targets file.
+    pub fn load(path: &Path) -> Result<Self, GateError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| GateError::Read(file.clone(), e))?;
+        let t: Targets = serde_yaml_ng::from_str(&text).map_err(|e| GateError::Parse {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
+        let mut p = Vec::new();
+        if t.hit_rate_min.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+            p.push(format!(
+                "hit_rate_min: between 0 and 1 (got {})",
+                t.hit_rate_min.unwrap_or_default()
+            ));
+        }
+        if t.error_rate_max.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+            p.push(format!(
+                "error_rate_max: between 0 and 1 (got {})",
+                t.error_rate_max.unwrap_or_default()
+            ));
+        }
+        if t.throughput_min_rps.is_some_and(|v| v < 0.0) {
+            p.push("throughput_min_rps: must not be negative".into());
+        }
+        for (i, l) in t.latency.iter().enumerate() {
+            if l.p50_us.is_none() && l.p99_us.is_none() {
+                p.push(format!(
+                    "latency[{i}] ({}): names no percentile (p50_us, p99_us)",
+                    l.route
+                ));
+            }
+            if let Some(c) = &l.cache {
+                if !["HIT", "MISS", "BYPASS"].contains(&c.as_str()) {
+                    p.push(format!(
+                        "latency[{i}].cache: HIT, MISS or BYPASS (got {c:?})"
+                    ));
+                }
+            }
+        }
+        let b = &t.baseline;
+        if b.max_latency_ratio < 1.0 || b.max_throughput_drop_ratio < 1.0 {
+            p.push("baseline: ratios must be at least 1".into());
+        }
+        if p.is_empty() {
+            Ok(t)
+        } else {
+            Err(GateError::Invalid { file, problems: p })
+        }
+    }
+}
+
+/// One target's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    /// What was checked, e.g. `p99 /api/v1/statistics/system HIT`.
+    pub name: String,
+    /// Measured value (`None`: no samples).
+    pub measured: Option<f64>,
+    /// Requirement, as text (`<= 5000 µs`).
+    pub required: String,
+    /// Whether it held.
+    pub passed: bool,
+}
+
+fn verdict(
+    name: String,
+    measured: Option<f64>,
+    required: String,
+    ok: impl Fn(f64) -> bool,
+) -> Verdict {
+    Verdict {
+        passed: measured.is_some_and(&ok),
+        name,
+        measured,
+        required,
+    }
+}
+
+/// The worst percentile over the matching (route, cache) entries.
+fn percentile(r: &LoadResults, route: &str, cache: Option<&str>, p99: bool) -> Option<f64> {
+    r.routes
+        .iter()
+        .filter(|x| x.route == route && cache.is_none_or(|c| x.cache == c) && x.count > 0)
+        .map(|x| if p99 { x.p99_us } else { x.p50_us } as f64)
+        .reduce(f64::max)
+}
+
+/// Checks `r` against the targets and, when given, against a baseline run.
+pub fn evaluate(r: &LoadResults, t: &Targets, baseline: Option<&LoadResults>) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    if let Some(min) = t.hit_rate_min {
+        out.push(verdict(
+            "hit rate".into(),
+            r.hit_rate,
+            format!(">= {min}"),
+            |v| v >= min,
+        ));
+    }
+    if let Some(max) = t.error_rate_max {
+        let rate = (r.requests > 0).then(|| r.errors as f64 / r.requests as f64);
+        out.push(verdict(
+            "error rate".into(),
+            rate,
+            format!("<= {max}"),
+            |v| v <= max,
+        ));
+    }
+    if let Some(min) = t.throughput_min_rps {
+        let rps = (r.requests > 0).then_some(r.throughput_rps);
+        out.push(verdict(
+            "throughput rps".into(),
+            rps,
+            format!(">= {min}"),
+            |v| v >= min,
+        ));
+    }
+    for l in &t.latency {
+        let label = format!("{} {}", l.route, l.cache.as_deref().unwrap_or("any"));
+        for (p99, limit) in [(false, l.p50_us), (true, l.p99_us)] {
+            if let Some(limit) = limit {
+                let m = percentile(r, &l.route, l.cache.as_deref(), p99);
+                let name = format!("{} {label}", if p99 { "p99" } else { "p50" });
+                out.push(verdict(name, m, format!("<= {limit} µs"), |v| {
+                    v <= limit as f64
+                }));
+            }
+        }
+    }
+    if let Some(b) = baseline {
+        let rules = &t.baseline;
+        for old in &b.routes {
+            for (p99, old_v) in [(false, old.p50_us), (true, old.p99_us)] {
+                let new_v = percentile(r, &old.route, Some(&old.cache), p99);
+                let allowed = (old_v as f64 * rules.max_latency_ratio)
+                    .max(old_v as f64 + rules.latency_floor_us as f64);
+                let name = format!(
+                    "regression {} {} {}",
+                    if p99 { "p99" } else { "p50" },
+                    old.route,
+                    old.cache
+                );
+                out.push(verdict(
+                    name,
+                    new_v,
+                    format!(
+                        "<= {allowed:.0} µs (baseline {old_v} × {} or + {} µs)",
+                        rules.max_latency_ratio, rules.latency_floor_us
+                    ),
+                    |v| v <= allowed,
+                ));
+            }
+        }
+        let min = b.throughput_rps / rules.max_throughput_drop_ratio;
+        let rps = (r.requests > 0).then_some(r.throughput_rps);
+        out.push(verdict(
+            "regression throughput rps".into(),
+            rps,
+            format!(
+                ">= {min:.1} (baseline {} / {})",
+                b.throughput_rps, rules.max_throughput_drop_ratio
+            ),
+            |v| v >= min,
+        ));
+    }
+    out
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+fn shown(v: Option<f64>) -> String {
+    v.map(|v| format!("{v}"))
+        .unwrap_or_else(|| "no samples".into())
+}
+
+/// JUnit XML: one test case per target, failed targets with a failure element.
+pub fn junit(verdicts: &[Verdict]) -> String {
+    let failures = verdicts.iter().filter(|v| !v.passed).count();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"redis-harness\" tests=\"{}\" failures=\"{failures}\">\n  <testsuite name=\"gates\" tests=\"{}\" failures=\"{failures}\">\n",
+        verdicts.len(),
+        verdicts.len()
+    );
+    for v in verdicts {
+        let _ = write!(
+            out,
+            "    <testcase classname=\"gates\" name=\"{}\"",
+            xml(&v.name)
+        );
+        if v.passed {
+            out.push_str("/>\n");
+        } else {
+            let _ = write!(
+                out,
+                ">\n      <failure message=\"measured {} required {}\"/>\n    </testcase>\n",
+                xml(&shown(v.measured)),
+                xml(&v.required)
+            );
+        }
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+/// Markdown table for a CI job summary.
+pub fn markdown(verdicts: &[Verdict]) -> String {
+    let failed = verdicts.iter().filter(|v| !v.passed).count();
+    let mut out = format!("## Gates: {} of {} passed\n\n| target | measured | required | result |\n|---|---|---|---|\n", verdicts.len() - failed, verdicts.len());
+    for v in verdicts {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            v.name,
+            shown(v.measured),
+            v.required,
+            if v.passed { "pass" } else { "**FAIL**" }
+        );
+    }
+    out
+}
