@@ -112,6 +112,24 @@ fn longest_gap_after(mut completions: Vec<i64>, fault_us: i64, end_us: i64) -> (
     (Some(longest as f64 / 1000.0), recovered)
 }
 
+/// Acknowledged writes.
+pub fn acked_writes(h: &History) -> impl Iterator<Item = &Op> {
+    h.ops
+        .iter()
+        .filter(|o| o.kind == OpKind::Write && o.outcome == Outcome::Ok)
+}
+
+/// Acknowledged writes absent from the final read (none when the final read failed).
+pub fn lost_writes(h: &History) -> Vec<&Op> {
+    let Some(values) = &h.final_read else {
+        return Vec::new();
+    };
+    let present: HashSet<&str> = values.iter().map(String::as_str).collect();
+    acked_writes(h)
+        .filter(|o| !present.contains(o.value.as_deref().unwrap_or("")))
+        .collect()
+}
+
 /// Checks a history.
 pub fn analyze(h: &History) -> Analysis {
     let count = |k: OpKind, o: Outcome| {
@@ -126,35 +144,24 @@ pub fn analyze(h: &History) -> Analysis {
         .map(|o| o.complete_us)
         .max()
         .unwrap_or(h.fault_us);
-    let acked: Vec<&Op> = h
-        .ops
+    let acked: Vec<&Op> = acked_writes(h).collect();
+    let lost = lost_writes(h);
+    let lost_examples: Vec<String> = lost
         .iter()
-        .filter(|o| o.kind == OpKind::Write && o.outcome == Outcome::Ok)
+        .take(20)
+        .filter_map(|o| o.value.clone())
         .collect();
-    let (lost, lost_examples, refused_but_present) = match &h.final_read {
+    let lost = lost.len() as u64;
+    let refused_but_present = match &h.final_read {
         Some(values) => {
             let present: HashSet<&str> = values.iter().map(String::as_str).collect();
-            let lost: Vec<&Op> = acked
-                .iter()
-                .copied()
-                .filter(|o| !present.contains(o.value.as_deref().unwrap_or("")))
-                .collect();
-            let refused = h
-                .ops
+            h.ops
                 .iter()
                 .filter(|o| o.kind == OpKind::Write && o.outcome == Outcome::Failed)
                 .filter(|o| present.contains(o.value.as_deref().unwrap_or("")))
-                .count() as u64;
-            (
-                lost.len() as u64,
-                lost.iter()
-                    .take(20)
-                    .filter_map(|o| o.value.clone())
-                    .collect(),
-                refused,
-            )
+                .count() as u64
         }
-        None => (0, Vec::new(), 0),
+        None => 0,
     };
     let writes_ok = acked.len() as u64;
     let (write_gap, writes_recovered) = longest_gap_after(

@@ -285,20 +285,11 @@ async fn sentinel_master(sentinels: &[NodeSpec], name: &str) -> Option<String> {
             .ok()?;
         r.map(|(h, p)| format!("{h}:{p}"))
     });
-    let mut named: Vec<String> = futures_util::future::join_all(asks)
+    let named = futures_util::future::join_all(asks)
         .await
         .into_iter()
-        .flatten()
-        .collect();
-    named.sort();
-    let mut best: Option<(String, usize)> = None;
-    for m in &named {
-        let n = named.iter().filter(|x| *x == m).count();
-        if best.as_ref().is_none_or(|b| n > b.1) {
-            best = Some((m.clone(), n));
-        }
-    }
-    best.map(|b| b.0)
+        .flatten();
+    probe::most_named(named)
 }
 
 /// Waits until the Sentinels name a master other than `old`; `None` on timeout.
@@ -831,19 +822,8 @@ async fn start_api(
 /// postpones the AOF write for up to 2 s while a background fsync runs, and still
 /// replies); `no` and RDB-only promise nothing.
 fn persistence_check(p: &crate::config::PersistenceSection, h: &History, killed_us: i64) -> Check {
-    let present: std::collections::HashSet<&str> =
-        h.final_read.iter().flatten().map(String::as_str).collect();
-    let lost: Vec<&history::Op> = h
-        .ops
-        .iter()
-        .filter(|o| o.outcome == history::Outcome::Ok)
-        .filter(|o| o.value.as_deref().is_some_and(|v| !present.contains(v)))
-        .collect();
-    let acked = h
-        .ops
-        .iter()
-        .filter(|o| o.kind == history::OpKind::Write && o.outcome == history::Outcome::Ok)
-        .count();
+    let lost = history::lost_writes(h);
+    let acked = history::acked_writes(h).count();
     let oldest_ms = lost
         .iter()
         .map(|o| (killed_us - o.complete_us) as f64 / 1000.0)

@@ -507,17 +507,10 @@ pub async fn status_of(state: &TopologyState) -> StatusReport {
 /// The master as most Sentinels name it; without Sentinels, the only data node in role
 /// master.
 fn current_master(statuses: &[NodeStatus]) -> Option<String> {
-    let mut votes: Vec<(String, usize)> = Vec::new();
-    for s in statuses
+    let named = statuses
         .iter()
-        .filter_map(|s| s.sentinel.as_ref()?.master.clone())
-    {
-        match votes.iter_mut().find(|(m, _)| *m == s) {
-            Some((_, n)) => *n += 1,
-            None => votes.push((s, 1)),
-        }
-    }
-    if let Some((m, _)) = votes.into_iter().max_by_key(|(_, n)| *n) {
+        .filter_map(|s| s.sentinel.as_ref()?.master.clone());
+    if let Some(m) = probe::most_named(named) {
         return Some(m);
     }
     let masters: Vec<_> = statuses.iter().filter(|s| s.role == "master").collect();

@@ -243,6 +243,17 @@ pub async fn topology_status(
     all
 }
 
+/// The address named most often (ties: the smallest address, so the answer is stable);
+/// `None` when nothing was named. Used to pick the master the Sentinels agree on.
+pub fn most_named(names: impl IntoIterator<Item = String>) -> Option<String> {
+    let mut votes: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for n in names {
+        *votes.entry(n).or_default() += 1;
+    }
+    let best = votes.values().copied().max()?;
+    votes.into_iter().find(|(_, n)| *n == best).map(|(m, _)| m)
+}
+
 /// What keeps a topology from being healthy around `master`, or `None` when it is:
 /// exactly one node in role master, every other data node linked to it, and every Sentinel
 /// naming it, seeing all `replicas` and the other `sentinels - 1` Sentinels.
@@ -295,6 +306,17 @@ pub fn health_problem(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn most_named_takes_the_majority_then_the_smallest() {
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            most_named(v(&["b:1", "a:1", "b:1"])).as_deref(),
+            Some("b:1")
+        );
+        assert_eq!(most_named(v(&["b:1", "a:1"])).as_deref(), Some("a:1"));
+        assert_eq!(most_named(Vec::new()), None);
+    }
 
     #[test]
     fn parses_info_and_kv_lists() {
