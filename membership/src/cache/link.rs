@@ -58,6 +58,10 @@ pub struct RedisLink {
     connecting: tokio::sync::Mutex<()>,
     master_changes: AtomicU64,
     last_master: RwLock<Option<String>>,
+    /// Bumped by every reset: a connection made while a reset happened is discarded.
+    generation: AtomicU64,
+    /// The master a `+switch-master` announced, tried before asking the Sentinels.
+    announced: RwLock<Option<(String, u16)>>,
 }
 
 impl std::fmt::Debug for RedisLink {
@@ -122,6 +126,8 @@ impl RedisLink {
             current: RwLock::new(None),
             connecting: tokio::sync::Mutex::new(()),
             master_changes: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            announced: RwLock::new(None),
             last_master: RwLock::new(None),
         })
     }
@@ -162,11 +168,22 @@ impl RedisLink {
         if let Some(c) = self.cached() {
             return Ok(c);
         }
-        let (host, port) = self.resolve().await?;
-        let con = open(&host, port, self.password.as_deref(), self.db, self.timeout).await?;
-        let addr = format!("{host}:{port}");
-        self.note_master(&addr);
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some((addr, con.clone()));
+        // A reset while we resolve and connect means our answer may already be stale
+        // (Sentinels still voting for the old master): try again, a bounded number of times.
+        let mut attempts = 0;
+        let con = loop {
+            attempts += 1;
+            let generation = self.generation.load(Ordering::SeqCst);
+            let (host, port) = self.resolve().await?;
+            let con = open(&host, port, self.password.as_deref(), self.db, self.timeout).await?;
+            if self.generation.load(Ordering::SeqCst) == generation || attempts >= 3 {
+                let addr = format!("{host}:{port}");
+                self.note_master(&addr);
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) =
+                    Some((addr, con.clone()));
+                break con;
+            }
+        };
         Ok(con)
     }
 
@@ -189,6 +206,7 @@ impl RedisLink {
 
     /// Drops the connection so the next call reconnects (and re-resolves the master).
     pub fn reset(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
@@ -228,6 +246,16 @@ impl RedisLink {
                 master_name,
             } => (sentinels, master_name),
         };
+        let announced = self
+            .announced
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some((h, p)) = announced {
+            if self.is_master(&h, p).await.unwrap_or(false) {
+                return Ok((h, p));
+            }
+        }
         let asks = sentinels.iter().map(|(host, port)| async move {
             let answer = async {
                 let mut s = open(host, *port, None, 0, self.timeout).await?;
@@ -274,14 +302,7 @@ impl RedisLink {
         ranked.sort_by(|a, b| b.2.cmp(&a.2).then(b.3.cmp(&a.3)));
         for (mh, mp, _votes, epoch) in ranked {
             // A Sentinel can lag behind a failover: confirm the role.
-            let role = async {
-                let mut m = open(&mh, mp, self.password.as_deref(), self.db, self.timeout).await?;
-                let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut m).await?;
-                Ok::<_, LinkError>(
-                    matches!(role.first(), Some(redis::Value::BulkString(b)) if b == b"master"),
-                )
-            }
-            .await;
+            let role = self.is_master(&mh, mp).await;
             match role {
                 Ok(true) => return Ok((mh, mp)),
                 Ok(false) => detail.push(format!("{mh}:{mp} (epoch {epoch}) is not a master")),
@@ -292,6 +313,13 @@ impl RedisLink {
             master_name: master_name.clone(),
             detail: detail.join("; "),
         })
+    }
+
+    /// Whether `host:port` answers ROLE as a master.
+    async fn is_master(&self, host: &str, port: u16) -> Result<bool, LinkError> {
+        let mut m = open(host, port, self.password.as_deref(), self.db, self.timeout).await?;
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut m).await?;
+        Ok(matches!(role.first(), Some(redis::Value::BulkString(b)) if b == b"master"))
     }
 
     /// In Sentinel mode, starts a task that listens for `+switch-master` on every
@@ -342,6 +370,10 @@ impl RedisLink {
                                 }
                                 let Some(link) = link.upgrade() else { return };
                                 let new = format!("{}:{}", parts[3], parts[4]);
+                                if let Ok(p) = parts[4].parse::<u16>() {
+                                    *link.announced.write().unwrap_or_else(|e| e.into_inner()) =
+                                        Some((parts[3].to_string(), p));
+                                }
                                 if link.address().as_deref() != Some(new.as_str()) {
                                     tracing::info!(
                                         "+switch-master from {host}:{port}: {master_name} -> {new}"
