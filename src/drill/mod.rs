@@ -243,6 +243,9 @@ pub struct DrillRun {
     /// The full operation history (kept when asked for).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<History>,
+    /// When the fault was injected (to place it on other timelines; not serialised).
+    #[serde(skip)]
+    pub fault_instant: Option<std::time::Instant>,
 }
 
 impl DrillRun {
@@ -347,6 +350,34 @@ pub async fn run_once(
     check_supported(cfg, kind)?;
     let mut cfg = cfg.clone();
     cfg.name = format!("{}-{kind}-{run}", cfg.name);
+    let delay = cfg.drill.pre_fault_ms + rng.up_to(cfg.drill.fault_window_ms);
+    let mut topo = Topology::up(&cfg).await?;
+    let result = run_on(
+        &mut topo,
+        kind,
+        run,
+        Duration::from_millis(delay),
+        keep_history,
+    )
+    .await;
+    let down = topo.down().await;
+    let run = result?;
+    down?;
+    Ok(run)
+}
+
+/// Runs one drill on a running topology that `up` started from its config and that has
+/// not failed over yet (the node named `master` must be the master), injecting the fault
+/// `delay` after the workload starts. The topology is left running and healed.
+pub async fn run_on(
+    topo: &mut Topology,
+    kind: DrillKind,
+    run: u32,
+    delay: Duration,
+    keep_history: bool,
+) -> Result<DrillRun, DrillError> {
+    let cfg = topo.config().clone();
+    check_supported(&cfg, kind)?;
     let d = cfg.drill.clone();
     let s = cfg.sentinel.clone();
     let timeout = Duration::from_millis(if d.timeout_ms > 0 {
@@ -354,7 +385,6 @@ pub async fn run_once(
     } else {
         (s.down_after_ms + s.failover_timeout_ms) as u64 + 10_000
     });
-    let mut topo = Topology::up(&cfg).await?;
     let state = topo.state().clone();
     let pw = cfg.password.clone();
     let master_name = cfg.topology.master_name.clone();
@@ -374,7 +404,7 @@ pub async fn run_once(
     let old_master = master.addr();
 
     let api_server = if d.api {
-        Some(start_api(&cfg, topo.dir(), &sentinels, &master_name).await?)
+        Some(crate::stack::ApiServer::start(topo, d.api_members).await?)
     } else {
         None
     };
@@ -398,13 +428,13 @@ pub async fn run_once(
     // A Sentinel-aware client follows +switch-master as well as errors.
     let watcher = link.watch_sentinels(|| {});
     let wl = workload::Workload::start(link.clone(), clock, &d);
-    let api_load = api_server.as_ref().map(|(base, _, _)| {
-        api_load::ApiLoad::start(base.clone(), clock, d.api_clients, d.api_rate)
+    let api_load = api_server.as_ref().map(|api| {
+        api_load::ApiLoad::start(api.base().to_string(), clock, d.api_clients, d.api_rate)
     });
 
-    let delay = d.pre_fault_ms + rng.up_to(d.fault_window_ms);
-    tokio::time::sleep(Duration::from_millis(delay)).await;
+    tokio::time::sleep(delay).await;
     let fault_us = clock.now_us();
+    let fault_instant = std::time::Instant::now();
     let mut actions: Vec<(i64, String, String)> = Vec::new();
     let mut act =
         |what: &str, detail: String| actions.push((clock.now_us(), what.to_string(), detail));
@@ -547,9 +577,8 @@ pub async fn run_once(
         Some(l) => Some(l.stop().await),
         None => None,
     };
-    if let Some((_, stop, server)) = api_server {
-        let _ = stop.send(true);
-        let _ = server.await;
+    if let Some(api) = api_server {
+        api.stop().await;
     }
     let api = api_samples.map(|s| ApiReport {
         overall: api_load::window(&s, i64::MIN, i64::MAX),
@@ -569,7 +598,6 @@ pub async fn run_once(
     let _ = stop_tx.send(true);
     let samples = roles_task.await.unwrap_or_default();
     let events = events_task.await.unwrap_or_default();
-    topo.down().await?;
 
     let history = History {
         ops,
@@ -749,72 +777,8 @@ pub async fn run_once(
         timeline,
         api,
         history: keep_history.then_some(history),
+        fault_instant: Some(fault_instant),
     })
-}
-
-type ApiServer = (
-    String,
-    watch::Sender<bool>,
-    tokio::task::JoinHandle<Result<(), membership::StartError>>,
-);
-
-/// Starts the membership API in Sentinel mode on the drill's topology, with its database
-/// in the topology directory; returns its base URL, a stop switch and the server task.
-async fn start_api(
-    cfg: &HarnessConfig,
-    dir: &std::path::Path,
-    sentinels: &[NodeSpec],
-    master_name: &str,
-) -> Result<ApiServer, DrillError> {
-    let mut vars: std::collections::HashMap<&str, String> = [
-        (
-            "REDIS_SENTINELS",
-            sentinels
-                .iter()
-                .map(NodeSpec::addr)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        ("REDIS_MASTER_NAME", master_name.to_string()),
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.join("membership.db").display()),
-        ),
-        ("MEMBERSHIP_MEMBERS", cfg.drill.api_members.to_string()),
-        ("HOST", "127.0.0.1".into()),
-        ("PORT", "0".into()),
-        ("CACHE_WARMUP", "true".into()),
-    ]
-    .into_iter()
-    .collect();
-    if let Some(pw) = &cfg.password {
-        vars.insert("REDIS_PASSWORD", pw.clone());
-    }
-    let api_cfg = membership::ApiConfig::from_lookup(|k| vars.get(k).cloned())
-        .map_err(|e| TopologyError::State(format!("membership API config: {e}")))?;
-    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let server = tokio::spawn(membership::serve(
-        api_cfg,
-        move |a| {
-            let _ = addr_tx.send(a);
-        },
-        async move {
-            let _ = stop_rx.changed().await;
-        },
-    ));
-    match tokio::time::timeout(Duration::from_secs(120), addr_rx).await {
-        Ok(Ok(addr)) => Ok((format!("http://{addr}"), stop_tx, server)),
-        _ => {
-            let detail = match server.await {
-                Ok(Err(e)) => e.to_string(),
-                _ => "did not start within 120 s".into(),
-            };
-            Err(DrillError::Topology(TopologyError::State(format!(
-                "membership API: {detail}"
-            ))))
-        }
-    }
 }
 
 /// What the fsync policy promises for acknowledged writes when every process is killed:

@@ -1,0 +1,104 @@
+//! The system under test on a running topology: the membership API served in-process in
+//! Sentinel mode (its SQLite database in the topology's directory), for drills, load runs
+//! and `verify`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::topology::{NodeKind, Topology, TopologyError};
+
+/// A running membership API; stop it with [`ApiServer::stop`] (dropping it aborts it).
+pub struct ApiServer {
+    base: String,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<Result<(), membership::StartError>>>,
+}
+
+impl ApiServer {
+    /// Starts the API on a free loopback port against `topo`'s Sentinels (or its master
+    /// when it has none), generating `members` members into a fresh database, and waits
+    /// until it listens (the cache warm-up of the critical routes is done by then).
+    pub async fn start(topo: &Topology, members: u64) -> Result<Self, TopologyError> {
+        let cfg = topo.config();
+        let state = topo.state();
+        let sentinels: Vec<String> = state
+            .nodes
+            .iter()
+            .filter(|n| n.spec.kind == NodeKind::Sentinel)
+            .map(|n| n.spec.addr())
+            .collect();
+        let mut vars: HashMap<&str, String> = [
+            (
+                "DATABASE_URL",
+                format!("sqlite://{}", topo.dir().join("membership.db").display()),
+            ),
+            ("MEMBERSHIP_MEMBERS", members.to_string()),
+            ("HOST", "127.0.0.1".into()),
+            ("PORT", "0".into()),
+            ("CACHE_WARMUP", "true".into()),
+        ]
+        .into_iter()
+        .collect();
+        if sentinels.is_empty() {
+            let m = &state.initial_master().spec;
+            vars.insert("REDIS_HOST", m.host.clone());
+            vars.insert("REDIS_PORT", m.port.to_string());
+        } else {
+            vars.insert("REDIS_SENTINELS", sentinels.join(","));
+            vars.insert("REDIS_MASTER_NAME", cfg.topology.master_name.clone());
+        }
+        if let Some(pw) = &cfg.password {
+            vars.insert("REDIS_PASSWORD", pw.clone());
+        }
+        let api_cfg = membership::ApiConfig::from_lookup(|k| vars.get(k).cloned())
+            .map_err(|e| TopologyError::State(format!("membership API config: {e}")))?;
+        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+        let (stop, mut stop_rx) = watch::channel(false);
+        let task = tokio::spawn(membership::serve(
+            api_cfg,
+            move |a| {
+                let _ = addr_tx.send(a);
+            },
+            async move {
+                let _ = stop_rx.changed().await;
+            },
+        ));
+        match tokio::time::timeout(Duration::from_secs(120), addr_rx).await {
+            Ok(Ok(addr)) => Ok(Self {
+                base: format!("http://{addr}"),
+                stop,
+                task: Some(task),
+            }),
+            _ => {
+                let detail = match task.await {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "did not start within 120 s".into(),
+                };
+                Err(TopologyError::State(format!("membership API: {detail}")))
+            }
+        }
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Stops serving (in-flight requests finish, bounded by the API's shutdown grace).
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
