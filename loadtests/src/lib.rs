@@ -131,13 +131,21 @@ pub async fn catalog(host: &str, zipf_s: f64) -> Result<Catalog, LoadError> {
 /// Runs goose: `users` virtual users over the scenarios for `run_time_s` after hatching.
 /// goose's controllers (telnet/WebSocket) and its own report printing are off.
 pub async fn run_closed(cfg: &ClosedConfig) -> Result<LoadResults, LoadError> {
+    run_closed_into(cfg, Arc::new(Recorder::new())).await
+}
+
+/// [`run_closed`] recording into `rec`, which the caller can watch while the run goes
+/// on (progress) and whose start places other events on the results' timeline.
+pub async fn run_closed_into(
+    cfg: &ClosedConfig,
+    rec: Arc<Recorder>,
+) -> Result<LoadResults, LoadError> {
     if cfg.users == 0 || cfg.run_time_s == 0 || cfg.hatch_rate <= 0.0 {
         return Err(LoadError::Config(
             "users, run time and hatch rate must be positive".into(),
         ));
     }
     let cat = catalog(&cfg.host, cfg.zipf_s).await?;
-    let rec = Arc::new(Recorder::new());
     let g = |e: goose::GooseError| LoadError::Goose(e.to_string());
     let mut attack =
         GooseAttack::initialize_with_config(GooseConfiguration::default()).map_err(g)?;
@@ -193,6 +201,11 @@ pub struct OpenConfig {
 /// Sends requests at a fixed arrival rate regardless of how fast they complete; each
 /// latency runs from the request's intended send time, so queueing shows.
 pub async fn run_open(cfg: &OpenConfig) -> Result<LoadResults, LoadError> {
+    run_open_into(cfg, Arc::new(Recorder::new())).await
+}
+
+/// [`run_open`] recording into `rec`.
+pub async fn run_open_into(cfg: &OpenConfig, rec: Arc<Recorder>) -> Result<LoadResults, LoadError> {
     if cfg.rate <= 0.0 || cfg.duration_s <= 0.0 || cfg.max_in_flight == 0 {
         return Err(LoadError::Config(
             "rate, duration and max in flight must be positive".into(),
@@ -200,7 +213,6 @@ pub async fn run_open(cfg: &OpenConfig) -> Result<LoadResults, LoadError> {
     }
     let cat = catalog(&cfg.host, cfg.zipf_s).await?;
     let zipf = Arc::new(mix::Zipf::new(cat.members, cat.zipf_s));
-    let rec = Arc::new(Recorder::new());
     let client = http();
     let sem = Arc::new(tokio::sync::Semaphore::new(cfg.max_in_flight));
     let total = (cfg.rate * cfg.duration_s).round() as u64;

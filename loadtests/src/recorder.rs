@@ -3,6 +3,7 @@
 //! template and per `X-Cache` value, plus status codes and a per-second timeline.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,9 @@ pub struct Second {
     pub bypasses: u64,
     /// Errors (non-2xx or no response).
     pub errors: u64,
+    /// Median latency of the second, µs.
+    #[serde(default)]
+    pub p50_us: u64,
     /// p99 latency of the second, µs.
     pub p99_us: u64,
 }
@@ -66,6 +70,12 @@ pub struct LoadResults {
     pub throughput_rps: f64,
     /// HIT / (HIT + MISS + BYPASS) over requests that carried X-Cache; `None` without any.
     pub hit_rate: Option<f64>,
+    /// Median latency over every request, µs (0 without requests).
+    #[serde(default)]
+    pub p50_us: u64,
+    /// 99th percentile over every request, µs (0 without requests).
+    #[serde(default)]
+    pub p99_us: u64,
     /// Count per HTTP status (0: no response).
     pub statuses: BTreeMap<u16, u64>,
     /// Latency per route and X-Cache value.
@@ -75,6 +85,7 @@ pub struct LoadResults {
 }
 
 struct Inner {
+    all: Histogram<u64>,
     hist: BTreeMap<(String, String), Histogram<u64>>,
     statuses: BTreeMap<u16, u64>,
     seconds: Vec<(Second, Histogram<u64>)>,
@@ -83,6 +94,7 @@ struct Inner {
 /// Thread-safe recorder shared by every virtual user.
 pub struct Recorder {
     started: Instant,
+    count: AtomicU64,
     inner: Mutex<Inner>,
 }
 
@@ -101,12 +113,24 @@ impl Recorder {
     pub fn new() -> Self {
         Self {
             started: Instant::now(),
+            count: AtomicU64::new(0),
             inner: Mutex::new(Inner {
+                all: hist(),
                 hist: BTreeMap::new(),
                 statuses: BTreeMap::new(),
                 seconds: Vec::new(),
             }),
         }
+    }
+
+    /// When the timeline started (second 0).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Requests recorded so far (cheap; for progress display).
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
     }
 
     /// Records one request: its route template, X-Cache value, status (`None`: no
@@ -115,7 +139,9 @@ impl Recorder {
         let us = (latency.as_micros() as u64).clamp(1, 120_000_000);
         let sec = self.started.elapsed().as_secs();
         let ok = status.is_some_and(|s| (200..300).contains(&s));
+        self.count.fetch_add(1, Ordering::Relaxed);
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = g.all.record(us);
         let _ = g
             .hist
             .entry((route.to_string(), cache.unwrap_or("-").to_string()))
@@ -187,18 +213,34 @@ impl Recorder {
             errors,
             throughput_rps: (requests as f64 / secs * 10.0).round() / 10.0,
             hit_rate: (h + m + b > 0).then(|| h as f64 / (h + m + b) as f64),
+            p50_us: if g.all.is_empty() {
+                0
+            } else {
+                g.all.value_at_quantile(0.5)
+            },
+            p99_us: if g.all.is_empty() {
+                0
+            } else {
+                g.all.value_at_quantile(0.99)
+            },
             statuses: g.statuses.clone(),
             routes,
             timeline: g
                 .seconds
                 .iter()
-                .map(|(s, h)| Second {
-                    p99_us: if h.is_empty() {
-                        0
-                    } else {
-                        h.value_at_quantile(0.99)
-                    },
-                    ..s.clone()
+                .map(|(s, h)| {
+                    let q = |p: f64| {
+                        if h.is_empty() {
+                            0
+                        } else {
+                            h.value_at_quantile(p)
+                        }
+                    };
+                    Second {
+                        p50_us: q(0.5),
+                        p99_us: q(0.99),
+                        ..s.clone()
+                    }
                 })
                 .collect(),
         }

@@ -113,7 +113,8 @@ pub fn single(rec: &Arc<Recorder>, path: &str) -> Result<Scenario, GooseError> {
 pub struct Mix {
     /// Share of users that write (0-100); the rest split over the three reader kinds.
     pub writer_percent: usize,
-    /// Think time between transactions, min and max.
+    /// Think time between transactions, min and max. Writers think ten times longer
+    /// (a person editing records, not a script).
     pub think: (Duration, Duration),
 }
 
@@ -201,11 +202,14 @@ pub fn scenarios(
                 .await
             })
         });
-        out.push(think(
-            scenario!("WriterUser")
-                .set_weight(mix.writer_percent)?
-                .register_transaction(write),
-        )?);
+        let writer = scenario!("WriterUser")
+            .set_weight(mix.writer_percent)?
+            .register_transaction(write);
+        out.push(if mix.think.1.is_zero() {
+            writer
+        } else {
+            writer.set_wait_time(mix.think.0 * 10, mix.think.1 * 10)?
+        });
     }
     Ok(out)
 }

@@ -135,6 +135,15 @@ impl std::fmt::Debug for Cache {
     }
 }
 
+/// The first few tags, for logs.
+fn summary(tags: &[String]) -> String {
+    let mut s = tags.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+    if tags.len() > 3 {
+        s.push_str(&format!(" and {} more", tags.len() - 3));
+    }
+    s
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -368,7 +377,11 @@ impl Cache {
         match self.run_invalidation(&tags).await {
             Ok(n) => Some(n),
             Err(e) => {
-                tracing::warn!("invalidation of {tags:?} deferred: {e}");
+                tracing::warn!(
+                    "invalidation of {} tag(s) deferred ({}): {e}",
+                    tags.len(),
+                    summary(&tags)
+                );
                 let mut p = lock(&self.pending);
                 for t in tags {
                     if !p.contains(&t) {
