@@ -9,11 +9,20 @@ use loadtests::LoadResults;
 use super::{GateArgs, EXIT_CHECK_FAILED};
 use crate::gate::{self, Targets};
 
-fn results(path: &Path) -> anyhow::Result<LoadResults> {
+/// Reads load results: a `loadtest --json` / `load.json` file, or the `load` section of
+/// a `verify` / `load` report.json.
+pub fn results(path: &Path) -> anyhow::Result<LoadResults> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading results {}", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a loadtest results file", path.display()))
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let v = if v["schema"] == crate::verify::report::SCHEMA {
+        v["load"].clone()
+    } else {
+        v
+    };
+    serde_json::from_value(v)
+        .with_context(|| format!("{} is not a load results file", path.display()))
 }
 
 /// Evaluates, prints every verdict, writes the files; exit 4 when any target failed.
@@ -26,10 +35,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&verdicts)?);
     } else {
         for v in &verdicts {
-            let m = v
-                .measured
-                .map(|m| format!("{m}"))
-                .unwrap_or_else(|| "no samples".into());
+            let m = v.measured_text();
             println!(
                 "{} {}: measured {m}, required {}",
                 if v.passed { "ok  " } else { "FAIL" },

@@ -126,6 +126,16 @@ fn median(sorted: &[f64]) -> Option<f64> {
 
 /// Builds the report of `runs` under `cfg`'s gates.
 pub fn build(cfg: &HarnessConfig, kind: DrillKind, runs: Vec<DrillRun>) -> DrillReport {
+    build_with_gates(cfg, kind, runs, &cfg.drill.gates)
+}
+
+/// Builds the report of `runs` under `gates`.
+pub fn build_with_gates(
+    cfg: &HarnessConfig,
+    kind: DrillKind,
+    runs: Vec<DrillRun>,
+    gates: &DrillGates,
+) -> DrillReport {
     let summary: Vec<FigureSummary> = FIGURES
         .iter()
         .map(|(name, pick)| {
@@ -140,7 +150,7 @@ pub fn build(cfg: &HarnessConfig, kind: DrillKind, runs: Vec<DrillRun>) -> Drill
             }
         })
         .collect();
-    let gates: Vec<GateResult> = gate_list(&cfg.drill.gates)
+    let gates: Vec<GateResult> = gate_list(gates)
         .into_iter()
         .map(|(gate, figure, threshold)| {
             let pick = FIGURES

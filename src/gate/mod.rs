@@ -11,6 +11,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use loadtests::LoadResults;
+
+use crate::config::DrillGates;
+use crate::drill::report::DrillReport;
 use serde::{Deserialize, Serialize};
 
 /// Errors loading a targets file.
@@ -90,6 +93,9 @@ pub struct Targets {
     pub latency: Vec<LatencyTarget>,
     /// Baseline regression limits (used with `--baseline`).
     pub baseline: BaselineRules,
+    /// Drill thresholds (the same keys as `drill.gates` in harness.yaml), checked against
+    /// the failover drill of `verify`; a threshold set here overrides the config's.
+    pub drill: DrillGates,
 }
 
 impl Targets {
@@ -97,7 +103,13 @@ impl Targets {
     pub fn load(path: &Path) -> Result<Self, GateError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| GateError::Read(file.clone(), e))?;
-        let t: Targets = serde_yaml_ng::from_str(&text).map_err(|e| GateError::Parse {
+        Self::parse(&text, &file)
+    }
+
+    /// Parses and validates targets; `file` names them in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, GateError> {
+        let file = file.to_string();
+        let t: Targets = serde_yaml_ng::from_str(text).map_err(|e| GateError::Parse {
             file: file.clone(),
             message: e.to_string(),
         })?;
@@ -155,6 +167,30 @@ pub struct Verdict {
     pub required: String,
     /// Whether it held.
     pub passed: bool,
+    /// For pass/fail checks without a number: what was observed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Verdict {
+    /// The measured value as text: the number, the observation, or `no samples`.
+    pub fn measured_text(&self) -> String {
+        match (self.measured, &self.detail) {
+            (Some(v), _) => number(v),
+            (None, Some(d)) => d.clone(),
+            (None, None) => "no samples".into(),
+        }
+    }
+}
+
+/// A number for people: integers as such, others with at most four decimals.
+pub fn number(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
 }
 
 fn verdict(
@@ -168,6 +204,7 @@ fn verdict(
         name,
         measured,
         required,
+        detail: None,
     }
 }
 
@@ -268,9 +305,55 @@ fn xml(s: &str) -> String {
         .replace('\'', "&apos;")
 }
 
-fn shown(v: Option<f64>) -> String {
-    v.map(|v| format!("{v}"))
-        .unwrap_or_else(|| "no samples".into())
+/// The drill gates of `targets` merged over `config`'s: a threshold set in the targets
+/// file wins.
+pub fn merge_drill_gates(config: &DrillGates, targets: &DrillGates) -> DrillGates {
+    let pick_i = |t: Option<i64>, c: Option<i64>| t.or(c);
+    DrillGates {
+        max_write_unavailable_ms: pick_i(
+            targets.max_write_unavailable_ms,
+            config.max_write_unavailable_ms,
+        ),
+        max_read_unavailable_ms: pick_i(
+            targets.max_read_unavailable_ms,
+            config.max_read_unavailable_ms,
+        ),
+        max_lost_acked_writes: pick_i(targets.max_lost_acked_writes, config.max_lost_acked_writes),
+        max_lost_acked_percent: targets
+            .max_lost_acked_percent
+            .or(config.max_lost_acked_percent),
+        max_promotion_ms: pick_i(targets.max_promotion_ms, config.max_promotion_ms),
+        max_two_masters_ms: pick_i(targets.max_two_masters_ms, config.max_two_masters_ms),
+        max_unknown_ops: pick_i(targets.max_unknown_ops, config.max_unknown_ops),
+        max_api_errors: pick_i(targets.max_api_errors, config.max_api_errors),
+    }
+}
+
+/// A drill report as verdicts: every check of every run (a failed check fails), then
+/// every gate (worst run against the threshold; no samples fails).
+pub fn drill_verdicts(r: &DrillReport) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    for run in &r.runs {
+        for c in &run.checks {
+            out.push(Verdict {
+                name: format!("drill {} run {}: {}", r.kind, run.run, c.name),
+                measured: None,
+                required: "holds".into(),
+                passed: c.passed,
+                detail: Some(c.detail.clone()),
+            });
+        }
+    }
+    for g in &r.gates {
+        out.push(Verdict {
+            name: format!("drill {} {}", r.kind, g.gate),
+            measured: g.measured,
+            required: format!("<= {}", g.threshold),
+            passed: g.passed,
+            detail: None,
+        });
+    }
+    out
 }
 
 /// JUnit XML: one test case per target, failed targets with a failure element.
@@ -293,7 +376,7 @@ pub fn junit(verdicts: &[Verdict]) -> String {
             let _ = write!(
                 out,
                 ">\n      <failure message=\"measured {} required {}\"/>\n    </testcase>\n",
-                xml(&shown(v.measured)),
+                xml(&v.measured_text()),
                 xml(&v.required)
             );
         }
@@ -311,7 +394,7 @@ pub fn markdown(verdicts: &[Verdict]) -> String {
             out,
             "| {} | {} | {} | {} |",
             v.name,
-            shown(v.measured),
+            v.measured_text(),
             v.required,
             if v.passed { "pass" } else { "**FAIL**" }
         );
