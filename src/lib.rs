@@ -10,13 +10,25 @@
 //! - [`topology`]: planning, starting (process backend), readiness, status, teardown.
 //! - [`drill`]: failover drills with Jepsen-style accounting, reports and gates.
 //! - [`gate`]: targets and baseline regressions over load-test results; JUnit/Markdown.
+//! - [`stack`]: the membership API served in-process on a topology.
+//! - [`verify`]: `verify` (the main job) and `load`: load, drill under load, gates, reports.
+//! - [`plan`]: capacity planning (knee search, memory projection).
+//! - [`bench`]: criterion benches plus a redis-benchmark baseline.
+//! - [`report`]: self-contained HTML with SVG charts.
+//! - [`progress`]: step lines and progress bars.
 //! - [`cli`]: the command line (the binary's edge; `main.rs` only calls [`run`]).
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod drill;
 pub mod gate;
+pub mod plan;
+pub mod progress;
+pub mod report;
+pub mod stack;
 pub mod topology;
+pub mod verify;
 
 pub use cli::{run, Cli};
 

@@ -2,14 +2,17 @@
 //!
 //! This is the binary's edge: commands return `anyhow` errors, which `main` prints.
 
+mod bench;
 mod config_cmd;
 mod down;
 mod drill;
 mod gate;
+mod plan;
 mod render;
 mod serve;
 mod status;
 mod up;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +57,18 @@ pub enum Command {
     Gate(GateArgs),
     /// Run the membership API (the system under test) against the running topology.
     Serve(ServeArgs),
+    /// The main job: up → membership API (Sentinel mode) → warm-up → load → kill the
+    /// master under load → gates → reports → down. Exit 4 when a target fails.
+    Verify(VerifyArgs),
+    /// Load the membership API with goose (our own topology and API, or `--host`) and
+    /// write the reports; with `--targets`, gate them (exit 4 on failure).
+    Load(LoadArgs),
+    /// Capacity planning: find the highest request rate within a p99 SLO (open model,
+    /// bisected and confirmed) and project Redis memory for other member counts.
+    Plan(PlanArgs),
+    /// Run the criterion benches against a fresh redis-server, plus a redis-benchmark
+    /// baseline of the same server.
+    Bench(BenchArgs),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -95,6 +110,132 @@ pub struct DrillArgs {
     /// Also run the membership API in Sentinel mode and load it over HTTP through the fault.
     #[arg(long)]
     pub api: bool,
+}
+
+/// Sizes and outputs shared by `verify` and `load`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Size profile: quick (about two minutes), ci, full.
+    #[arg(long, default_value = "quick")]
+    pub profile: String,
+    /// Concurrent goose users (overrides the profile).
+    #[arg(long)]
+    pub users: Option<usize>,
+    /// Measured load in seconds (overrides the profile).
+    #[arg(long)]
+    pub run_time: Option<usize>,
+    /// Warm-up load in seconds before measuring (overrides the profile).
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Writer users in percent (overrides the profile).
+    #[arg(long)]
+    pub writer_percent: Option<usize>,
+    /// Think time between transactions in ms, MIN,MAX (overrides the profile).
+    #[arg(long, value_parser = parse_pair)]
+    pub think_ms: Option<(u64, u64)>,
+    /// Targets file (YAML; `verify` defaults to the built-in targets/verify.yaml).
+    #[arg(long)]
+    pub targets: Option<PathBuf>,
+    /// Earlier `load.json` to compare against (regressions beyond ratio and floor fail).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Directory for report.json, load.json, report.md, junit.xml and report.html.
+    #[arg(long, default_value = "redis-harness-report")]
+    pub out: PathBuf,
+    /// Members generated into the API's database.
+    #[arg(long, default_value_t = 50_301)]
+    pub members: u64,
+}
+
+fn parse_pair(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("expected MIN,MAX in ms, got {s:?}"))?;
+    let n = |x: &str| {
+        x.trim()
+            .parse::<u64>()
+            .map_err(|e| format!("{x:?} is not a number of ms: {e}"))
+    };
+    Ok((n(a)?, n(b)?))
+}
+
+/// Arguments of `verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Sizes and outputs.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Seconds into the measured load when the master is killed (overrides the profile).
+    #[arg(long)]
+    pub fault_at: Option<u64>,
+}
+
+/// Arguments of `load`.
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// Sizes and outputs.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Base URL of a running implementation of the API contract (default: start our own
+    /// topology and API, and stop them afterwards).
+    #[arg(long)]
+    pub host: Option<String>,
+}
+
+/// Arguments of `plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Highest allowed p99 over all requests, ms.
+    #[arg(long, default_value_t = 50.0)]
+    pub slo_p99_ms: f64,
+    /// Highest allowed error rate (0-1).
+    #[arg(long, default_value_t = 0.01)]
+    pub max_error_rate: f64,
+    /// Seconds per load step.
+    #[arg(long, default_value_t = 10.0)]
+    pub step_s: f64,
+    /// First offered rate, requests per second (doubled until the SLO breaks).
+    #[arg(long, default_value_t = 250.0)]
+    pub start_rate: f64,
+    /// Never offer more than this many requests per second.
+    #[arg(long, default_value_t = 20_000.0)]
+    pub max_rate: f64,
+    /// Stop bisecting when the bracket is narrower than this ratio.
+    #[arg(long, default_value_t = 1.1)]
+    pub resolution: f64,
+    /// Warm-up seconds at the start rate (not judged).
+    #[arg(long, default_value_t = 10.0)]
+    pub warmup_s: f64,
+    /// Members generated into the API's database.
+    #[arg(long, default_value_t = 50_301)]
+    pub members: u64,
+    /// Member counts to project Redis memory for (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "50301,250000,1000000,5000000"
+    )]
+    pub project: Vec<u64>,
+    /// Requests in flight at most; requests due beyond it count as errors.
+    #[arg(long, default_value_t = 1000)]
+    pub max_in_flight: usize,
+    /// Directory for plan.json, plan.md and plan.html.
+    #[arg(long, default_value = "redis-harness-report")]
+    pub out: PathBuf,
+}
+
+/// Arguments of `bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Requests per redis-benchmark test.
+    #[arg(long, default_value_t = 100_000)]
+    pub requests: u32,
+    /// Only benches whose id contains this (criterion filter).
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Directory for bench.json and bench.md.
+    #[arg(long, default_value = "redis-harness-report")]
+    pub out: PathBuf,
 }
 
 /// Arguments of `gate`.
@@ -205,6 +346,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(cfg, args).await,
         Command::Drill(args) => drill::run(cfg, args).await,
         Command::Gate(args) => gate::run(args),
+        Command::Verify(args) => verify::run_verify(cfg, args).await,
+        Command::Load(args) => verify::run_load(cfg, args).await,
+        Command::Plan(args) => plan::run(cfg, args).await,
+        Command::Bench(args) => bench::run(cfg, args).await,
         Command::Config(ConfigCommand::Show) => config_cmd::show(&cfg),
     }
 }

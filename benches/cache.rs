@@ -1,0 +1,301 @@
+//! Microbenchmarks of the cache layer against a real redis-server.
+//!
+//! - `redis/*`: the cache layer's hit path (`Cache::lookup`: GET + MGET of the tag
+//!   versions in one pipeline, then decode) and store path (`Cache::store`: the Lua
+//!   script) against raw redis-rs GET/SET of the same stored bytes. The ratio of the two
+//!   is the layer's overhead.
+//! - `keys/*`: key building.
+//! - `codec/*`: the value codec with and without LZ4 on payloads the API really serves.
+//! - `middleware/*`: a whole request through the router on a HIT (axum + the cache
+//!   layer) and on the uncached path (SQLite), in-process.
+//!
+//! The server: `REDIS_HARNESS_BENCH_REDIS=host:port` (what `redis-harness bench` sets,
+//! so its redis-benchmark baseline measures the same server), else a redis-server
+//! started here on a free port and killed at the end.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::Request;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use membership::cache::keys::{cache_key, CacheKind};
+use membership::cache::{codec, Lookup};
+use tower::ServiceExt;
+
+struct Server {
+    addr: (String, u16),
+    child: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn server() -> Server {
+    if let Ok(a) = std::env::var("REDIS_HARNESS_BENCH_REDIS") {
+        let (h, p) = a
+            .rsplit_once(':')
+            .expect("REDIS_HARNESS_BENCH_REDIS is host:port");
+        return Server {
+            addr: (h.to_string(), p.parse().expect("a port number")),
+            child: None,
+            _dir: None,
+        };
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server on PATH (scripts/setup.sh)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server {
+        addr: ("127.0.0.1".into(), port),
+        child: Some(child),
+        _dir: Some(dir),
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let srv = server();
+    let db_dir = tempfile::tempdir().expect("a temporary directory");
+    let vars: std::collections::HashMap<&str, String> = [
+        ("REDIS_HOST", srv.addr.0.clone()),
+        ("REDIS_PORT", srv.addr.1.to_string()),
+        ("REDIS_KEY_PREFIX", "bench:".to_string()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}", db_dir.path().join("bench.db").display()),
+        ),
+        ("CACHE_WARMUP", "false".into()),
+    ]
+    .into_iter()
+    .collect();
+    let cfg = membership::ApiConfig::from_lookup(|k| vars.get(k).cloned()).expect("config");
+    let app = rt.block_on(membership::build(cfg)).expect("the app builds");
+    // The same database with the cache switched off: the uncached path.
+    let mut uncached_vars = vars.clone();
+    uncached_vars.insert("CACHE_ENABLED", "false".into());
+    let cfg =
+        membership::ApiConfig::from_lookup(|k| uncached_vars.get(k).cloned()).expect("config");
+    let uncached = rt
+        .block_on(membership::build(cfg))
+        .expect("the app builds")
+        .router;
+    let router = app.router.clone();
+    let cache = Arc::clone(&app.state.cache);
+    let get = |path: &str| {
+        let r = router.clone();
+        let req = Request::get(path).body(Body::empty()).unwrap();
+        rt.block_on(async move {
+            let resp = r.oneshot(req).await.unwrap();
+            assert!(resp.status().is_success(), "{path}: {}", resp.status());
+            axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap()
+        })
+    };
+    let member = get("/api/v1/members/1");
+    let dashboard = get("/api/v1/analytics/dashboard");
+    // Second calls are HITs from here on.
+    get("/api/v1/members/1");
+
+    // redis: the layer's hit and store paths vs raw redis-rs on the same bytes.
+    let mut con = rt
+        .block_on(
+            redis::Client::open(format!("redis://{}:{}/", srv.addr.0, srv.addr.1))
+                .unwrap()
+                .get_multiplexed_async_connection(),
+        )
+        .expect("a redis connection");
+    let key = cache_key("bench:", CacheKind::Member, "/api/v1/members/1", None);
+    let tags = CacheKind::Member.tags("/api/v1/members/1");
+    let stored = codec::encode(&member, 1024);
+    let mut g = c.benchmark_group("redis");
+    g.bench_function("raw_get", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut con = con.clone();
+            let key = key.clone();
+            async move {
+                let v: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut con)
+                    .await
+                    .unwrap();
+                assert!(v.is_some());
+            }
+        })
+    });
+    g.bench_function("cache_lookup_hit", |b| {
+        b.to_async(&rt).iter(|| {
+            let (cache, key, tags) = (Arc::clone(&cache), key.clone(), tags.clone());
+            async move {
+                let hit = cache.lookup(&key, &tags, "/api/v1/members/{id}").await;
+                assert!(matches!(hit, Lookup::Hit(_)));
+            }
+        })
+    });
+    g.bench_function("raw_set", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut con = con.clone();
+            let v = stored.clone();
+            async move {
+                let _: () = redis::cmd("SET")
+                    .arg("bench:raw")
+                    .arg(v)
+                    .arg("EX")
+                    .arg(900)
+                    .query_async(&mut con)
+                    .await
+                    .unwrap();
+            }
+        })
+    });
+    g.bench_function("cache_store", |b| {
+        b.to_async(&rt).iter(|| {
+            let (cache, tags, body) = (Arc::clone(&cache), tags.clone(), member.clone());
+            async move {
+                let versions = vec!["0".to_string(); tags.len()];
+                cache
+                    .store("bench:member:store", &body, 900, &tags, &versions)
+                    .await
+                    .unwrap();
+            }
+        })
+    });
+    g.finish();
+    let _: () = rt
+        .block_on(redis::cmd("DEL").arg("bench:raw").query_async(&mut con))
+        .unwrap();
+
+    let mut g = c.benchmark_group("keys");
+    g.bench_function("cache_key_member", |b| {
+        b.iter(|| {
+            cache_key(
+                "bench:",
+                CacheKind::Member,
+                std::hint::black_box("/api/v1/members/12345"),
+                None,
+            )
+        })
+    });
+    g.bench_function("cache_key_query", |b| {
+        b.iter(|| {
+            cache_key(
+                "bench:",
+                CacheKind::Statistics,
+                "/api/v1/statistics/demographics",
+                std::hint::black_box(Some("province=GP&page=2&page_size=50")),
+            )
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("codec");
+    for (name, body) in [("member", &member), ("dashboard", &dashboard)] {
+        for (mode, threshold) in [("lz4", 0usize), ("plain", usize::MAX)] {
+            let id = format!("{name}_{}B_{mode}", body.len());
+            g.bench_with_input(BenchmarkId::new("encode", &id), body, |b, body| {
+                b.iter(|| codec::encode(body, threshold))
+            });
+            let enc = codec::encode(body, threshold);
+            g.bench_with_input(BenchmarkId::new("decode", &id), &enc, |b, enc| {
+                b.iter(|| codec::decode(enc).unwrap())
+            });
+        }
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("middleware");
+    g.bench_function("member_hit", |b| {
+        b.to_async(&rt).iter(|| {
+            let r = router.clone();
+            async move {
+                let resp = r
+                    .oneshot(
+                        Request::get("/api/v1/members/1")
+                            .body(Body::empty())
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(resp.headers()["x-cache"], "HIT");
+                axum::body::to_bytes(resp.into_body(), usize::MAX)
+                    .await
+                    .unwrap()
+            }
+        })
+    });
+    g.bench_function("member_uncached", |b| {
+        b.to_async(&rt).iter(|| {
+            let r = uncached.clone();
+            async move {
+                let resp = r
+                    .oneshot(
+                        Request::get("/api/v1/members/1")
+                            .body(Body::empty())
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                assert!(resp.status().is_success());
+                axum::body::to_bytes(resp.into_body(), usize::MAX)
+                    .await
+                    .unwrap()
+            }
+        })
+    });
+    g.finish();
+    let _: () = rt
+        .block_on(async {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg("bench:*")
+                .query_async(&mut con)
+                .await?;
+            if keys.is_empty() {
+                return Ok(());
+            }
+            redis::cmd("DEL").arg(keys).query_async(&mut con).await
+        })
+        .unwrap();
+}
+
+criterion_group! {
+    name = cache;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    targets = benches
+}
+criterion_main!(cache);

@@ -1,0 +1,98 @@
+//! `redis-harness verify` and `redis-harness load`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::{LoadArgs, RunArgs, VerifyArgs, EXIT_CHECK_FAILED};
+use crate::config::HarnessConfig;
+use crate::gate::Targets;
+use crate::progress::Progress;
+use crate::verify::{self, report, Options, Profile};
+
+fn options(args: &RunArgs, default_targets: bool) -> anyhow::Result<Options> {
+    let mut profile = Profile::named(&args.profile).with_context(|| {
+        format!(
+            "unknown profile {:?}: expected quick, ci or full",
+            args.profile
+        )
+    })?;
+    if let Some(v) = args.users {
+        profile.users = v;
+    }
+    if let Some(v) = args.run_time {
+        profile.load_s = v;
+    }
+    if let Some(v) = args.warmup {
+        profile.warmup_s = v;
+    }
+    if let Some(v) = args.writer_percent {
+        profile.writer_percent = v;
+    }
+    if let Some(v) = args.think_ms {
+        profile.think_ms = v;
+    }
+    anyhow::ensure!(args.members > 0, "--members must be at least 1");
+    let targets = match &args.targets {
+        Some(p) => Targets::load(p)?,
+        None if default_targets => {
+            Targets::parse(verify::DEFAULT_TARGETS, "built-in targets/verify.yaml")?
+        }
+        None => Targets::default(),
+    };
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(super::gate::results)
+        .transpose()?;
+    Ok(Options {
+        profile,
+        targets,
+        baseline,
+        host: None,
+        members: args.members,
+    })
+}
+
+async fn execute(
+    cfg: HarnessConfig,
+    opts: Options,
+    out: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    cfg.validate()
+        .map_err(|p| anyhow::anyhow!("invalid settings:\n  - {}", p.join("\n  - ")))?;
+    let progress = Progress::new();
+    // Ctrl-C drops the pipeline, which stops the API and kills every node it started.
+    let mut rep = tokio::select! {
+        r = verify::run(&cfg, &opts, &progress) => r?,
+        _ = super::up::shutdown_signal() => anyhow::bail!("interrupted; everything started was stopped"),
+    };
+    let files = report::write_all(&mut rep, out)
+        .with_context(|| format!("writing the reports into {}", out.display()))?;
+    print!("{}", report::terminal(&rep));
+    for f in files {
+        eprintln!("wrote {}", f.display());
+    }
+    Ok(if rep.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_CHECK_FAILED)
+    })
+}
+
+/// `verify`: the whole pipeline with the kill-master drill and the default targets.
+pub async fn run_verify(cfg: HarnessConfig, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let mut opts = options(&args.run, true)?;
+    if let Some(f) = args.fault_at {
+        opts.profile.fault_at_s = Some(f);
+    }
+    execute(cfg, opts, &args.run.out).await
+}
+
+/// `load`: the load alone, against our stack or `--host`.
+pub async fn run_load(cfg: HarnessConfig, args: LoadArgs) -> anyhow::Result<ExitCode> {
+    let mut opts = options(&args.run, false)?;
+    opts.profile.fault_at_s = None;
+    opts.host = args.host.clone();
+    execute(cfg, opts, &args.run.out).await
+}

@@ -1,0 +1,305 @@
+//! `verify`, the main job, and `load`: bring up the topology, start the membership API in
+//! Sentinel mode, warm the cache, load it with goose and (for `verify`) kill the master
+//! under that load, then check every gate and write the reports.
+//!
+//! - [`Profile`]: the sizes of `quick`, `ci` and `full`.
+//! - [`run`]: the pipeline; every process it starts is stopped when it returns, fails or
+//!   is dropped (Ctrl-C).
+//! - [`report`]: the report (JSON schema [`report::SCHEMA`]) and its renderings.
+
+pub mod report;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use loadtests::{ClosedConfig, LoadResults, Mix, Recorder};
+
+use crate::config::HarnessConfig;
+use crate::drill::{self, DrillError, DrillKind};
+use crate::gate::{self, Targets};
+use crate::progress::Progress;
+use crate::stack::ApiServer;
+use crate::topology::{Topology, TopologyError};
+
+/// The built-in targets of `verify` (used without `--targets`).
+pub const DEFAULT_TARGETS: &str = include_str!("../../targets/verify.yaml");
+
+/// Errors that stop a run before it could be judged.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The topology or the API failed to start or stop.
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    /// The drill could not run.
+    #[error(transparent)]
+    Drill(#[from] DrillError),
+    /// The load test failed.
+    #[error("load test: {0}")]
+    Load(#[from] loadtests::LoadError),
+    /// Settings out of range.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Sizes of a run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Profile {
+    /// `quick`, `ci`, `full` or `custom`.
+    pub name: String,
+    /// Concurrent goose users.
+    pub users: usize,
+    /// Users started per second.
+    pub hatch_rate: f64,
+    /// Warm-up load before measuring, seconds (not gated).
+    pub warmup_s: usize,
+    /// Measured load, seconds.
+    pub load_s: usize,
+    /// Seconds into the measured load when the master is killed (`None`: no drill).
+    pub fault_at_s: Option<u64>,
+    /// Share of writer users, percent.
+    pub writer_percent: usize,
+    /// Think time between transactions, ms (min, max).
+    pub think_ms: (u64, u64),
+    /// Zipf exponent of member popularity.
+    pub zipf_s: f64,
+}
+
+impl Profile {
+    /// The named profile: `quick` (about two minutes end to end), `ci`, `full`.
+    pub fn named(name: &str) -> Option<Self> {
+        let p = |users, warmup_s, load_s, fault_at_s| Profile {
+            name: name.to_string(),
+            users,
+            hatch_rate: 50.0,
+            warmup_s,
+            load_s,
+            fault_at_s: Some(fault_at_s),
+            writer_percent: 5,
+            think_ms: (20, 80),
+            zipf_s: 1.1,
+        };
+        match name {
+            "quick" => Some(p(32, 5, 40, 10)),
+            "ci" => Some(p(64, 10, 90, 30)),
+            "full" => Some(p(200, 20, 300, 60)),
+            _ => None,
+        }
+    }
+
+    fn check(&self) -> Result<(), VerifyError> {
+        let mut p = Vec::new();
+        if self.users == 0 || self.load_s == 0 || self.hatch_rate <= 0.0 {
+            p.push("users, load seconds and hatch rate must be positive".to_string());
+        }
+        if self.writer_percent > 100 {
+            p.push("writer percent must be 0-100".into());
+        }
+        if self.think_ms.0 > self.think_ms.1 {
+            p.push("think time: min above max".into());
+        }
+        if let Some(f) = self.fault_at_s {
+            if f >= self.load_s as u64 {
+                p.push(format!(
+                    "the fault ({f} s) must fall inside the load ({} s)",
+                    self.load_s
+                ));
+            }
+        }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(VerifyError::Config(p.join("; ")))
+        }
+    }
+
+    fn closed(&self, host: &str, run_time_s: usize) -> ClosedConfig {
+        ClosedConfig {
+            host: host.to_string(),
+            users: self.users,
+            hatch_rate: self.hatch_rate,
+            run_time_s,
+            mix: Mix {
+                writer_percent: self.writer_percent,
+                think: (
+                    Duration::from_millis(self.think_ms.0),
+                    Duration::from_millis(self.think_ms.1),
+                ),
+            },
+            zipf_s: self.zipf_s,
+            only: None,
+        }
+    }
+}
+
+/// What a run is given.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Sizes.
+    pub profile: Profile,
+    /// Targets (load and drill thresholds).
+    pub targets: Targets,
+    /// Earlier load results to compare against.
+    pub baseline: Option<LoadResults>,
+    /// Load this URL instead of starting a topology and the API (no drill then).
+    pub host: Option<String>,
+    /// Members generated into the API's database.
+    pub members: u64,
+}
+
+/// Runs the pipeline and returns the judged report. Everything started is stopped before
+/// it returns, and when the future is dropped.
+pub async fn run(
+    cfg: &HarnessConfig,
+    opts: &Options,
+    progress: &Progress,
+) -> Result<report::VerifyReport, VerifyError> {
+    opts.profile.check()?;
+    let started = Instant::now();
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut phases = Vec::new();
+    let mut phase_start = Instant::now();
+    let mut mark = |name: &str, phases: &mut Vec<report::Phase>| {
+        phases.push(report::Phase {
+            name: name.to_string(),
+            seconds: (phase_start.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        });
+        phase_start = Instant::now();
+    };
+    let drill_wanted = opts.profile.fault_at_s.is_some() && opts.host.is_none();
+    let (step0, steps) = if opts.host.is_some() { (0, 2) } else { (2, 5) };
+
+    let mut cfg = cfg.clone();
+    cfg.name = format!("{}-verify", cfg.name);
+    let mut stack = None;
+    let host = match &opts.host {
+        Some(h) => h.trim_end_matches('/').to_string(),
+        None => {
+            progress.step(1, steps, &format!("bringing up topology '{}'", cfg.name));
+            let topo = Topology::up(&cfg).await?;
+            mark("up", &mut phases);
+            progress.step(
+                2,
+                steps,
+                &format!(
+                    "starting the membership API (SQLite, {} members, Sentinel mode)",
+                    opts.members
+                ),
+            );
+            let api = ApiServer::start(&topo, opts.members).await?;
+            mark("api start", &mut phases);
+            let base = api.base().to_string();
+            stack = Some((topo, api));
+            base
+        }
+    };
+    let p = &opts.profile;
+    let warmup = if p.warmup_s > 0 {
+        progress.step(
+            step0 + 1,
+            steps,
+            &format!(
+                "warm-up: {} users for {} s against {host}",
+                p.users, p.warmup_s
+            ),
+        );
+        let r = loadtests::run_closed(&p.closed(&host, p.warmup_s)).await?;
+        mark("warm-up", &mut phases);
+        Some(r)
+    } else {
+        None
+    };
+
+    progress.step(
+        step0 + 2,
+        steps,
+        &format!(
+            "load: {} users for {} s{}",
+            p.users,
+            p.load_s,
+            match (drill_wanted, p.fault_at_s) {
+                (true, Some(f)) => format!(", killing the master at {f} s"),
+                _ => String::new(),
+            }
+        ),
+    );
+    let rec = Arc::new(Recorder::new());
+    let load_cfg = p.closed(&host, p.load_s);
+    let load = loadtests::run_closed_into(&load_cfg, Arc::clone(&rec));
+    let ticker = progress.load_bar(p.load_s as u64 + p.users as u64 / p.hatch_rate as u64, &rec);
+    let drill_fut = async {
+        match (&mut stack, p.fault_at_s) {
+            (Some((topo, _)), Some(at)) if drill_wanted => {
+                let run = drill::run_on(
+                    topo,
+                    DrillKind::KillMaster,
+                    1,
+                    Duration::from_secs(at),
+                    false,
+                )
+                .await?;
+                Ok::<_, VerifyError>(Some(run))
+            }
+            _ => Ok(None),
+        }
+    };
+    let (load, drill_run) = tokio::join!(load, drill_fut);
+    ticker.finish();
+    mark("load", &mut phases);
+    let load = load?;
+    let drill_run = drill_run?;
+
+    let fault_window = drill_run.as_ref().and_then(|r| {
+        let at = r.fault_instant?.checked_duration_since(rec.started())?;
+        let from = at.as_secs_f64();
+        let to = match r.figures.heal_ms {
+            Some(h) => from + h / 1000.0,
+            None => load.duration_s.max(from),
+        };
+        Some((from, to))
+    });
+    let drill_report = drill_run.map(|run| {
+        let gates = gate::merge_drill_gates(&cfg.drill.gates, &opts.targets.drill);
+        drill::report::build_with_gates(&cfg, DrillKind::KillMaster, vec![run], &gates)
+    });
+    let mut verdicts = gate::evaluate(&load, &opts.targets, opts.baseline.as_ref());
+    if let Some(d) = &drill_report {
+        verdicts.extend(gate::drill_verdicts(d));
+    } else if drill_wanted {
+        verdicts.push(gate::Verdict {
+            name: "drill kill-master".into(),
+            measured: None,
+            required: "runs".into(),
+            passed: false,
+            detail: Some("the drill did not run".into()),
+        });
+    }
+
+    if let Some((topo, api)) = stack {
+        progress.step(steps, steps, "stopping the API and the topology");
+        api.stop().await;
+        topo.down().await?;
+        mark("down", &mut phases);
+    }
+    let passed = verdicts.iter().all(|v| v.passed);
+    Ok(report::VerifyReport {
+        schema: report::SCHEMA,
+        kind: if drill_wanted { "verify" } else { "load" },
+        profile: p.clone(),
+        host: opts.host.clone(),
+        members: opts.members,
+        started_unix_s: started_unix,
+        duration_s: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        phases,
+        warmup,
+        load,
+        fault_window_s: fault_window,
+        drill: drill_report,
+        verdicts,
+        passed,
+        output_dir: PathBuf::new(),
+    })
+}
