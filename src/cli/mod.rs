@@ -10,6 +10,7 @@ mod gate;
 mod plan;
 mod render;
 mod serve;
+mod signal;
 mod status;
 mod up;
 mod verify;
@@ -338,6 +339,7 @@ impl From<BackendArg> for BackendKind {
 
 /// Runs a parsed command line and returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    signal::install();
     let cfg = HarnessConfig::load_or_default(cli.config.as_deref())?;
     match cli.command {
         Command::Up(args) => up::run(cfg, args).await,
