@@ -62,7 +62,7 @@ pub struct History {
 }
 
 /// What the checker concludes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
     /// Writes acknowledged.
     pub writes_ok: u64,

@@ -401,3 +401,95 @@ pub fn markdown(verdicts: &[Verdict]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HarnessConfig;
+    use crate::drill::{Check, DrillKind, DrillRun, Figures};
+
+    fn run(promotion_ms: f64, healed: bool) -> DrillRun {
+        DrillRun {
+            kind: DrillKind::KillMaster,
+            run: 1,
+            fault_after_ms: 1000.0,
+            old_master: "127.0.0.1:1".into(),
+            new_master: None,
+            figures: Figures {
+                promotion_ms: Some(promotion_ms),
+                two_masters_ms: 3.0,
+                ..Default::default()
+            },
+            analysis: Default::default(),
+            checks: vec![Check {
+                name: "topology healed".into(),
+                passed: healed,
+                detail: if healed { "healthy" } else { "two masters" }.into(),
+            }],
+            timeline: Vec::new(),
+            api: None,
+            history: None,
+            fault_instant: None,
+        }
+    }
+
+    #[test]
+    fn drill_thresholds_from_the_targets_file_override_the_config() {
+        let t = Targets::parse(
+            "drill:\n  max_promotion_ms: 5000\n  max_two_masters_ms: 10\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let config = DrillGates {
+            max_promotion_ms: Some(60_000),
+            max_unknown_ops: Some(3),
+            ..Default::default()
+        };
+        let g = merge_drill_gates(&config, &t.drill);
+        assert_eq!(g.max_promotion_ms, Some(5000));
+        assert_eq!(g.max_two_masters_ms, Some(10));
+        assert_eq!(g.max_unknown_ops, Some(3));
+        let e = Targets::parse("drill:\n  max_promotion: 5000\n", "t.yaml").unwrap_err();
+        assert!(e.to_string().contains("max_promotion"), "{e}");
+    }
+
+    #[test]
+    fn drill_checks_and_gates_become_verdicts() {
+        let gates = DrillGates {
+            max_promotion_ms: Some(5000),
+            max_two_masters_ms: Some(10),
+            ..Default::default()
+        };
+        let cfg = HarnessConfig::default();
+        let rep = crate::drill::report::build_with_gates(
+            &cfg,
+            DrillKind::KillMaster,
+            vec![run(7000.0, false)],
+            &gates,
+        );
+        let v = drill_verdicts(&rep);
+        let find = |n: &str| v.iter().find(|x| x.name == n).unwrap();
+        let check = find("drill kill-master run 1: topology healed");
+        assert!(!check.passed);
+        assert_eq!(check.measured_text(), "two masters");
+        let promo = find("drill kill-master max_promotion_ms");
+        assert!(!promo.passed);
+        assert_eq!(promo.measured, Some(7000.0));
+        assert!(find("drill kill-master max_two_masters_ms").passed);
+
+        let rep = crate::drill::report::build_with_gates(
+            &cfg,
+            DrillKind::KillMaster,
+            vec![run(4000.0, true)],
+            &gates,
+        );
+        assert!(drill_verdicts(&rep).iter().all(|v| v.passed));
+    }
+
+    #[test]
+    fn numbers_print_short() {
+        assert_eq!(number(0.6206461383139829), "0.6206");
+        assert_eq!(number(7000.0), "7000");
+        assert_eq!(number(0.5), "0.5");
+    }
+}
