@@ -44,7 +44,7 @@ pub enum BackendKind {
     /// Local `redis-server` processes on loopback (the embedded default).
     #[default]
     Process,
-    /// Containers through testcontainers (not available yet in this build).
+    /// Containers through testcontainers, one private Docker network per topology.
     Docker,
 }
 
@@ -87,6 +87,49 @@ pub struct HarnessConfig {
     pub readiness_timeout_ms: u64,
     /// Failover drills: workload, timing and gates.
     pub drill: DrillSection,
+    /// The docker backend.
+    pub docker: DockerSection,
+}
+
+/// Settings of the docker backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DockerSection {
+    /// Image of every node, `name:tag`. The default is the official image (pulled when a
+    /// registry is reachable); without one, build `redis-harness/redis:offline` with
+    /// `scripts/build-offline-image.sh` and name it here.
+    pub image: String,
+}
+
+impl Default for DockerSection {
+    fn default() -> Self {
+        Self {
+            image: "redis:7.2".into(),
+        }
+    }
+}
+
+/// Which traffic a partition drill cuts between the master and the other nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionDirection {
+    /// Both directions.
+    #[default]
+    Both,
+    /// Only what the master receives from them.
+    Inbound,
+    /// Only what the master sends to them.
+    Outbound,
+}
+
+impl std::fmt::Display for PartitionDirection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PartitionDirection::Both => "both",
+            PartitionDirection::Inbound => "inbound",
+            PartitionDirection::Outbound => "outbound",
+        })
+    }
 }
 
 /// Failover drill settings.
@@ -131,6 +174,8 @@ pub struct DrillSection {
     pub api_rate: u32,
     /// Members generated into the API's database.
     pub api_members: u64,
+    /// Which traffic the `partition` drill cuts (docker backend).
+    pub partition: PartitionDirection,
     /// Thresholds; a drill exceeding one fails.
     pub gates: DrillGates,
 }
@@ -217,6 +262,7 @@ impl Default for DrillSection {
             api_clients: 2,
             api_rate: 50,
             api_members: 50_301,
+            partition: PartitionDirection::Both,
             gates: DrillGates::default(),
         }
     }
@@ -307,6 +353,7 @@ impl Default for HarnessConfig {
             replication: ReplicationSection::default(),
             readiness_timeout_ms: 30_000,
             drill: DrillSection::default(),
+            docker: DockerSection::default(),
         }
     }
 }
@@ -436,6 +483,14 @@ impl HarnessConfig {
             p.push(format!(
                 "name: must be non-empty and use only letters, digits, '-' and '_' (got {:?})",
                 self.name
+            ));
+        }
+        let img = &self.docker.image;
+        if img.split_once(':').is_none_or(|(n, tag)| {
+            n.is_empty() || tag.is_empty() || tag.contains('/') || img.contains(char::is_whitespace)
+        }) {
+            p.push(format!(
+                "docker.image: must be name:tag, e.g. redis:7.2 or redis-harness/redis:offline (got {img:?})"
             ));
         }
         if t.sentinels == 0 && t.quorum != 0 {

@@ -28,8 +28,26 @@ pub async fn run(cfg: HarnessConfig, args: DownArgs) -> anyhow::Result<ExitCode>
     for (name, dir) in dirs {
         let report = topology::down_dir(&dir, &name).await?;
         eprintln!("topology '{name}': {}", render::teardown_line(&report));
-        if !report.ports_still_open.is_empty() {
+        if !report.ports_still_open.is_empty() || !report.containers_left.is_empty() {
             code = ExitCode::FAILURE;
+        }
+    }
+    if args.all {
+        // Containers of runs that crashed before writing a state file, found by label.
+        let run_dir = topology::absolute(&cfg.run_dir)?;
+        match topology::docker::client() {
+            Ok(d) if topology::docker::check_engine(&d).await.is_ok() => {
+                let removed = topology::docker::remove_all_under(&d, &run_dir).await?;
+                if !removed.is_empty() {
+                    eprintln!(
+                        "removed {} leftover container(s) labelled with {}: {}",
+                        removed.len(),
+                        run_dir.display(),
+                        removed.join(", ")
+                    );
+                }
+            }
+            _ => tracing::debug!("no Docker engine answers; no containers to look for"),
         }
     }
     Ok(code)

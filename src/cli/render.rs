@@ -98,5 +98,11 @@ pub fn teardown_line(r: &TeardownReport) -> String {
     if !r.ports_still_open.is_empty() {
         s.push_str(&format!("; PORTS STILL OPEN: {:?}", r.ports_still_open));
     }
+    if !r.containers_left.is_empty() {
+        s.push_str(&format!(
+            "; STILL PRESENT: {}",
+            r.containers_left.join(", ")
+        ));
+    }
     s
 }

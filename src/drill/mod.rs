@@ -65,7 +65,9 @@ pub enum DrillKind {
     RestartAll,
     /// SIGSTOP a Sentinel long enough to trigger TILT, then SIGCONT.
     PauseSentinel,
-    /// Cut the master off from replicas and Sentinels (needs the docker backend).
+    /// Cut the master off from the replicas and Sentinels while clients still reach it,
+    /// hold until the majority side has failed over (or `pause_ms`), then heal (docker
+    /// backend; `drill.partition` picks both directions or one).
     Partition,
 }
 
@@ -99,14 +101,14 @@ impl DrillKind {
     /// Whether a failover must happen (`Some(true)`), must not (`Some(false)`).
     pub fn expects_failover(self) -> Option<bool> {
         match self {
-            DrillKind::KillMaster | DrillKind::PauseMaster | DrillKind::SentinelFailover => {
-                Some(true)
-            }
+            DrillKind::KillMaster
+            | DrillKind::PauseMaster
+            | DrillKind::SentinelFailover
+            | DrillKind::Partition => Some(true),
             DrillKind::KillReplica
             | DrillKind::KillSentinels
             | DrillKind::RestartAll
             | DrillKind::PauseSentinel => Some(false),
-            DrillKind::Partition => None,
         }
     }
 }
@@ -115,17 +117,14 @@ impl DrillKind {
 pub fn check_supported(cfg: &HarnessConfig, kind: DrillKind) -> Result<(), DrillError> {
     let t = &cfg.topology;
     let no = |reason: String| Err(DrillError::Unsupported { kind, reason });
-    if kind == DrillKind::Partition {
+    if kind == DrillKind::Partition && cfg.backend != BackendKind::Docker {
         return no(format!(
             "partitions need the docker backend (network cuts between containers); the {} backend runs every node on one loopback",
             cfg.backend
         ));
     }
-    if cfg.backend != BackendKind::Process {
-        return no(format!(
-            "the {} backend is not available in this build",
-            cfg.backend
-        ));
+    if kind == DrillKind::Partition && (t.sentinels == 0 || t.replicas == 0) {
+        return no("it needs replicas and Sentinels to cut the master off from".into());
     }
     if t.sentinels == 0 && kind != DrillKind::RestartAll && kind != DrillKind::KillReplica {
         return no("it needs Sentinels (topology.sentinels is 0)".into());
@@ -443,7 +442,7 @@ pub async fn run_on(
 
     match kind {
         DrillKind::KillMaster => {
-            topo.kill("master")?;
+            topo.kill("master").await?;
             act("fault", "SIGKILL master".into());
             let new = wait_new_master(&sentinels, &master_name, &old_master, timeout).await;
             act("observed", sentinels_name(&new));
@@ -457,10 +456,10 @@ pub async fn run_on(
             } else {
                 3 * s.down_after_ms as u64
             };
-            topo.signal("master", libc::SIGSTOP)?;
+            topo.signal("master", libc::SIGSTOP).await?;
             act("fault", format!("SIGSTOP master for {pause} ms"));
             tokio::time::sleep(Duration::from_millis(pause)).await;
-            topo.signal("master", libc::SIGCONT)?;
+            topo.signal("master", libc::SIGCONT).await?;
             act("restore", "SIGCONT master".into());
             rejoin_target = Some(master.clone());
         }
@@ -488,7 +487,7 @@ pub async fn run_on(
             rejoin_target = Some(master.clone());
         }
         DrillKind::KillReplica => {
-            topo.kill("replica-1")?;
+            topo.kill("replica-1").await?;
             act("fault", "SIGKILL replica-1".into());
             tokio::time::sleep(Duration::from_millis(s.down_after_ms as u64 + 1000)).await;
             topo.restart("replica-1").await?;
@@ -498,9 +497,9 @@ pub async fn run_on(
         DrillKind::KillSentinels => {
             let k = (cfg.topology.sentinels - cfg.topology.quorum + 1) as usize;
             for sn in sentinels.iter().take(k) {
-                topo.kill(&sn.name)?;
+                topo.kill(&sn.name).await?;
             }
-            topo.kill("master")?;
+            topo.kill("master").await?;
             act(
                 "fault",
                 format!(
@@ -528,7 +527,7 @@ pub async fn run_on(
         DrillKind::RestartAll => {
             let names: Vec<String> = state.nodes.iter().map(|n| n.spec.name.clone()).collect();
             for n in &names {
-                topo.kill(n)?;
+                topo.kill(n).await?;
             }
             act("fault", format!("SIGKILL all {} nodes", names.len()));
             for n in &names {
@@ -539,14 +538,40 @@ pub async fn run_on(
         DrillKind::PauseSentinel => {
             let pause = if d.pause_ms > 0 { d.pause_ms } else { 4000 };
             let name = sentinels[0].name.clone();
-            topo.signal(&name, libc::SIGSTOP)?;
+            topo.signal(&name, libc::SIGSTOP).await?;
             act("fault", format!("SIGSTOP {name} for {pause} ms"));
             tokio::time::sleep(Duration::from_millis(pause)).await;
-            topo.signal(&name, libc::SIGCONT)?;
+            topo.signal(&name, libc::SIGCONT).await?;
             act("restore", format!("SIGCONT {name}"));
             tokio::time::sleep(Duration::from_millis(1000)).await;
         }
-        DrillKind::Partition => unreachable!("refused by check_supported"),
+        DrillKind::Partition => {
+            let peers: Vec<&str> = replicas
+                .iter()
+                .chain(sentinels.iter())
+                .map(|n| n.name.as_str())
+                .collect();
+            topo.partition("master", &peers, d.partition).await?;
+            act(
+                "fault",
+                format!(
+                    "partition ({}): master cut off from {}; clients still reach it",
+                    d.partition,
+                    peers.join(", ")
+                ),
+            );
+            let new = wait_new_master(&sentinels, &master_name, &old_master, timeout).await;
+            act("observed", sentinels_name(&new));
+            // Hold the partition a little longer, as a real one would not end on cue.
+            let hold = if d.pause_ms > 0 { d.pause_ms } else { 2000 };
+            tokio::time::sleep(Duration::from_millis(hold)).await;
+            topo.heal("master").await?;
+            act(
+                "restore",
+                format!("healed the partition after {hold} ms more"),
+            );
+            rejoin_target = Some(master.clone());
+        }
     }
     if let Some(node) = &rejoin_target {
         let ok = wait_rejoined(node, pw.as_deref(), timeout).await;

@@ -46,7 +46,15 @@ fn classify(e: &LinkError) -> Outcome {
         LinkError::Timeout(_) => Outcome::Unknown,
         LinkError::NoMaster { .. } => Outcome::Failed,
         LinkError::Redis(r) => {
-            if r.is_connection_refusal() || r.code().is_some() {
+            // A server error (NOREPLICAS, READONLY, ...), also inside a pipeline, where
+            // redis-rs reports unknown codes as `Extension`: the command was refused.
+            if r.is_connection_refusal()
+                || r.code().is_some()
+                || matches!(
+                    r.kind(),
+                    redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+                )
+            {
                 Outcome::Failed
             } else {
                 Outcome::Unknown

@@ -4,10 +4,12 @@
 //! - [`spec`]: which nodes, with which roles and ports.
 //! - [`conf`]: their `redis.conf` / `sentinel.conf`.
 //! - [`process`]: the process backend (local `redis-server` binaries on loopback).
+//! - [`docker`]: the docker backend (containers through testcontainers, partitions).
 //! - [`probe`]: readiness and live status over the Redis protocol (backend-independent).
 //! - [`state`]: the state file that lets another shell find a running topology.
 
 pub mod conf;
+pub mod docker;
 pub mod probe;
 pub mod process;
 pub mod spec;
@@ -42,9 +44,17 @@ pub enum TopologyError {
         /// How to install it.
         hint: &'static str,
     },
-    /// The requested backend is not built into this version.
-    #[error("the {0} backend is not available in this build; use --backend process")]
-    BackendUnavailable(BackendKind),
+    /// The docker backend failed: no engine, no image, an engine call refused.
+    #[error("docker backend: {0}")]
+    Docker(String),
+    /// The operation needs another backend.
+    #[error("{what} needs the {needs} backend")]
+    NeedsBackend {
+        /// The operation.
+        what: String,
+        /// The backend it needs.
+        needs: BackendKind,
+    },
     /// A topology with this name is already running.
     #[error(
         "topology '{name}' is already up (state file {state}); run `redis-harness down` first"
@@ -153,6 +163,9 @@ pub struct TeardownReport {
     pub nodes: Vec<(String, StopOutcome)>,
     /// Ports of the topology still accepting connections afterwards (should be empty).
     pub ports_still_open: Vec<u16>,
+    /// Docker backend: containers (and the network) still present afterwards (should be
+    /// empty).
+    pub containers_left: Vec<String>,
     /// Wall time of the teardown in milliseconds.
     pub elapsed_ms: u64,
 }
@@ -164,16 +177,69 @@ pub struct Topology {
     cfg: HarnessConfig,
     dir: PathBuf,
     state: TopologyState,
-    nodes: Vec<ProcessNode>,
+    nodes: Vec<Node>,
+    docker: Option<docker::Docker>,
     detached: bool,
+}
+
+/// A running node of either backend.
+#[derive(Debug)]
+enum Node {
+    Process(ProcessNode),
+    Docker(Box<docker::DockerNode>),
+}
+
+impl Node {
+    fn record(&self) -> &NodeRecord {
+        match self {
+            Node::Process(n) => &n.record,
+            Node::Docker(n) => &n.record,
+        }
+    }
+
+    async fn exit_report(&mut self, d: Option<&docker::Docker>) -> Option<String> {
+        match (self, d) {
+            (Node::Process(n), _) => n.exit_report(),
+            (Node::Docker(n), Some(d)) => n.exit_report(d).await,
+            (Node::Docker(_), None) => None,
+        }
+    }
+}
+
+fn node_names(cfg: &HarnessConfig) -> Vec<(String, NodeKind)> {
+    let mut v = vec![("master".to_string(), NodeKind::Master)];
+    v.extend((1..=cfg.topology.replicas).map(|i| (format!("replica-{i}"), NodeKind::Replica)));
+    v.extend((1..=cfg.topology.sentinels).map(|i| (format!("sentinel-{i}"), NodeKind::Sentinel)));
+    v
 }
 
 impl Topology {
     /// Starts the topology described by `cfg` and waits until it is ready.
     pub async fn up(cfg: &HarnessConfig) -> Result<Topology, TopologyError> {
-        if cfg.backend != BackendKind::Process {
-            return Err(TopologyError::BackendUnavailable(cfg.backend));
+        match cfg.backend {
+            BackendKind::Process => Self::up_process(cfg).await,
+            BackendKind::Docker => Self::up_docker(cfg).await,
         }
+    }
+
+    fn new_state(cfg: &HarnessConfig, version: String) -> TopologyState {
+        TopologyState {
+            version: STATE_VERSION,
+            name: cfg.name.clone(),
+            backend: cfg.backend,
+            master_name: cfg.topology.master_name.clone(),
+            password: cfg.password.clone(),
+            redis_version: version,
+            started_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            nodes: Vec::new(),
+            network: None,
+        }
+    }
+
+    async fn up_process(cfg: &HarnessConfig) -> Result<Topology, TopologyError> {
         let binary = process::locate_binary(&cfg.redis_server)?;
         let version = process::binary_version(&binary)?;
         let dir = absolute(&cfg.topology_dir())?;
@@ -183,20 +249,9 @@ impl Topology {
         let mut topo = Topology {
             cfg: cfg.clone(),
             dir: dir.clone(),
-            state: TopologyState {
-                version: STATE_VERSION,
-                name: cfg.name.clone(),
-                backend: cfg.backend,
-                master_name: cfg.topology.master_name.clone(),
-                password: cfg.password.clone(),
-                redis_version: version,
-                started_unix_ms: SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(0),
-                nodes: Vec::new(),
-            },
+            state: Self::new_state(cfg, version),
             nodes: Vec::new(),
+            docker: None,
             detached: false,
         };
         let started = Instant::now();
@@ -212,10 +267,118 @@ impl Topology {
             }
             topo.wait_ready(deadline, started, phase).await?;
         }
-        topo.state.nodes = topo.nodes.iter().map(|n| n.record.clone()).collect();
+        topo.state.nodes = topo.nodes.iter().map(|n| n.record().clone()).collect();
         topo.state.write(&dir)?;
         tracing::info!(
             "topology '{}' ready in {} ms",
+            cfg.name,
+            started.elapsed().as_millis()
+        );
+        Ok(topo)
+    }
+
+    async fn up_docker(cfg: &HarnessConfig) -> Result<Topology, TopologyError> {
+        let d = docker::client()?;
+        docker::check_engine(&d).await?;
+        docker::ensure_image(&d, &cfg.docker.image).await?;
+        let dir = absolute(&cfg.topology_dir())?;
+        let run_dir = absolute(&cfg.run_dir)?;
+        let network = docker::network_name(&cfg.name, &dir);
+        let leftovers: Vec<String> =
+            docker::containers_labelled(&d, docker::LABEL_RUN_DIR, &run_dir.display().to_string())
+                .await?
+                .into_iter()
+                .map(|(_, name)| name)
+                .filter(|n| n.starts_with(&format!("{network}-")))
+                .collect();
+        if !leftovers.is_empty() {
+            return Err(TopologyError::Docker(format!(
+                "containers of topology '{}' already exist ({}); run `redis-harness down` (or `down --all` after a crash) first",
+                cfg.name,
+                leftovers.join(", ")
+            )));
+        }
+        prepare_dir(&dir, &cfg.name)?;
+        let mut topo = Topology {
+            cfg: cfg.clone(),
+            dir: dir.clone(),
+            state: Self::new_state(cfg, format!("image {}", cfg.docker.image)),
+            nodes: Vec::new(),
+            docker: Some(d.clone()),
+            detached: false,
+        };
+        topo.state.network = Some(network.clone());
+        let labels = [
+            (docker::LABEL_TOPOLOGY, cfg.name.clone()),
+            (docker::LABEL_RUN_DIR, run_dir.display().to_string()),
+        ];
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(cfg.readiness_timeout_ms);
+        let mut master: Option<NodeSpec> = None;
+        for phase in [false, true] {
+            for (name, kind) in node_names(cfg)
+                .into_iter()
+                .filter(|(_, k)| (*k == NodeKind::Sentinel) == phase)
+            {
+                let sentinel = kind == NodeKind::Sentinel;
+                let port = if sentinel {
+                    docker::SENTINEL_PORT
+                } else {
+                    docker::DATA_PORT
+                };
+                // Inside the container the node listens on every interface of its own
+                // network namespace; its address is known once the container runs.
+                let bind = NodeSpec {
+                    name: name.clone(),
+                    kind,
+                    host: "0.0.0.0".into(),
+                    port,
+                };
+                let m = master.clone().unwrap_or_else(|| bind.clone());
+                let node_dir = dir.join(&name);
+                std::fs::create_dir_all(&node_dir)?;
+                let container_dir = Path::new("/data");
+                let (file, log, mut text) = if sentinel {
+                    (
+                        "sentinel.conf",
+                        "sentinel.log",
+                        conf::sentinel_conf(cfg, &bind, &m, container_dir),
+                    )
+                } else {
+                    (
+                        "redis.conf",
+                        "redis.log",
+                        conf::redis_conf(cfg, &bind, &m, container_dir),
+                    )
+                };
+                // The network is the topology's own; nodes accept its peers and the host.
+                text.push_str("protected-mode no\n");
+                let config_file = node_dir.join(file);
+                std::fs::write(&config_file, text)?;
+                let record = NodeRecord {
+                    spec: bind,
+                    pid: None,
+                    dir: node_dir.clone(),
+                    config_file,
+                    log_file: node_dir.join(log),
+                    container: None,
+                };
+                tracing::info!("starting {name} as a container on network {network}");
+                let (mut node, ip) =
+                    docker::start(&cfg.docker.image, &network, &labels, record, sentinel).await?;
+                node.record.spec.host = ip.to_string();
+                tracing::info!("{name} is at {}", node.record.spec.addr());
+                if kind == NodeKind::Master {
+                    master = Some(node.record.spec.clone());
+                }
+                topo.nodes.push(Node::Docker(Box::new(node)));
+            }
+            topo.wait_ready(deadline, started, phase).await?;
+        }
+        topo.state.nodes = topo.nodes.iter().map(|n| n.record().clone()).collect();
+        topo.state.write(&dir)?;
+        tracing::info!(
+            "topology '{}' ready in {} ms (docker, network {network})",
             cfg.name,
             started.elapsed().as_millis()
         );
@@ -252,10 +415,12 @@ impl Topology {
             dir: node_dir.clone(),
             config_file,
             log_file: node_dir.join(log),
+            container: None,
         };
         tracing::info!("starting {} on {}", node.name, node.addr());
-        self.nodes
-            .push(process::spawn_node(binary, record, sentinel)?);
+        self.nodes.push(Node::Process(process::spawn_node(
+            binary, record, sentinel,
+        )?));
         Ok(())
     }
 
@@ -267,7 +432,7 @@ impl Topology {
         started: Instant,
         with_sentinels: bool,
     ) -> Result<(), TopologyError> {
-        let master_addr = self.nodes[0].record.spec.addr();
+        let master_addr = self.nodes[0].record().spec.addr();
         let replicas = self.cfg.topology.replicas as usize;
         let sentinels = if with_sentinels {
             self.cfg.topology.sentinels as usize
@@ -276,10 +441,11 @@ impl Topology {
         };
         let mut last = String::new();
         loop {
+            let d = self.docker.clone();
             for n in &mut self.nodes {
-                if let Some(report) = n.exit_report() {
+                if let Some(report) = n.exit_report(d.as_ref()).await {
                     return Err(TopologyError::Start {
-                        node: n.record.spec.name.clone(),
+                        node: n.record().spec.name.clone(),
                         detail: report,
                     });
                 }
@@ -308,7 +474,7 @@ impl Topology {
         let nodes: Vec<_> = self
             .nodes
             .iter()
-            .map(|n| (n.record.spec.clone(), n.record.pid))
+            .map(|n| (n.record().spec.clone(), n.record().pid))
             .collect();
         probe::topology_status(
             &nodes,
@@ -342,12 +508,35 @@ impl Topology {
     /// state file; node directories (logs, data) stay for inspection until the next `up`.
     pub async fn down(mut self) -> Result<TeardownReport, TopologyError> {
         let started = Instant::now();
-        let mut nodes = std::mem::take(&mut self.nodes);
-        let outcomes =
-            tokio::task::spawn_blocking(move || process::stop_all(&mut nodes, DOWN_GRACE))
-                .await
-                .expect("teardown task panicked");
+        let nodes = std::mem::take(&mut self.nodes);
         self.detached = true;
+        let outcomes = match &self.docker {
+            Some(d) => {
+                let ids: Vec<Option<String>> =
+                    nodes.iter().map(|n| n.record().container.clone()).collect();
+                let outcomes =
+                    docker::remove(d, &ids, self.state.network.as_deref(), DOWN_GRACE).await;
+                for n in nodes {
+                    if let Node::Docker(mut n) = n {
+                        // Removed above; the handle must not try again.
+                        n.detach();
+                    }
+                }
+                outcomes
+            }
+            None => {
+                let mut procs: Vec<ProcessNode> = nodes
+                    .into_iter()
+                    .filter_map(|n| match n {
+                        Node::Process(p) => Some(p),
+                        Node::Docker(_) => None,
+                    })
+                    .collect();
+                tokio::task::spawn_blocking(move || process::stop_all(&mut procs, DOWN_GRACE))
+                    .await
+                    .expect("teardown task panicked")
+            }
+        };
         TopologyState::remove(&self.dir)?;
         Ok(teardown_report(&self.state, outcomes, started).await)
     }
@@ -356,7 +545,7 @@ impl Topology {
     pub fn node(&self, name: &str) -> Result<&NodeRecord, TopologyError> {
         self.nodes
             .iter()
-            .map(|n| &n.record)
+            .map(Node::record)
             .find(|r| r.spec.name == name)
             .ok_or_else(|| TopologyError::UnknownNode(name.to_string()))
     }
@@ -364,27 +553,86 @@ impl Topology {
     fn node_index(&self, name: &str) -> Result<usize, TopologyError> {
         self.nodes
             .iter()
-            .position(|n| n.record.spec.name == name)
+            .position(|n| n.record().spec.name == name)
             .ok_or_else(|| TopologyError::UnknownNode(name.to_string()))
     }
 
-    /// Sends `signal` (e.g. `libc::SIGSTOP`, `libc::SIGCONT`) to node `name`.
-    pub fn signal(&self, name: &str, signal: i32) -> Result<(), TopologyError> {
-        let r = self.node(name)?;
-        match r.pid.filter(|pid| process::is_our_process(*pid, r)) {
-            Some(pid) => {
-                process::send_signal(pid, signal);
-                Ok(())
+    /// Sends `signal` to node `name`. On docker, SIGSTOP / SIGCONT are `docker pause` /
+    /// `unpause` and SIGKILL kills the container; other signals are refused.
+    pub async fn signal(&self, name: &str, signal: i32) -> Result<(), TopologyError> {
+        let i = self.node_index(name)?;
+        match &self.nodes[i] {
+            Node::Process(n) => {
+                let r = &n.record;
+                match r.pid.filter(|pid| process::is_our_process(*pid, r)) {
+                    Some(pid) => {
+                        process::send_signal(pid, signal);
+                        Ok(())
+                    }
+                    None => Err(TopologyError::UnknownNode(format!("{name} (not running)"))),
+                }
             }
-            None => Err(TopologyError::UnknownNode(format!("{name} (not running)"))),
+            Node::Docker(n) => {
+                let d = self.docker.as_ref().expect("docker nodes have a client");
+                match signal {
+                    libc::SIGSTOP => n.pause(d, true).await,
+                    libc::SIGCONT => n.pause(d, false).await,
+                    libc::SIGKILL => n.kill(d).await,
+                    _ => Err(TopologyError::Docker(format!(
+                        "signal {signal} is not supported on containers"
+                    ))),
+                }
+            }
         }
     }
 
-    /// SIGKILLs node `name` and waits until it is gone.
-    pub fn kill(&mut self, name: &str) -> Result<(), TopologyError> {
+    /// Kills node `name` without grace (SIGKILL) and waits until it is gone.
+    pub async fn kill(&mut self, name: &str) -> Result<(), TopologyError> {
         let i = self.node_index(name)?;
-        process::stop_all(std::slice::from_mut(&mut self.nodes[i]), Duration::ZERO);
-        Ok(())
+        match &mut self.nodes[i] {
+            Node::Process(n) => {
+                process::stop_all(std::slice::from_mut(n), Duration::ZERO);
+                Ok(())
+            }
+            Node::Docker(n) => {
+                n.kill(self.docker.as_ref().expect("docker nodes have a client"))
+                    .await
+            }
+        }
+    }
+
+    /// Cuts node `name` off from `peers` (node names) in `direction`; the host still
+    /// reaches it. Docker backend only.
+    pub async fn partition(
+        &self,
+        name: &str,
+        peers: &[&str],
+        direction: crate::config::PartitionDirection,
+    ) -> Result<(), TopologyError> {
+        let i = self.node_index(name)?;
+        let addrs: Vec<String> = peers
+            .iter()
+            .map(|p| self.node(p).map(|r| r.spec.host.clone()))
+            .collect::<Result<_, _>>()?;
+        match (&self.nodes[i], &self.docker) {
+            (Node::Docker(n), Some(d)) => n.partition(d, &addrs, direction).await,
+            _ => Err(TopologyError::NeedsBackend {
+                what: "a network partition".into(),
+                needs: BackendKind::Docker,
+            }),
+        }
+    }
+
+    /// Removes the partition rules of node `name`.
+    pub async fn heal(&self, name: &str) -> Result<(), TopologyError> {
+        let i = self.node_index(name)?;
+        match (&self.nodes[i], &self.docker) {
+            (Node::Docker(n), Some(d)) => n.heal(d).await,
+            _ => Err(TopologyError::NeedsBackend {
+                what: "healing a partition".into(),
+                needs: BackendKind::Docker,
+            }),
+        }
     }
 
     /// Starts node `name` again from its own directory and config (a data node keeps its
@@ -392,22 +640,33 @@ impl Topology {
     /// answers.
     pub async fn restart(&mut self, name: &str) -> Result<(), TopologyError> {
         let i = self.node_index(name)?;
-        let binary = process::locate_binary(&self.cfg.redis_server)?;
-        let record = self.nodes[i].record.clone();
-        process::stop_all(std::slice::from_mut(&mut self.nodes[i]), Duration::ZERO);
-        let sentinel = record.spec.kind == NodeKind::Sentinel;
-        self.nodes[i] = process::spawn_node(&binary, record, sentinel)?;
-        self.state.nodes[i] = self.nodes[i].record.clone();
-        self.state.write(&self.dir)?;
+        let d = self.docker.clone();
+        match &mut self.nodes[i] {
+            Node::Process(n) => {
+                let binary = process::locate_binary(&self.cfg.redis_server)?;
+                let record = n.record.clone();
+                process::stop_all(std::slice::from_mut(n), Duration::ZERO);
+                let sentinel = record.spec.kind == NodeKind::Sentinel;
+                *n = process::spawn_node(&binary, record, sentinel)?;
+                self.state.nodes[i] = n.record.clone();
+                self.state.write(&self.dir)?;
+            }
+            Node::Docker(n) => {
+                let d = d.as_ref().expect("docker nodes have a client");
+                n.kill(d).await?;
+                n.restart(d).await?;
+            }
+        }
+        let sentinel = self.nodes[i].record().spec.kind == NodeKind::Sentinel;
         let pw = if sentinel {
             None
         } else {
             self.cfg.password.as_deref()
         };
-        let spec = self.nodes[i].record.spec.clone();
+        let spec = self.nodes[i].record().spec.clone();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(report) = self.nodes[i].exit_report() {
+            if let Some(report) = self.nodes[i].exit_report(d.as_ref()).await {
                 return Err(TopologyError::Start {
                     node: name.to_string(),
                     detail: report,
@@ -455,6 +714,11 @@ impl Topology {
     /// it through the state file.
     pub fn detach(mut self) -> TopologyState {
         self.detached = true;
+        for n in &mut self.nodes {
+            if let Node::Docker(n) = n {
+                n.detach();
+            }
+        }
         self.state.clone()
     }
 }
@@ -462,7 +726,13 @@ impl Topology {
 impl Drop for Topology {
     fn drop(&mut self) {
         if !self.detached && !self.nodes.is_empty() {
-            process::stop_all(&mut self.nodes, Duration::ZERO);
+            for n in &mut self.nodes {
+                if let Node::Process(p) = n {
+                    process::stop_all(std::slice::from_mut(p), Duration::ZERO);
+                }
+            }
+            // Docker nodes: testcontainers removes each container (and the network with
+            // the last one) when its handle drops with `self.nodes`.
             let _ = TopologyState::remove(&self.dir);
         }
     }
@@ -524,10 +794,21 @@ pub async fn down_dir(dir: &Path, name: &str) -> Result<TeardownReport, Topology
         dir: dir.to_path_buf(),
     })?;
     let started = Instant::now();
-    let records = state.nodes.clone();
-    let outcomes = tokio::task::spawn_blocking(move || process::stop_records(&records, DOWN_GRACE))
-        .await
-        .expect("teardown task panicked");
+    let outcomes = match state.backend {
+        BackendKind::Docker => {
+            let d = docker::client()?;
+            docker::check_engine(&d).await?;
+            let ids: Vec<Option<String>> =
+                state.nodes.iter().map(|n| n.container.clone()).collect();
+            docker::remove(&d, &ids, state.network.as_deref(), DOWN_GRACE).await
+        }
+        BackendKind::Process => {
+            let records = state.nodes.clone();
+            tokio::task::spawn_blocking(move || process::stop_records(&records, DOWN_GRACE))
+                .await
+                .expect("teardown task panicked")
+        }
+    };
     TopologyState::remove(dir)?;
     Ok(teardown_report(&state, outcomes, started).await)
 }
@@ -539,16 +820,39 @@ async fn teardown_report(
 ) -> TeardownReport {
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let mut ports_still_open = Vec::new();
-    for n in &state.nodes {
-        let addr = n.spec.addr();
-        let open = tokio::time::timeout(
-            Duration::from_millis(500),
-            tokio::net::TcpStream::connect(&addr),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok());
-        if open {
-            ports_still_open.push(n.spec.port);
+    let mut containers_left = Vec::new();
+    match state.backend {
+        // Container addresses vanish with their network; ask the engine instead of
+        // sending traffic to an address that is no longer ours.
+        BackendKind::Docker => {
+            if let Ok(d) = docker::client() {
+                for n in &state.nodes {
+                    if let Some(id) = &n.container {
+                        if d.inspect_container(id, None).await.is_ok() {
+                            containers_left.push(n.spec.name.clone());
+                        }
+                    }
+                }
+                if let Some(net) = &state.network {
+                    if d.inspect_network::<String>(net, None).await.is_ok() {
+                        containers_left.push(format!("network {net}"));
+                    }
+                }
+            }
+        }
+        BackendKind::Process => {
+            for n in &state.nodes {
+                let addr = n.spec.addr();
+                let open = tokio::time::timeout(
+                    Duration::from_millis(500),
+                    tokio::net::TcpStream::connect(&addr),
+                )
+                .await
+                .is_ok_and(|r| r.is_ok());
+                if open {
+                    ports_still_open.push(n.spec.port);
+                }
+            }
         }
     }
     TeardownReport {
@@ -559,6 +863,7 @@ async fn teardown_report(
             .zip(outcomes)
             .collect(),
         ports_still_open,
+        containers_left,
         elapsed_ms,
     }
 }
@@ -593,7 +898,8 @@ fn prepare_dir(dir: &Path, name: &str) -> Result<(), TopologyError> {
     Ok(())
 }
 
-fn absolute(p: &Path) -> Result<PathBuf, TopologyError> {
+/// `p` made absolute against the current directory (as labels and state files record it).
+pub fn absolute(p: &Path) -> Result<PathBuf, TopologyError> {
     Ok(if p.is_absolute() {
         p.to_path_buf()
     } else {

@@ -26,6 +26,9 @@ pub struct NodeRecord {
     pub config_file: PathBuf,
     /// The node's log file.
     pub log_file: PathBuf,
+    /// Container id (docker backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 /// Everything needed to find, probe and stop a running topology.
@@ -47,6 +50,9 @@ pub struct TopologyState {
     pub started_unix_ms: u64,
     /// Every node.
     pub nodes: Vec<NodeRecord>,
+    /// The topology's private network (docker backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 impl TopologyState {

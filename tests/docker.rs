@@ -1,0 +1,248 @@
+//! The docker backend on the real Docker engine: up/status/down with the same readiness
+//! rules, nothing left after down, a failed up or a panic; kill-master with a
+//! Sentinel-mode client on the host; the partition drill with and without
+//! min-replicas-to-write (the Jepsen reproduction); clear errors without an engine or an
+//! image. The offline image is built from the host's redis-server when it is missing.
+//! Where no engine answers, each test prints why and returns.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::{cli, test_config, write_config};
+use redis_harness::config::{BackendKind, HarnessConfig};
+use redis_harness::drill::{self, history, DrillKind, Rng};
+use redis_harness::topology::{docker, Topology};
+
+const IMAGE: &str = "redis-harness/redis:offline";
+
+/// Whether an engine answers; builds the offline image once when it is missing.
+fn engine() -> bool {
+    static READY: OnceLock<bool> = OnceLock::new();
+    *READY.get_or_init(|| {
+        let info = Command::new("docker").arg("info").output();
+        if !info.is_ok_and(|o| o.status.success()) {
+            eprintln!("SKIP: no Docker engine answers `docker info`");
+            return false;
+        }
+        let have = Command::new("docker")
+            .args(["image", "inspect", IMAGE])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !have {
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-offline-image.sh");
+            let out = Command::new(script)
+                .arg(IMAGE)
+                .output()
+                .expect("run the image script");
+            assert!(
+                out.status.success(),
+                "building {IMAGE} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        true
+    })
+}
+
+fn docker_config(dir: &Path, name: &str) -> HarnessConfig {
+    let mut cfg = test_config(dir, name);
+    cfg.backend = BackendKind::Docker;
+    cfg.docker.image = IMAGE.into();
+    cfg.drill.pre_fault_ms = 1000;
+    cfg.drill.post_recovery_ms = 1000;
+    cfg
+}
+
+/// Containers labelled with `run_dir`, and networks named after topologies there.
+fn leftovers(run_dir: &Path) -> Vec<String> {
+    let label = format!("label={}={}", docker::LABEL_RUN_DIR, run_dir.display());
+    let out = Command::new("docker")
+        .args(["ps", "-a", "--filter", &label, "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn network_exists(name: &str) -> bool {
+    Command::new("docker")
+        .args(["network", "inspect", name])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn up_status_down_on_docker_leave_no_container_or_network() {
+    if !engine() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = docker_config(tmp.path(), "dk");
+    let config = write_config(tmp.path(), &cfg);
+    let run = |args: &[&str]| cli().arg("-c").arg(&config).args(args).output().unwrap();
+    let up = run(&["up", "--json"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
+    assert_eq!(status["backend"], "docker");
+    assert_eq!(status["healthy"], true, "{status}");
+    assert_eq!(leftovers(tmp.path()).len(), 6);
+    let st = run(&["status"]);
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stdout)
+    );
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("dk/state.json")).unwrap())
+            .unwrap();
+    let network = state["network"].as_str().unwrap().to_string();
+    assert!(network_exists(&network));
+    let down = run(&["down"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(leftovers(tmp.path()).is_empty());
+    assert!(!network_exists(&network));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_up_removes_what_it_started() {
+    if !engine() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = docker_config(tmp.path(), "dkfail");
+    // Containers start, readiness cannot be reached this fast.
+    cfg.readiness_timeout_ms = 1;
+    let e = Topology::up(&cfg).await.unwrap_err().to_string();
+    assert!(e.contains("not ready"), "{e}");
+    assert!(leftovers(tmp.path()).is_empty());
+    let net = docker::network_name("dkfail", &tmp.path().join("dkfail"));
+    assert!(!network_exists(&net), "{net} left behind");
+}
+
+#[test]
+fn a_panic_with_a_live_topology_leaves_nothing() {
+    if !engine() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = docker_config(tmp.path(), "dkpanic");
+    let handle = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let _topo = Topology::up(&cfg).await.expect("up");
+            panic!("a test failing while its topology runs");
+        })
+    });
+    assert!(handle.join().is_err());
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_master_on_docker_with_a_sentinel_client_on_the_host() {
+    if !engine() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = docker_config(tmp.path(), "dkkill");
+    let r = drill::run_once(&cfg, DrillKind::KillMaster, 1, &mut Rng(3), false)
+        .await
+        .expect("drill runs");
+    assert!(r.passed(), "{:#?}", r.checks);
+    // The workload's client found the master through the Sentinels' announcements
+    // (container addresses) and followed the failover: writes were acknowledged after it.
+    assert!(r.analysis.writes_recovered);
+    assert!(r.new_master.as_deref().is_some_and(|m| m != r.old_master));
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_loses_acknowledged_writes_unless_min_replicas_bounds_them() {
+    if !engine() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Asynchronous replication, no min-replicas-to-write: the isolated master keeps
+    // acknowledging writes that the failover then discards.
+    let unsafe_cfg = docker_config(tmp.path(), "dkpart");
+    let r = drill::run_once(&unsafe_cfg, DrillKind::Partition, 1, &mut Rng(5), true)
+        .await
+        .expect("drill runs");
+    assert!(r.passed(), "{:#?}", r.checks);
+    assert!(
+        r.figures.lost_acked_writes > 0,
+        "the Jepsen loss did not show: {:?}",
+        r.figures
+    );
+
+    // min-replicas-to-write 1 with a 1 s lag: the isolated master refuses writes once its
+    // replicas go quiet, so every lost write was acknowledged within that window.
+    let mut safe = docker_config(tmp.path(), "dkpartsafe");
+    safe.replication.min_replicas_to_write = 1;
+    safe.replication.min_replicas_max_lag = 1;
+    let s = drill::run_once(&safe, DrillKind::Partition, 1, &mut Rng(5), true)
+        .await
+        .expect("drill runs");
+    assert!(s.passed(), "{:#?}", s.checks);
+    assert!(
+        s.figures.failed_ops > 0,
+        "no write was refused: {:?}",
+        s.figures
+    );
+    let h = s.history.as_ref().unwrap();
+    let bound_us = 3_000_000; // max-lag (1 s) + ack interval (1 s) + margin
+    for w in history::lost_writes(h) {
+        assert!(
+            w.complete_us - h.fault_us <= bound_us,
+            "a write acknowledged {} ms after the partition was lost",
+            (w.complete_us - h.fault_us) / 1000
+        );
+    }
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
+#[test]
+fn no_engine_and_no_image_give_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = docker_config(tmp.path(), "dkerr");
+    let config = write_config(tmp.path(), &cfg);
+    let out = cli()
+        .arg("-c")
+        .arg(&config)
+        .arg("up")
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("no Docker engine answers"), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    if !engine() {
+        return;
+    }
+    let mut cfg = cfg;
+    cfg.docker.image = "redis-harness/no-such-image:none".into();
+    let config = write_config(tmp.path(), &cfg);
+    let out = cli().arg("-c").arg(&config).arg("up").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("scripts/build-offline-image.sh"), "{e}");
+    assert!(leftovers(tmp.path()).is_empty());
+}
