@@ -2,7 +2,8 @@
 # Builds the offline image redis-harness/redis:offline from this host's redis-server and
 # the shared libraries it links, FROM scratch: for machines whose Docker engine has no
 # registry to pull the official image from. The same binary serves data nodes and
-# Sentinels (`redis-server CONF --sentinel`).
+# Sentinels (`redis-server CONF --sentinel`); a static busybox, when the host has one,
+# provides sh.
 # Usage: scripts/build-offline-image.sh [image-tag]
 set -euo pipefail
 image=${1:-redis-harness/redis:offline}
@@ -19,7 +20,14 @@ for lib in $(ldd "$bin" | grep -o '/[^ )]*'); do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
 done
-printf 'root:x:0:0:root:/data:/usr/local/bin/redis-server\n' > "$root/etc/passwd"
+# A static busybox, when installed (Debian: busybox-static), gives the image a POSIX sh so
+# entrypoints written for the official image (docker/compose.yaml's Sentinels) work too.
+if [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; then
+  mkdir -p "$root/bin"
+  cp /bin/busybox "$root/bin/busybox"
+  for tool in sh cat printf echo ls; do ln -s busybox "$root/bin/$tool"; done
+fi
+printf 'root:x:0:0:root:/data:/bin/sh\n' > "$root/etc/passwd"
 printf 'root:x:0:\n' > "$root/etc/group"
 cp "$(dirname "$0")/../docker/Dockerfile.offline" "$ctx/Dockerfile"
 version=$("$bin" --version | grep -o 'v=[0-9.]*' | cut -d= -f2)

@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
 # Installs what redis-harness needs on a fresh machine: redis-server (with its Sentinel
-# mode) and redis-tools. Idempotent; uses apt-get where it exists and says what to do
+# mode), redis-tools (redis-cli, redis-benchmark) and busybox-static (the offline Docker
+# image's shell). Idempotent; uses apt-get where it exists and says what to do
 # elsewhere.
 set -euo pipefail
 
 need_redis() {
-  ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1
+  ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1 \
+    || ! command -v redis-benchmark >/dev/null 2>&1
 }
 
-if need_redis; then
+# busybox-static is optional (only the offline image's shell); asked for where apt-get is.
+need_apt() {
+  command -v apt-get >/dev/null 2>&1 && { need_redis || ! [ -x /bin/busybox ]; }
+}
+
+if need_redis || need_apt; then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=""
     if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
     echo "setup: installing redis-server and redis-tools with apt-get"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools busybox-static >/dev/null
   else
     echo "setup: redis-server is missing and apt-get is not available." >&2
     echo "       Install Redis >= 6.2 (e.g. 'brew install redis' on macOS) so that" >&2

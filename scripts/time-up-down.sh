@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Times `redis-harness up` (to readiness) and `down` (to full teardown), N runs each
 # (default 5), wall clock of the whole command, and prints every run and the median.
-# Usage: scripts/time-up-down.sh [N] [extra args for `up`, e.g. --backend process]
+# Usage: scripts/time-up-down.sh [N] [extra args for `up`, e.g. --backend docker]
+# The docker backend uses redis-harness/redis:offline (built when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-5}; shift || true
@@ -9,7 +10,10 @@ bin=target/release/redis-harness
 cargo build --release --locked -q
 work=$(mktemp -d)
 trap '"$bin" -c "$work/h.yaml" down --all >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-printf 'name: timing\nrun_dir: %s\n' "$work/run" > "$work/h.yaml"
+printf 'name: timing\nrun_dir: %s\ndocker:\n  image: redis-harness/redis:offline\n' "$work/run" > "$work/h.yaml"
+if [[ " $* " == *" docker "* ]] && ! docker image inspect redis-harness/redis:offline >/dev/null 2>&1; then
+  scripts/build-offline-image.sh
+fi
 ms() { date +%s%3N; }
 ups=(); downs=()
 for i in $(seq "$n"); do

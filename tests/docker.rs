@@ -246,3 +246,88 @@ fn no_engine_and_no_image_give_clear_errors() {
     assert!(e.contains("scripts/build-offline-image.sh"), "{e}");
     assert!(leftovers(tmp.path()).is_empty());
 }
+
+/// `docker-compose down -v` for a project when dropped.
+struct ComposeGuard(String);
+
+impl Drop for ComposeGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("docker-compose")
+            .args(["-p", &self.0, "-f", "docker/compose.yaml", "down", "-v"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output();
+    }
+}
+
+#[test]
+fn compose_file_brings_up_the_default_topology_with_the_offline_image() {
+    if !engine() {
+        return;
+    }
+    if Command::new("docker-compose")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP: docker-compose is not installed");
+        return;
+    }
+    let project = format!("rhcompose{}", std::process::id());
+    let guard = ComposeGuard(project.clone());
+    // Everything but the console, whose upstream image needs a registry.
+    let up = Command::new("docker-compose")
+        .args(["-p", &project, "-f", "docker/compose.yaml", "up", "-d"])
+        .args(["master", "replica-1", "replica-2"])
+        .args(["sentinel-1", "sentinel-2", "sentinel-3"])
+        .env("REDIS_IMAGE", IMAGE)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let ip = Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        ])
+        .arg(format!("{project}_sentinel-1_1"))
+        .output()
+        .unwrap();
+    let ip = String::from_utf8_lossy(&ip.stdout).trim().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let last = loop {
+        let out = Command::new("redis-cli")
+            .args(["-h", &ip, "-p", "26379", "SENTINEL", "MASTER", "mymaster"])
+            .output()
+            .unwrap();
+        let last = String::from_utf8_lossy(&out.stdout).to_string();
+        let lines: Vec<&str> = last.lines().collect();
+        let field = |k: &str| {
+            lines
+                .iter()
+                .position(|l| *l == k)
+                .and_then(|i| lines.get(i + 1).copied())
+        };
+        if field("flags") == Some("master")
+            && field("num-slaves") == Some("2")
+            && field("num-other-sentinels") == Some("2")
+        {
+            break last;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the compose topology never became ready: {last}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    drop(guard);
+    let left = Command::new("docker")
+        .args(["ps", "-a", "--filter", &format!("name={project}_"), "-q"])
+        .output()
+        .unwrap();
+    assert!(left.stdout.is_empty(), "compose left containers: {last}");
+}
