@@ -24,6 +24,25 @@ use membership::cache::keys::{cache_key, CacheKind};
 use membership::cache::{codec, Lookup};
 use tower::ServiceExt;
 
+/// One GET of member 1 through `app`, body read; `expect` is the X-Cache it must carry.
+async fn request(app: axum::Router, expect: Option<&str>) -> axum::body::Bytes {
+    let resp = app
+        .oneshot(
+            Request::get("/api/v1/members/1")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    if let Some(x) = expect {
+        assert_eq!(resp.headers()["x-cache"], x);
+    }
+    axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap()
+}
+
 struct Server {
     addr: (String, u16),
     child: Option<Child>,
@@ -242,44 +261,14 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("middleware");
-    g.bench_function("member_hit", |b| {
-        b.to_async(&rt).iter(|| {
-            let r = router.clone();
-            async move {
-                let resp = r
-                    .oneshot(
-                        Request::get("/api/v1/members/1")
-                            .body(Body::empty())
-                            .unwrap(),
-                    )
-                    .await
-                    .unwrap();
-                assert_eq!(resp.headers()["x-cache"], "HIT");
-                axum::body::to_bytes(resp.into_body(), usize::MAX)
-                    .await
-                    .unwrap()
-            }
-        })
-    });
-    g.bench_function("member_uncached", |b| {
-        b.to_async(&rt).iter(|| {
-            let r = uncached.clone();
-            async move {
-                let resp = r
-                    .oneshot(
-                        Request::get("/api/v1/members/1")
-                            .body(Body::empty())
-                            .unwrap(),
-                    )
-                    .await
-                    .unwrap();
-                assert!(resp.status().is_success());
-                axum::body::to_bytes(resp.into_body(), usize::MAX)
-                    .await
-                    .unwrap()
-            }
-        })
-    });
+    for (name, app, expect) in [
+        ("member_hit", &router, Some("HIT")),
+        ("member_uncached", &uncached, None),
+    ] {
+        g.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| request(app.clone(), expect))
+        });
+    }
     g.finish();
     let _: () = rt
         .block_on(async {

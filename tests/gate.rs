@@ -161,22 +161,7 @@ fn cli_gate_exits_4_and_writes_well_formed_junit_and_markdown() {
 
     // JUnit parses, with one test case per target and one failure.
     let xml = std::fs::read_to_string(&junit).unwrap();
-    let mut reader = quick_xml::Reader::from_str(&xml);
-    let (mut cases, mut failures) = (0, 0);
-    loop {
-        match reader.read_event().expect("well-formed XML") {
-            quick_xml::events::Event::Eof => break,
-            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
-                match e.name().as_ref() {
-                    b"testcase" => cases += 1,
-                    b"failure" => failures += 1,
-                    _ => {}
-                }
-            }
-            _ => {}
-        }
-    }
-    assert_eq!((cases, failures), (2, 1));
+    assert_eq!(common::junit_counts(&xml), (2, 1));
     assert!(std::fs::read_to_string(&md)
         .unwrap()
         .contains("## Gates: 1 of 2 passed"));

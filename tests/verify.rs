@@ -6,27 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{cli, processes_under, test_config, write_config, StateGuard};
+use common::{cli, junit_counts, processes_under, test_config, write_config, StateGuard};
 use serde_json::Value;
-
-fn junit_counts(xml: &str) -> (usize, usize) {
-    let mut reader = quick_xml::Reader::from_str(xml);
-    let (mut cases, mut failures) = (0, 0);
-    loop {
-        match reader.read_event().expect("well-formed XML") {
-            quick_xml::events::Event::Eof => break,
-            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
-                match e.name().as_ref() {
-                    b"testcase" => cases += 1,
-                    b"failure" => failures += 1,
-                    _ => {}
-                }
-            }
-            _ => {}
-        }
-    }
-    (cases, failures)
-}
 
 #[test]
 fn verify_kills_the_master_under_load_and_writes_every_report() {

@@ -268,31 +268,45 @@ pub async fn run_open_into(cfg: &OpenConfig, rec: Arc<Recorder>) -> Result<LoadR
     Ok(rec.results("open", start.elapsed()))
 }
 
+/// Column headers of [`route_rows`].
+pub const ROUTE_HEADERS: [&str; 8] = [
+    "route",
+    "x-cache",
+    "count",
+    "p50 µs",
+    "p90 µs",
+    "p99 µs",
+    "p99.9 µs",
+    "max µs",
+];
+
+/// One row per route and X-Cache value, as text cells under [`ROUTE_HEADERS`].
+pub fn route_rows(r: &LoadResults) -> Vec<Vec<String>> {
+    r.routes
+        .iter()
+        .map(|x| {
+            vec![
+                x.route.clone(),
+                x.cache.clone(),
+                x.count.to_string(),
+                x.p50_us.to_string(),
+                x.p90_us.to_string(),
+                x.p99_us.to_string(),
+                x.p999_us.to_string(),
+                x.max_us.to_string(),
+            ]
+        })
+        .collect()
+}
+
 /// The results as a terminal table, one row per route and X-Cache value.
 pub fn table(r: &LoadResults) -> String {
     use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
     let mut t = Table::new();
-    t.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
-        "route",
-        "x-cache",
-        "count",
-        "p50 µs",
-        "p90 µs",
-        "p99 µs",
-        "p99.9 µs",
-        "max µs",
-    ]);
-    for x in &r.routes {
-        t.add_row(vec![
-            x.route.clone(),
-            x.cache.clone(),
-            x.count.to_string(),
-            x.p50_us.to_string(),
-            x.p90_us.to_string(),
-            x.p99_us.to_string(),
-            x.p999_us.to_string(),
-            x.max_us.to_string(),
-        ]);
+    t.load_preset(UTF8_BORDERS_ONLY)
+        .set_header(ROUTE_HEADERS.to_vec());
+    for row in route_rows(r) {
+        t.add_row(row);
     }
     format!(
         "{} model: {} requests in {:.1} s = {:.1} req/s, {} errors, hit rate {}\n{t}",

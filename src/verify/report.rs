@@ -13,7 +13,7 @@ use super::Profile;
 use crate::drill::report::DrillReport;
 use crate::gate::{self, Verdict};
 use crate::report::html::{self, Chart, Series, Shade};
-use crate::report::{markdown_table, Rows};
+use crate::report::markdown_table;
 
 /// Identifier and version of the JSON layout.
 pub const SCHEMA: &str = "redis-harness/verify-report/v1";
@@ -63,38 +63,7 @@ pub struct VerifyReport {
     pub output_dir: PathBuf,
 }
 
-fn us(v: u64) -> String {
-    v.to_string()
-}
-
-fn route_rows(r: &LoadResults) -> Rows {
-    r.routes
-        .iter()
-        .map(|x| {
-            vec![
-                x.route.clone(),
-                x.cache.clone(),
-                x.count.to_string(),
-                us(x.p50_us),
-                us(x.p90_us),
-                us(x.p99_us),
-                us(x.p999_us),
-                us(x.max_us),
-            ]
-        })
-        .collect()
-}
-
-const ROUTE_HEADERS: [&str; 8] = [
-    "route",
-    "x-cache",
-    "count",
-    "p50 µs",
-    "p90 µs",
-    "p99 µs",
-    "p99.9 µs",
-    "max µs",
-];
+use loadtests::{route_rows, ROUTE_HEADERS};
 
 fn headline(r: &VerifyReport) -> String {
     let l = &r.load;

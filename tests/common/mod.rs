@@ -75,3 +75,23 @@ pub fn write_config(dir: &Path, cfg: &HarnessConfig) -> PathBuf {
     std::fs::write(&path, cfg.to_yaml()).unwrap();
     path
 }
+
+/// Test cases and failures in a JUnit XML document; panics unless it is well-formed.
+pub fn junit_counts(xml: &str) -> (usize, usize) {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let (mut cases, mut failures) = (0, 0);
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            quick_xml::events::Event::Eof => break,
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                match e.name().as_ref() {
+                    b"testcase" => cases += 1,
+                    b"failure" => failures += 1,
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    (cases, failures)
+}
