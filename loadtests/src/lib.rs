@@ -199,7 +199,9 @@ pub struct OpenConfig {
 }
 
 /// Sends requests at a fixed arrival rate regardless of how fast they complete; each
-/// latency runs from the request's intended send time, so queueing shows.
+/// latency runs from the request's intended send time, so queueing shows. The mix: 30%
+/// statistics/system, 20% analytics/dashboard, 30% members/{id} and 10%
+/// members/by-id-number (Zipf-skewed), 10% lookups/provinces.
 pub async fn run_open(cfg: &OpenConfig) -> Result<LoadResults, LoadError> {
     run_open_into(cfg, Arc::new(Recorder::new())).await
 }
@@ -213,6 +215,7 @@ pub async fn run_open_into(cfg: &OpenConfig, rec: Arc<Recorder>) -> Result<LoadR
     }
     let cat = catalog(&cfg.host, cfg.zipf_s).await?;
     let zipf = Arc::new(mix::Zipf::new(cat.members, cat.zipf_s));
+    let idn_zipf = mix::Zipf::new(cat.id_numbers.len().max(1), cat.zipf_s);
     let client = http();
     let sem = Arc::new(tokio::sync::Semaphore::new(cfg.max_in_flight));
     let total = (cfg.rate * cfg.duration_s).round() as u64;
@@ -231,9 +234,16 @@ pub async fn run_open_into(cfg: &OpenConfig, rec: Arc<Recorder>) -> Result<LoadR
                 "/api/v1/analytics/dashboard",
                 "/api/v1/analytics/dashboard".to_string(),
             ),
-            5..=8 => (
+            5..=7 => (
                 "/api/v1/members/{id}",
                 format!("/api/v1/members/{}", zipf.sample()),
+            ),
+            8 if !cat.id_numbers.is_empty() => (
+                "/api/v1/members/by-id-number/{id_number}",
+                format!(
+                    "/api/v1/members/by-id-number/{}",
+                    cat.id_numbers[idn_zipf.sample() - 1]
+                ),
             ),
             _ => (
                 "/api/v1/lookups/provinces",
