@@ -500,7 +500,7 @@ pub fn html_page(r: &PlanReport) -> String {
     let pts = |f: fn(&Step) -> f64| sorted.iter().map(|s| (s.offered_rps, f(s))).collect();
     let slo = r.options.slo_p99_us as f64;
     let chart = Chart {
-        title: "p99 latency against offered rate (open model)".into(),
+        title: "Latency against offered rate (open model; µs, logarithmic)".into(),
         x_label: "offered requests per second".into(),
         y_label: "µs".into(),
         series: vec![
@@ -522,6 +522,7 @@ pub fn html_page(r: &PlanReport) -> String {
         ],
         shades: Vec::new(),
         markers: true,
+        log_y: true,
     };
     let tput = Chart {
         title: "Achieved against offered rate".into(),
@@ -541,6 +542,7 @@ pub fn html_page(r: &PlanReport) -> String {
         ],
         shades: Vec::new(),
         markers: true,
+        log_y: false,
     };
     let body = format!(
         "<p class=\"verdict\">{}</p>{}{}<h2>Steps</h2>{}<h2>Memory</h2><p>{}</p>{}",

@@ -48,6 +48,8 @@ pub struct Chart {
     pub shades: Vec<Shade>,
     /// Draw points as well as lines (for sparse data).
     pub markers: bool,
+    /// Logarithmic y axis (decades), for latencies spanning µs to seconds.
+    pub log_y: bool,
 }
 
 const W: f64 = 820.0;
@@ -88,13 +90,22 @@ fn num(v: f64) -> String {
 impl Chart {
     /// The chart as an SVG element.
     pub fn svg(&self) -> String {
+        // On a log axis every value is drawn as its decade exponent (values below 1 as 1).
+        let ty = |y: f64| if self.log_y { y.max(1.0).log10() } else { y };
         let pts = self.series.iter().flat_map(|s| s.points.iter());
-        let (mut x0, mut x1, mut y1) = (f64::MAX, f64::MIN, 0.0f64);
+        let (mut x0, mut x1, mut y1, mut lo) = (f64::MAX, f64::MIN, 0.0f64, f64::MAX);
         for &(x, y) in pts {
             x0 = x0.min(x);
             x1 = x1.max(x);
-            y1 = y1.max(y);
+            y1 = y1.max(ty(y));
+            lo = lo.min(ty(y));
         }
+        // A linear axis starts at zero; a log axis at the decade below the smallest value.
+        let base = if self.log_y && lo < f64::MAX {
+            lo.floor().min(y1.ceil() - 1.0).max(0.0)
+        } else {
+            0.0
+        };
         for s in &self.shades {
             x0 = x0.min(s.from);
             x1 = x1.max(s.to);
@@ -105,10 +116,23 @@ impl Chart {
         if x1 - x0 < 1e-9 {
             x1 = x0 + 1.0;
         }
-        let ys = step(if y1 > 0.0 { y1 } else { 1.0 }, 5.0);
-        let ymax = (y1 / ys).ceil().max(1.0) * ys;
+        let ys = if self.log_y {
+            1.0
+        } else {
+            step(if y1 > 0.0 { y1 } else { 1.0 }, 5.0)
+        };
+        let ymax = ((y1 / ys).ceil() * ys).max(base + ys);
         let px = |x: f64| L + (x - x0) / (x1 - x0) * (W - L - R);
-        let py = |y: f64| H - B - y / ymax * (H - T - B);
+        let py = |y: f64| H - B - (ty(y) - base) / (ymax - base) * (H - T - B);
+        // Tick positions are in drawn units; their labels in data units.
+        let pyt = |t: f64| H - B - (t - base) / (ymax - base) * (H - T - B);
+        let label = |t: f64| {
+            if self.log_y {
+                num(10f64.powf(t))
+            } else {
+                num(t)
+            }
+        };
         let mut o = format!(
             "<figure><figcaption>{}</figcaption><svg viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\">",
             esc(&self.title)
@@ -125,17 +149,17 @@ impl Chart {
                 esc(&s.label)
             );
         }
-        let mut y = 0.0;
+        let mut y = base;
         while y <= ymax + ys / 2.0 {
             let _ = write!(
                 o,
                 "<line x1=\"{L}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" class=\"grid\"/><text x=\"{:.1}\" y=\"{:.1}\" class=\"yt\">{}</text>",
                 W - R,
-                py(y),
-                py(y),
+                pyt(y),
+                pyt(y),
                 L - 6.0,
-                py(y) + 4.0,
-                num(y)
+                pyt(y) + 4.0,
+                label(y)
             );
             y += ys;
         }
@@ -283,6 +307,25 @@ mod tests {
             let (x, y): (f64, f64) = (x.parse().unwrap(), y.parse().unwrap());
             assert!((L..=W - R).contains(&x) && (T..=H - B).contains(&y), "{p}");
         }
+    }
+
+    #[test]
+    fn log_axis_labels_decades() {
+        let c = Chart {
+            series: vec![Series {
+                name: "p99".into(),
+                color: "#c00",
+                points: vec![(0.0, 300.0), (1.0, 1_500_000.0)],
+            }],
+            log_y: true,
+            ..Default::default()
+        };
+        let svg = c.svg();
+        for tick in [">100<", ">1000<", ">10k<", ">1.0M<", ">10.0M<"] {
+            assert!(svg.contains(tick), "{tick} missing");
+        }
+        // The axis starts at the decade below the smallest value.
+        assert!(!svg.contains(">10<"));
     }
 
     #[test]

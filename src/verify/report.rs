@@ -185,7 +185,8 @@ pub fn charts(l: &LoadResults, fault: Option<(f64, f64)>) -> Vec<Chart> {
     let any = |s: &loadtests::recorder::Second| s.requests > 0;
     vec![
         Chart {
-            title: "Latency per second (µs)".into(),
+            title: "Latency per second (µs, logarithmic)".into(),
+            log_y: true,
             x_label: "seconds into the load".into(),
             y_label: "µs".into(),
             series: vec![
@@ -226,6 +227,7 @@ pub fn charts(l: &LoadResults, fault: Option<(f64, f64)>) -> Vec<Chart> {
             ],
             shades: shades.clone(),
             markers: false,
+            log_y: false,
         },
         Chart {
             title: "Hit rate per second (%)".into(),
@@ -241,6 +243,7 @@ pub fn charts(l: &LoadResults, fault: Option<(f64, f64)>) -> Vec<Chart> {
             }],
             shades,
             markers: false,
+            log_y: false,
         },
     ]
 }
