@@ -7,6 +7,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = redis_harness::Cli::parse();
     redis_harness::init_tracing(cli.verbose);
+    // Load runs hold a connection per virtual user (and the in-process API one more).
+    loadtests::raise_fd_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -27,6 +27,32 @@ use serde_json::Value;
 pub use recorder::{LoadResults, Recorder};
 pub use scenarios::{Catalog, Mix};
 
+/// Raises this process's soft limit of open files to its hard limit: every virtual user
+/// holds a connection, and soft limits are often 1024 where hard ones are far higher.
+/// Returns the soft limit now in force.
+pub fn raise_fd_limit() -> libc::rlim_t {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur
+}
+
 /// Errors of a load run.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -329,4 +355,20 @@ pub fn table(r: &LoadResults) -> String {
             .map(|h| format!("{:.1}%", h * 100.0))
             .unwrap_or_else(|| "-".into())
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fd_limit_is_raised_to_the_hard_limit() {
+        let soft = super::raise_fd_limit();
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit only writes the struct passed in.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        assert_eq!(soft, lim.rlim_cur);
+        assert_eq!(lim.rlim_cur, lim.rlim_max);
+    }
 }

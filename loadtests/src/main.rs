@@ -50,6 +50,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let a = Args::parse();
+    loadtests::raise_fd_limit();
     if a.writer_percent > 100 || a.think_min_ms > a.think_max_ms {
         eprintln!("error: --writer-percent must be 0-100 and --think-min-ms <= --think-max-ms");
         return ExitCode::from(2);
