@@ -377,12 +377,21 @@ impl Cache {
         match self.run_invalidation(&tags).await {
             Ok(n) => Some(n),
             Err(e) => {
-                tracing::warn!(
-                    "invalidation of {} tag(s) deferred ({}): {e}",
-                    tags.len(),
-                    summary(&tags)
-                );
                 let mut p = lock(&self.pending);
+                // One warning per outage; the rest while tags are already pending at debug.
+                if p.is_empty() {
+                    tracing::warn!(
+                        "invalidation of {} tag(s) deferred ({}): {e}; the cache is bypassed until deferred invalidations apply",
+                        tags.len(),
+                        summary(&tags)
+                    );
+                } else {
+                    tracing::debug!(
+                        "invalidation of {} tag(s) deferred ({}): {e}",
+                        tags.len(),
+                        summary(&tags)
+                    );
+                }
                 for t in tags {
                     if !p.contains(&t) {
                         p.push(t);
