@@ -193,10 +193,14 @@ async fn partition_loses_acknowledged_writes_unless_min_replicas_bounds_them() {
     );
 
     // min-replicas-to-write 1 with a 1 s lag: the isolated master refuses writes once its
-    // replicas go quiet, so every lost write was acknowledged within that window.
+    // replicas go quiet (after at most ~2 s: lag plus the 1 s ack interval), so every lost
+    // write was acknowledged within that window. Detection is slowed to 3 s so the
+    // failover cannot move the clients before the refusals start (at down-after 1000 it
+    // sometimes does, and then nothing is refused).
     let mut safe = docker_config(tmp.path(), "dkpartsafe");
     safe.replication.min_replicas_to_write = 1;
     safe.replication.min_replicas_max_lag = 1;
+    safe.sentinel.down_after_ms = 3000;
     let s = drill::run_once(&safe, DrillKind::Partition, 1, &mut Rng(5), true)
         .await
         .expect("drill runs");
