@@ -7,7 +7,33 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use membership::config::RedisTarget;
+
+use crate::topology::state::TopologyState;
 use crate::topology::{NodeKind, Topology, TopologyError};
+
+/// How the API reaches a topology: its Sentinels (Sentinel mode), or its master when it
+/// has none.
+pub fn redis_target(state: &TopologyState) -> RedisTarget {
+    let sentinels: Vec<(String, u16)> = state
+        .nodes
+        .iter()
+        .filter(|n| n.spec.kind == NodeKind::Sentinel)
+        .map(|n| (n.spec.host.clone(), n.spec.port))
+        .collect();
+    if sentinels.is_empty() {
+        let m = &state.initial_master().spec;
+        RedisTarget::Standalone {
+            host: m.host.clone(),
+            port: m.port,
+        }
+    } else {
+        RedisTarget::Sentinel {
+            sentinels,
+            master_name: state.master_name.clone(),
+        }
+    }
+}
 
 /// A running membership API; stop it with [`ApiServer::stop`] (dropping it aborts it).
 pub struct ApiServer {
@@ -21,15 +47,7 @@ impl ApiServer {
     /// when it has none), generating `members` members into a fresh database, and waits
     /// until it listens (the cache warm-up of the critical routes is done by then).
     pub async fn start(topo: &Topology, members: u64) -> Result<Self, TopologyError> {
-        let cfg = topo.config();
-        let state = topo.state();
-        let sentinels: Vec<String> = state
-            .nodes
-            .iter()
-            .filter(|n| n.spec.kind == NodeKind::Sentinel)
-            .map(|n| n.spec.addr())
-            .collect();
-        let mut vars: HashMap<&str, String> = [
+        let vars: HashMap<&str, String> = [
             (
                 "DATABASE_URL",
                 format!("sqlite://{}", topo.dir().join("membership.db").display()),
@@ -41,19 +59,10 @@ impl ApiServer {
         ]
         .into_iter()
         .collect();
-        if sentinels.is_empty() {
-            let m = &state.initial_master().spec;
-            vars.insert("REDIS_HOST", m.host.clone());
-            vars.insert("REDIS_PORT", m.port.to_string());
-        } else {
-            vars.insert("REDIS_SENTINELS", sentinels.join(","));
-            vars.insert("REDIS_MASTER_NAME", cfg.topology.master_name.clone());
-        }
-        if let Some(pw) = &cfg.password {
-            vars.insert("REDIS_PASSWORD", pw.clone());
-        }
-        let api_cfg = membership::ApiConfig::from_lookup(|k| vars.get(k).cloned())
+        let mut api_cfg = membership::ApiConfig::from_lookup(|k| vars.get(k).cloned())
             .map_err(|e| TopologyError::State(format!("membership API config: {e}")))?;
+        api_cfg.redis = redis_target(topo.state());
+        api_cfg.redis_password = topo.config().password.clone();
         let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
         let (stop, mut stop_rx) = watch::channel(false);
         let task = tokio::spawn(membership::serve(

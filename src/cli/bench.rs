@@ -20,14 +20,13 @@ pub async fn run(cfg: HarnessConfig, args: BenchArgs) -> anyhow::Result<ExitCode
         _ = super::up::shutdown_signal() => anyhow::bail!("interrupted; the redis-server was stopped"),
     };
     print!("{}", bench::terminal(&rep));
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    for (name, text) in [
+    let files = vec![
         ("bench.json", serde_json::to_string_pretty(&rep)?),
         ("bench.md", bench::markdown(&rep)),
-    ] {
-        let p = args.out.join(name);
-        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+    ];
+    let written = crate::report::write_files(&args.out, files)
+        .with_context(|| format!("writing the reports into {}", args.out.display()))?;
+    for p in written {
         eprintln!("wrote {}", p.display());
     }
     Ok(ExitCode::SUCCESS)

@@ -32,15 +32,14 @@ pub async fn run(cfg: HarnessConfig, args: PlanArgs) -> anyhow::Result<ExitCode>
         _ = super::up::shutdown_signal() => anyhow::bail!("interrupted; everything started was stopped"),
     };
     print!("{}", plan::terminal(&rep));
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    for (name, text) in [
+    let files = vec![
         ("plan.json", serde_json::to_string_pretty(&rep)?),
         ("plan.md", plan::markdown(&rep)),
         ("plan.html", plan::html_page(&rep)),
-    ] {
-        let p = args.out.join(name);
-        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+    ];
+    let written = crate::report::write_files(&args.out, files)
+        .with_context(|| format!("writing the reports into {}", args.out.display()))?;
+    for p in written {
         eprintln!("wrote {}", p.display());
     }
     Ok(ExitCode::SUCCESS)

@@ -20,24 +20,7 @@ pub fn api_config(cfg: &HarnessConfig, args: &ServeArgs) -> anyhow::Result<ApiCo
     let mut api = ApiConfig::from_env()?;
     if !env_names_redis && !args.standalone_env {
         if let Some(state) = TopologyState::read(&cfg.topology_dir())? {
-            let sentinels: Vec<(String, u16)> = state
-                .nodes
-                .iter()
-                .filter(|n| n.spec.kind == crate::topology::NodeKind::Sentinel)
-                .map(|n| (n.spec.host.clone(), n.spec.port))
-                .collect();
-            api.redis = if sentinels.is_empty() {
-                let m = &state.initial_master().spec;
-                RedisTarget::Standalone {
-                    host: m.host.clone(),
-                    port: m.port,
-                }
-            } else {
-                RedisTarget::Sentinel {
-                    sentinels,
-                    master_name: state.master_name.clone(),
-                }
-            };
+            api.redis = crate::stack::redis_target(&state);
             if api.redis_password.is_none() {
                 api.redis_password = state.password.clone();
             }

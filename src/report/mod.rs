@@ -4,6 +4,7 @@
 pub mod html;
 
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 /// Rows of cells.
 pub type Rows = Vec<Vec<String>>;
@@ -31,4 +32,16 @@ pub fn markdown_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     }
     o.push('\n');
     o
+}
+
+/// Creates `dir` and writes each `(file name, text)` into it; returns the paths written.
+pub fn write_files(dir: &Path, files: Vec<(&str, String)>) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    files
+        .into_iter()
+        .map(|(name, text)| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).map(|()| p)
+        })
+        .collect()
 }

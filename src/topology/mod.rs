@@ -206,11 +206,43 @@ impl Node {
     }
 }
 
-fn node_names(cfg: &HarnessConfig) -> Vec<(String, NodeKind)> {
-    let mut v = vec![("master".to_string(), NodeKind::Master)];
-    v.extend((1..=cfg.topology.replicas).map(|i| (format!("replica-{i}"), NodeKind::Replica)));
-    v.extend((1..=cfg.topology.sentinels).map(|i| (format!("sentinel-{i}"), NodeKind::Sentinel)));
-    v
+/// Creates `node`'s directory under `topo_dir`, writes its config (paths as the node will
+/// see them: `conf_dir`; `extra` appended) and returns its record.
+fn write_node(
+    cfg: &HarnessConfig,
+    topo_dir: &Path,
+    node: &NodeSpec,
+    master: &NodeSpec,
+    conf_dir: Option<&Path>,
+    extra: &str,
+) -> Result<NodeRecord, TopologyError> {
+    let node_dir = topo_dir.join(&node.name);
+    std::fs::create_dir_all(&node_dir)?;
+    let conf_dir = conf_dir.unwrap_or(&node_dir);
+    let (file, log, mut text) = if node.kind == NodeKind::Sentinel {
+        (
+            "sentinel.conf",
+            "sentinel.log",
+            conf::sentinel_conf(cfg, node, master, conf_dir),
+        )
+    } else {
+        (
+            "redis.conf",
+            "redis.log",
+            conf::redis_conf(cfg, node, master, conf_dir),
+        )
+    };
+    text.push_str(extra);
+    let config_file = node_dir.join(file);
+    std::fs::write(&config_file, text)?;
+    Ok(NodeRecord {
+        spec: node.clone(),
+        pid: None,
+        log_file: node_dir.join(log),
+        dir: node_dir,
+        config_file,
+        container: None,
+    })
 }
 
 impl Topology {
@@ -316,7 +348,7 @@ impl Topology {
         let deadline = started + Duration::from_millis(cfg.readiness_timeout_ms);
         let mut master: Option<NodeSpec> = None;
         for phase in [false, true] {
-            for (name, kind) in node_names(cfg)
+            for (name, kind) in spec::node_names(cfg)
                 .into_iter()
                 .filter(|(_, k)| (*k == NodeKind::Sentinel) == phase)
             {
@@ -335,34 +367,15 @@ impl Topology {
                     port,
                 };
                 let m = master.clone().unwrap_or_else(|| bind.clone());
-                let node_dir = dir.join(&name);
-                std::fs::create_dir_all(&node_dir)?;
-                let container_dir = Path::new("/data");
-                let (file, log, mut text) = if sentinel {
-                    (
-                        "sentinel.conf",
-                        "sentinel.log",
-                        conf::sentinel_conf(cfg, &bind, &m, container_dir),
-                    )
-                } else {
-                    (
-                        "redis.conf",
-                        "redis.log",
-                        conf::redis_conf(cfg, &bind, &m, container_dir),
-                    )
-                };
                 // The network is the topology's own; nodes accept its peers and the host.
-                text.push_str("protected-mode no\n");
-                let config_file = node_dir.join(file);
-                std::fs::write(&config_file, text)?;
-                let record = NodeRecord {
-                    spec: bind,
-                    pid: None,
-                    dir: node_dir.clone(),
-                    config_file,
-                    log_file: node_dir.join(log),
-                    container: None,
-                };
+                let record = write_node(
+                    cfg,
+                    &dir,
+                    &bind,
+                    &m,
+                    Some(Path::new("/data")),
+                    "protected-mode no\n",
+                )?;
                 tracing::info!("starting {name} as a container on network {network}");
                 let (mut node, ip) =
                     docker::start(&cfg.docker.image, &network, &labels, record, sentinel).await?;
@@ -391,32 +404,8 @@ impl Topology {
         node: &NodeSpec,
         master: &NodeSpec,
     ) -> Result<(), TopologyError> {
-        let node_dir = self.dir.join(&node.name);
-        std::fs::create_dir_all(&node_dir)?;
         let sentinel = node.kind == NodeKind::Sentinel;
-        let (file, log, text) = if sentinel {
-            (
-                "sentinel.conf",
-                "sentinel.log",
-                conf::sentinel_conf(&self.cfg, node, master, &node_dir),
-            )
-        } else {
-            (
-                "redis.conf",
-                "redis.log",
-                conf::redis_conf(&self.cfg, node, master, &node_dir),
-            )
-        };
-        let config_file = node_dir.join(file);
-        std::fs::write(&config_file, text)?;
-        let record = NodeRecord {
-            spec: node.clone(),
-            pid: None,
-            dir: node_dir.clone(),
-            config_file,
-            log_file: node_dir.join(log),
-            container: None,
-        };
+        let record = write_node(&self.cfg, &self.dir, node, master, None, "")?;
         tracing::info!("starting {} on {}", node.name, node.addr());
         self.nodes.push(Node::Process(process::spawn_node(
             binary, record, sentinel,

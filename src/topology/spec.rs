@@ -51,6 +51,14 @@ impl NodeSpec {
     }
 }
 
+/// Names and kinds of a topology's nodes, master first, then replicas, then Sentinels.
+pub fn node_names(cfg: &HarnessConfig) -> Vec<(String, NodeKind)> {
+    let mut v = vec![("master".to_string(), NodeKind::Master)];
+    v.extend((1..=cfg.topology.replicas).map(|i| (format!("replica-{i}"), NodeKind::Replica)));
+    v.extend((1..=cfg.topology.sentinels).map(|i| (format!("sentinel-{i}"), NodeKind::Sentinel)));
+    v
+}
+
 /// Plans the nodes of a topology, choosing ports (from `ports.base`, or free ones).
 pub fn plan_nodes(cfg: &HarnessConfig) -> Result<Vec<NodeSpec>, TopologyError> {
     let count = cfg.node_count() as usize;
@@ -58,23 +66,16 @@ pub fn plan_nodes(cfg: &HarnessConfig) -> Result<Vec<NodeSpec>, TopologyError> {
         Some(base) => (0..count).map(|i| (base as usize + i) as u16).collect(),
         None => free_ports(&cfg.ports.bind, count)?,
     };
-    let mut nodes = Vec::with_capacity(count);
-    let mut ports = ports.into_iter();
-    let mut push = |name: String, kind| {
-        nodes.push(NodeSpec {
+    let nodes = node_names(cfg)
+        .into_iter()
+        .zip(ports)
+        .map(|((name, kind), port)| NodeSpec {
             name,
             kind,
             host: cfg.ports.bind.clone(),
-            port: ports.next().expect("one port per node"),
+            port,
         })
-    };
-    push("master".into(), NodeKind::Master);
-    for i in 1..=cfg.topology.replicas {
-        push(format!("replica-{i}"), NodeKind::Replica);
-    }
-    for i in 1..=cfg.topology.sentinels {
-        push(format!("sentinel-{i}"), NodeKind::Sentinel);
-    }
+        .collect();
     Ok(nodes)
 }
 

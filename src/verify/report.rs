@@ -323,9 +323,8 @@ pub fn html_page(r: &VerifyReport) -> String {
 /// Writes `report.json`, `load.json` (gate-compatible), `report.md`, `junit.xml` and
 /// `report.html` into `dir`; returns the paths.
 pub fn write_all(r: &mut VerifyReport, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)?;
     r.output_dir = dir.to_path_buf();
-    let files: [(&str, String); 5] = [
+    let files = vec![
         (
             "report.json",
             serde_json::to_string_pretty(&*r).expect("report serialises"),
@@ -338,11 +337,5 @@ pub fn write_all(r: &mut VerifyReport, dir: &Path) -> std::io::Result<Vec<PathBu
         ("junit.xml", gate::junit(&r.verdicts)),
         ("report.html", html_page(r)),
     ];
-    let mut out = Vec::new();
-    for (name, text) in files {
-        let p = dir.join(name);
-        std::fs::write(&p, text)?;
-        out.push(p);
-    }
-    Ok(out)
+    crate::report::write_files(dir, files)
 }
