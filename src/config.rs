@@ -44,7 +44,7 @@ pub enum BackendKind {
     /// Local `redis-server` processes on loopback (the embedded default).
     #[default]
     Process,
-    /// Containers through testcontainers, one private Docker network per topology.
+    /// Docker containers, one private Docker network per topology.
     Docker,
 }
 
@@ -99,12 +99,17 @@ pub struct DockerSection {
     /// registry is reachable); without one, build `redis-harness/redis:offline` with
     /// `scripts/build-offline-image.sh` and name it here.
     pub image: String,
+    /// Publish each node's port on the host's loopback (`127.0.0.1`, a port the engine
+    /// picks; `docker port` shows it). Off by default: the host reaches the containers on
+    /// their own network's addresses, and nothing is published on any host interface.
+    pub publish: bool,
 }
 
 impl Default for DockerSection {
     fn default() -> Self {
         Self {
             image: "redis:7.2".into(),
+            publish: false,
         }
     }
 }
@@ -484,6 +489,18 @@ impl HarnessConfig {
                 "name: must be non-empty and use only letters, digits, '-' and '_' (got {:?})",
                 self.name
             ));
+        }
+        if self.redis_server.as_os_str().is_empty() {
+            p.push(
+                "redis_server: must not be empty; give the binary's path or a name looked up on PATH (default redis-server)"
+                    .into(),
+            );
+        }
+        if self.run_dir.as_os_str().is_empty() {
+            p.push(
+                "run_dir: must not be empty; give a directory (\".\" for the current one; default .redis-harness)"
+                    .into(),
+            );
         }
         let img = &self.docker.image;
         if img.split_once(':').is_none_or(|(n, tag)| {

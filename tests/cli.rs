@@ -256,3 +256,132 @@ fn serve_uses_the_running_topology_in_sentinel_mode() {
         .status
         .success());
 }
+
+/// Runs `up` with `cfg` written into `dir`; returns (exit code, stderr).
+fn up_fails(dir: &std::path::Path, cfg: &redis_harness::config::HarnessConfig) -> (i32, String) {
+    let config = write_config(dir, cfg);
+    let out = cli()
+        .arg("-c")
+        .arg(&config)
+        .arg("up")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_unwritable_run_dir_is_named_with_what_was_attempted() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A regular file where a directory should be: creating below it fails even as root
+    // (which permission bits would not stop).
+    let file = tmp.path().join("not-a-dir");
+    std::fs::write(&file, "").unwrap();
+    let run_dir = file.join("runs");
+    let mut cfg = test_config(&run_dir, "ro");
+    cfg.topology.sentinels = 0;
+    cfg.topology.quorum = 0;
+    let (code, err) = up_fails(tmp.path(), &cfg);
+    assert_eq!(code, 1, "{err}");
+    let topo_dir = run_dir.join("ro");
+    assert!(
+        err.contains(&format!(
+            "cannot create the topology directory {}: ",
+            topo_dir.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("Not a directory"), "{err}");
+    assert!(processes_under(tmp.path()).is_empty());
+}
+
+#[test]
+fn empty_redis_server_or_run_dir_is_rejected_naming_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(tmp.path(), "empty");
+    cfg.redis_server = "".into();
+    let (code, err) = up_fails(tmp.path(), &cfg);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("redis_server: must not be empty"), "{err}");
+    assert!(!err.contains("binary not found"), "{err}");
+
+    let mut cfg = test_config(tmp.path(), "empty");
+    cfg.run_dir = "".into();
+    let (code, err) = up_fails(tmp.path(), &cfg);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("run_dir: must not be empty"), "{err}");
+    // Nothing was started in the current directory instead.
+    assert!(!tmp.path().join("empty").exists());
+    assert!(processes_under(tmp.path()).is_empty());
+}
+
+#[test]
+fn a_redis_server_that_is_not_executable_is_not_called_missing() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let bin_dir = tmp.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    let bin = bin_dir.join("redis-server");
+    std::fs::copy(
+        redis_harness::topology::process::locate_binary("redis-server".as_ref()).unwrap(),
+        &bin,
+    )
+    .unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    // Given as a path.
+    let mut cfg = test_config(tmp.path(), "noexec");
+    cfg.redis_server = bin.clone();
+    let (code, err) = up_fails(tmp.path(), &cfg);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "redis-server binary {} exists but is not executable (mode 644",
+            bin.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("not found"), "{err}");
+
+    // Found by name on PATH.
+    let mut cfg = test_config(tmp.path(), "noexec");
+    cfg.redis_server = "redis-server".into();
+    let config = write_config(tmp.path(), &cfg);
+    let out = cli()
+        .arg("-c")
+        .arg(&config)
+        .arg("up")
+        .env("PATH", &bin_dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{} exists but is not executable", bin.display())),
+        "{err}"
+    );
+    assert!(processes_under(tmp.path()).is_empty());
+}
+
+#[test]
+fn drill_repeat_zero_is_a_command_line_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), &test_config(tmp.path(), "rep"));
+    for bad in ["0", "101"] {
+        let out = cli()
+            .arg("-c")
+            .arg(&config)
+            .args(["drill", "kill-master", "--repeat", bad])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("--repeat"), "{err}");
+        assert!(err.contains(&format!("{bad} is not in 1..=100")), "{err}");
+    }
+    // Nothing was started.
+    assert!(!tmp.path().join("rep").exists());
+}

@@ -89,3 +89,26 @@ fn every_problem_is_reported_at_once() {
     assert!(msg.contains("topology.quorum"), "{msg}");
     assert!(msg.contains("sentinel.down_after_ms"), "{msg}");
 }
+
+#[test]
+fn empty_binary_and_run_dir_are_rejected_naming_the_field() {
+    let msg = rejected("redis_server: \"\"\n");
+    assert!(msg.contains("redis_server: must not be empty"), "{msg}");
+    let msg = rejected("run_dir: \"\"\n");
+    assert!(msg.contains("run_dir: must not be empty"), "{msg}");
+    // Both at once, like every other rule.
+    let msg = rejected("redis_server: \"\"\nrun_dir: \"\"\n");
+    assert!(
+        msg.contains("redis_server:") && msg.contains("run_dir:"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn docker_publish_defaults_off_and_must_be_a_bool() {
+    assert!(!HarnessConfig::default().docker.publish);
+    let cfg = HarnessConfig::from_yaml("docker:\n  publish: true\n", "t").unwrap();
+    assert!(cfg.docker.publish);
+    let msg = rejected("docker:\n  publish: everywhere\n");
+    assert!(msg.contains("publish"), "{msg}");
+}

@@ -2,7 +2,10 @@
 //! rules, nothing left after down, a failed up or a panic; kill-master with a
 //! Sentinel-mode client on the host; the partition drill with and without
 //! min-replicas-to-write (the Jepsen reproduction); clear errors without an engine or an
-//! image. The offline image is built from the host's redis-server when it is missing.
+//! image; nothing published on the host unless `docker.publish` (then loopback only);
+//! networks labelled from creation, so `down --all` removes them after a harness killed
+//! early in `up`. The offline image is built from the host's redis-server when it is
+//! missing.
 //! Where no engine answers, each test prints why and returns.
 
 mod common;
@@ -70,6 +73,75 @@ fn leftovers(run_dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Removes every container and network labelled with the run directory, and the
+/// networks it names, when dropped, so a failing test leaves nothing in the engine.
+struct EngineGuard(std::path::PathBuf, Vec<String>);
+
+impl Drop for EngineGuard {
+    fn drop(&mut self) {
+        let label = format!("label={}={}", docker::LABEL_RUN_DIR, self.0.display());
+        let named: Vec<&String> = self.1.iter().filter(|n| network_exists(n)).collect();
+        for (list, rm) in [
+            (&["ps", "-aq"][..], &["rm", "-f", "-v"][..]),
+            (&["network", "ls", "-q"][..], &["network", "rm"][..]),
+        ] {
+            let Ok(out) = Command::new("docker")
+                .args(list)
+                .args(["--filter", &label])
+                .output()
+            else {
+                return;
+            };
+            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            if !ids.is_empty() {
+                let _ = Command::new("docker").args(rm).args(&ids).output();
+            }
+        }
+        if !named.is_empty() {
+            let _ = Command::new("docker")
+                .args(["network", "rm"])
+                .args(named)
+                .output();
+        }
+    }
+}
+
+/// The guard of topology `name` under `run_dir`.
+fn guard(run_dir: &Path, name: &str) -> EngineGuard {
+    let net = docker::network_name(name, &run_dir.join(name));
+    EngineGuard(run_dir.to_path_buf(), vec![net])
+}
+
+/// `docker inspect -f FORMAT NAME`, parsed as JSON.
+fn inspect(name: &str, format: &str) -> serde_json::Value {
+    let out = Command::new("docker")
+        .args(["inspect", "-f", format, name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker inspect {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// TCP listeners of docker-proxy (the engine's userland port publisher) as `ss` shows
+/// them: local addresses such as `0.0.0.0:49153`. `None` when `ss` is not installed.
+fn docker_proxy_listeners() -> Option<Vec<String>> {
+    let out = Command::new("ss").args(["-ltnpH"]).output().ok()?;
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("docker-proxy"))
+            .filter_map(|l| l.split_whitespace().nth(3).map(str::to_string))
+            .collect(),
+    )
+}
+
 fn network_exists(name: &str) -> bool {
     Command::new("docker")
         .args(["network", "inspect", name])
@@ -85,6 +157,7 @@ fn up_status_down_on_docker_leave_no_container_or_network() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = docker_config(tmp.path(), "dk");
     let config = write_config(tmp.path(), &cfg);
+    let _guard = guard(tmp.path(), "dk");
     let run = |args: &[&str]| cli().arg("-c").arg(&config).args(args).output().unwrap();
     let up = run(&["up", "--json"]);
     assert!(
@@ -334,4 +407,204 @@ fn compose_file_brings_up_the_default_topology_with_the_offline_image() {
         .output()
         .unwrap();
     assert!(left.stdout.is_empty(), "compose left containers: {last}");
+}
+
+#[test]
+fn up_on_docker_publishes_nothing_on_the_host() {
+    if !engine() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let _guard = guard(tmp.path(), "dkpub0");
+    let mut cfg = docker_config(tmp.path(), "dkpub0");
+    cfg.backend = BackendKind::Process; // the command line picks docker
+    cfg.topology.replicas = 1;
+    cfg.topology.sentinels = 1;
+    cfg.topology.quorum = 1;
+    let config = write_config(tmp.path(), &cfg);
+    let run = |args: &[&str]| cli().arg("-c").arg(&config).args(args).output().unwrap();
+    let up = run(&["up", "--backend", "docker"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let names = leftovers(tmp.path());
+    assert_eq!(names.len(), 3, "{names:?}");
+    for name in &names {
+        let publish_all = inspect(name, "{{json .HostConfig.PublishAllPorts}}");
+        assert_eq!(publish_all, false, "{name}: PublishAllPorts");
+        let bindings = inspect(name, "{{json .HostConfig.PortBindings}}");
+        assert!(
+            bindings.is_null() || bindings.as_object().is_some_and(|m| m.is_empty()),
+            "{name} asks for port bindings: {bindings}"
+        );
+        // What the engine really published: every exposed port maps to nothing.
+        let ports = inspect(name, "{{json .NetworkSettings.Ports}}");
+        for (port, published) in ports.as_object().into_iter().flatten() {
+            assert!(published.is_null(), "{name} publishes {port}: {published}");
+        }
+    }
+    if let Some(listeners) = docker_proxy_listeners() {
+        let open: Vec<_> = listeners
+            .iter()
+            .filter(|a| !a.starts_with("127.0.0.1:"))
+            .collect();
+        assert!(
+            open.is_empty(),
+            "docker-proxy listens beyond loopback: {open:?}"
+        );
+    }
+    let down = run(&["down"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
+#[test]
+fn docker_publish_binds_the_node_port_on_loopback_only() {
+    use std::io::{Read, Write};
+    if !engine() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let _guard = guard(tmp.path(), "dkpub1");
+    let mut cfg = docker_config(tmp.path(), "dkpub1");
+    cfg.docker.publish = true;
+    cfg.topology.replicas = 0;
+    cfg.topology.sentinels = 0;
+    cfg.topology.quorum = 0;
+    let config = write_config(tmp.path(), &cfg);
+    let run = |args: &[&str]| cli().arg("-c").arg(&config).args(args).output().unwrap();
+    let up = run(&["up"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let names = leftovers(tmp.path());
+    assert_eq!(names.len(), 1, "{names:?}");
+    let name = &names[0];
+    assert_eq!(inspect(name, "{{json .HostConfig.PublishAllPorts}}"), false);
+    let ports = inspect(name, "{{json .NetworkSettings.Ports}}");
+    let bindings = ports["6379/tcp"].as_array().expect("6379 is published");
+    assert!(!bindings.is_empty(), "{ports}");
+    for b in bindings {
+        assert_eq!(b["HostIp"], "127.0.0.1", "{ports}");
+    }
+    // Only the node port is published.
+    for (port, published) in ports.as_object().unwrap() {
+        assert!(port == "6379/tcp" || published.is_null(), "{ports}");
+    }
+    let host_port = bindings[0]["HostPort"].as_str().unwrap().to_string();
+    // The published port answers on loopback.
+    let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{host_port}")).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    s.write_all(b"PING\r\n").unwrap();
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"+PONG\r\n");
+    if let Some(listeners) = docker_proxy_listeners() {
+        let open: Vec<_> = listeners
+            .iter()
+            .filter(|a| !a.starts_with("127.0.0.1:"))
+            .collect();
+        assert!(
+            open.is_empty(),
+            "docker-proxy listens beyond loopback: {open:?}"
+        );
+    }
+    assert!(run(&["down"]).status.success());
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_all_removes_a_labelled_network_with_no_container() {
+    if !engine() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let _guard = guard(tmp.path(), "dknet");
+    let cfg = docker_config(tmp.path(), "dknet");
+    let config = write_config(tmp.path(), &cfg);
+    // The network exactly as `up` creates it, before any container.
+    let d = docker::client().unwrap();
+    let net = docker::network_name("dknet", &tmp.path().join("dknet"));
+    docker::create_network(&d, &net, &docker::topology_labels("dknet", tmp.path()))
+        .await
+        .unwrap();
+    let labels = inspect(&net, "{{json .Labels}}");
+    assert_eq!(labels[docker::LABEL_TOPOLOGY], "dknet", "{labels}");
+    assert_eq!(
+        labels[docker::LABEL_RUN_DIR],
+        tmp.path().display().to_string(),
+        "{labels}"
+    );
+    let down = cli()
+        .arg("-c")
+        .arg(&config)
+        .args(["down", "--all"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&down.stderr);
+    assert!(down.status.success(), "{err}");
+    assert!(!network_exists(&net), "{net} left behind: {err}");
+    assert!(err.contains(&net), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_harness_killed_early_in_up_leaves_only_what_down_all_finds() {
+    if !engine() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let _guard = guard(tmp.path(), "dkkilled");
+    let cfg = docker_config(tmp.path(), "dkkilled");
+    let config = write_config(tmp.path(), &cfg);
+    let net = docker::network_name("dkkilled", &tmp.path().join("dkkilled"));
+    let run_dir = tmp.path().display().to_string();
+    let d = docker::client().unwrap();
+    let mut child = cli()
+        .arg("-c")
+        .arg(&config)
+        .arg("up")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // SIGKILL the harness the moment its network exists (labelled), as early into `up`
+    // as the engine lets us see; nothing of it runs afterwards.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let labelled = docker::networks_labelled(&d, docker::LABEL_RUN_DIR, &run_dir)
+            .await
+            .unwrap();
+        if labelled.contains(&net) {
+            // SAFETY: plain kill(2) on our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("up finished ({status}) and its network {net} never carried the labels");
+        }
+        assert!(std::time::Instant::now() < deadline, "no network appeared");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    child.wait().unwrap();
+    assert!(network_exists(&net));
+    let down = cli()
+        .arg("-c")
+        .arg(&config)
+        .args(["down", "--all"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&down.stderr);
+    eprintln!("down --all after the kill: {err}");
+    assert!(down.status.success(), "{err}");
+    assert!(!network_exists(&net), "{net} left behind: {err}");
+    assert!(leftovers(tmp.path()).is_empty(), "{err}");
 }

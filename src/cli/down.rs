@@ -33,17 +33,26 @@ pub async fn run(cfg: HarnessConfig, args: DownArgs) -> anyhow::Result<ExitCode>
         }
     }
     if args.all {
-        // Containers of runs that crashed before writing a state file, found by label.
+        // Containers and networks of runs that crashed before writing a state file (or
+        // before starting a container), found by label.
         let run_dir = topology::absolute(&cfg.run_dir)?;
         match topology::docker::client() {
             Ok(d) if topology::docker::check_engine(&d).await.is_ok() => {
                 let removed = topology::docker::remove_all_under(&d, &run_dir).await?;
-                if !removed.is_empty() {
+                if !removed.containers.is_empty() {
                     eprintln!(
                         "removed {} leftover container(s) labelled with {}: {}",
-                        removed.len(),
+                        removed.containers.len(),
                         run_dir.display(),
-                        removed.join(", ")
+                        removed.containers.join(", ")
+                    );
+                }
+                if !removed.networks.is_empty() {
+                    eprintln!(
+                        "removed {} leftover network(s) of {}: {}",
+                        removed.networks.len(),
+                        run_dir.display(),
+                        removed.networks.join(", ")
                     );
                 }
             }

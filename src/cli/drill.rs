@@ -28,10 +28,6 @@ pub async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Result<Exit
     }
     cfg.validate()
         .map_err(|p| anyhow::anyhow!("invalid settings:\n  - {}", p.join("\n  - ")))?;
-    anyhow::ensure!(
-        (1..=100).contains(&args.repeat),
-        "--repeat must be between 1 and 100"
-    );
     drill::check_supported(&cfg, args.kind)?;
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()

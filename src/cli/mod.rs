@@ -81,8 +81,8 @@ pub struct DrillArgs {
     /// Drill kind.
     #[arg(value_enum)]
     pub kind: crate::drill::DrillKind,
-    /// Runs (each on a fresh topology); the report gives min / median / max.
-    #[arg(long, default_value_t = 1)]
+    /// Runs (each on a fresh topology), 1 to 100; the report gives min / median / max.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: u32,
     /// Seed of the random fault timing (printed; default from the clock).
     #[arg(long)]
@@ -324,7 +324,7 @@ pub enum ConfigCommand {
 pub enum BackendArg {
     /// Local redis-server processes.
     Process,
-    /// Containers (through testcontainers).
+    /// Docker containers on a private network.
     Docker,
 }
 

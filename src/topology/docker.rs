@@ -1,8 +1,16 @@
-//! The docker backend: every node a container started with testcontainers on a private
-//! network per topology, its directory (config, data, log) bind-mounted at `/data`, and
-//! labelled so `down` (and `down --all` after a crash) finds it. Nodes listen on their
-//! container address, which the host reaches directly, so clients on the host use exactly
-//! what Sentinel announces.
+//! The docker backend: every node a container on a private network per topology, its
+//! directory (config, data, log) bind-mounted at `/data`, network and containers labelled
+//! so `down` (and `down --all` after a crash) finds them. Nodes listen on their container
+//! address, which the host reaches directly, so clients on the host use exactly what
+//! Sentinel announces; nothing is published on the host unless `docker.publish` asks for
+//! it, and then only on `127.0.0.1`.
+//!
+//! The engine is driven through the bollard client that testcontainers ships. Containers
+//! are created with bollard directly rather than through testcontainers' runner: in
+//! testcontainers 0.23 a request without mapped ports gets `PublishAllPorts: true` (every
+//! port the image EXPOSEs published on 0.0.0.0 and [::]), and mapped ports are bound with
+//! no host address, i.e. on every interface; neither can be turned off. The network is
+//! created here too, so it carries the topology's labels from its first moment.
 //!
 //! Faults: kill (SIGKILL, no grace), pause (`docker pause`), and partitions: iptables rules
 //! inside a container's network namespace (entered with `nsenter` from the host), which cut
@@ -14,14 +22,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use testcontainers::bollard::container::{
-    InspectContainerOptions, KillContainerOptions, ListContainersOptions, RemoveContainerOptions,
-    StartContainerOptions, StopContainerOptions,
+    Config, CreateContainerOptions, InspectContainerOptions, KillContainerOptions,
+    ListContainersOptions, RemoveContainerOptions, StartContainerOptions, StopContainerOptions,
 };
 use testcontainers::bollard::image::CreateImageOptions;
+use testcontainers::bollard::models::{HostConfig, Mount, MountTypeEnum, PortBinding};
+use testcontainers::bollard::network::{CreateNetworkOptions, ListNetworksOptions};
 pub use testcontainers::bollard::Docker;
-use testcontainers::core::Mount;
-use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use super::process::{log_tail, StopOutcome};
 use super::state::NodeRecord;
@@ -98,6 +105,58 @@ pub async fn ensure_image(d: &Docker, image: &str) -> Result<(), TopologyError> 
     )))
 }
 
+/// The labels every network and container of a topology carries: its name and the
+/// absolute run directory.
+pub fn topology_labels(name: &str, run_dir: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        (LABEL_TOPOLOGY, name.to_string()),
+        (LABEL_RUN_DIR, run_dir.display().to_string()),
+    ]
+}
+
+/// Creates the topology's network (a bridge) carrying `labels` from the start, so a run
+/// killed right after this call still leaves nothing `down --all` cannot find. A network
+/// of that name left by an earlier run is removed first.
+pub async fn create_network(
+    d: &Docker,
+    name: &str,
+    labels: &[(&'static str, String)],
+) -> Result<(), TopologyError> {
+    if d.inspect_network::<String>(name, None).await.is_ok() {
+        d.remove_network(name).await.map_err(|e| {
+            TopologyError::Docker(format!(
+                "network {name} is left from an earlier run and cannot be removed ({e}); run `redis-harness down --all` first"
+            ))
+        })?;
+    }
+    d.create_network(CreateNetworkOptions {
+        name,
+        check_duplicate: true,
+        driver: "bridge",
+        labels: labels.iter().map(|(k, v)| (*k, v.as_str())).collect(),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| err(&format!("creating network {name}"), e))?;
+    Ok(())
+}
+
+/// Networks carrying `label=value`, by name.
+pub async fn networks_labelled(
+    d: &Docker,
+    label: &str,
+    value: &str,
+) -> Result<Vec<String>, TopologyError> {
+    let filter = format!("{label}={value}");
+    let mut filters = HashMap::new();
+    filters.insert("label", vec![filter.as_str()]);
+    let list = d
+        .list_networks(Some(ListNetworksOptions { filters }))
+        .await
+        .map_err(|e| err("listing networks", e))?;
+    Ok(list.into_iter().filter_map(|n| n.name).collect())
+}
+
 /// Containers carrying `label=value`, running or not: (id, name).
 pub async fn containers_labelled(
     d: &Docker,
@@ -124,66 +183,124 @@ pub async fn containers_labelled(
         .collect())
 }
 
-/// One node's container.
+/// One node's container. Removing it is the topology's job (`down`, or its drop).
+#[derive(Debug)]
 pub struct DockerNode {
     /// What the state file records about it (`container` holds the id).
     pub record: NodeRecord,
-    container: Option<ContainerAsync<GenericImage>>,
-}
-
-impl std::fmt::Debug for DockerNode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DockerNode")
-            .field("record", &self.record)
-            .finish()
-    }
 }
 
 /// Starts a node's container on `network` with its directory mounted at `/data`
-/// (its config file must already be there) and returns it with its address.
+/// (its config file must already be there) and returns it with its address. Nothing is
+/// published on the host unless `publish`, and then only the node's port on `127.0.0.1`
+/// (a port the engine picks).
 pub async fn start(
+    d: &Docker,
     image: &str,
     network: &str,
-    labels: &[(&str, String)],
+    labels: &[(&'static str, String)],
+    publish: bool,
     mut record: NodeRecord,
     sentinel: bool,
 ) -> Result<(DockerNode, IpAddr), TopologyError> {
-    let (name, tag) = image.split_once(':').unwrap_or((image, "latest"));
+    let node = record.spec.name.clone();
+    let failed = |detail: String| TopologyError::Start {
+        node: node.clone(),
+        detail,
+    };
     let conf = if sentinel {
         "/data/sentinel.conf"
     } else {
         "/data/redis.conf"
     };
-    let mut cmd = vec!["redis-server", conf];
+    let mut cmd = vec!["redis-server".to_string(), conf.to_string()];
     if sentinel {
-        cmd.push("--sentinel");
+        cmd.push("--sentinel".into());
     }
-    let mut req = GenericImage::new(name, tag)
-        .with_network(network)
-        .with_container_name(format!("{network}-{}", record.spec.name))
-        .with_mount(Mount::bind_mount(record.dir.display().to_string(), "/data"))
-        .with_cmd(cmd)
-        .with_startup_timeout(Duration::from_secs(60))
-        .with_label(LABEL_NODE, record.spec.name.clone());
-    for (k, v) in labels {
-        req = req.with_label(*k, v.clone());
-    }
-    let container = req.start().await.map_err(|e| TopologyError::Start {
-        node: record.spec.name.clone(),
-        detail: format!("container did not start: {e}"),
-    })?;
-    let ip = container
-        .get_bridge_ip_address()
+    let port = format!("{}/tcp", if sentinel { SENTINEL_PORT } else { DATA_PORT });
+    let mut all_labels: HashMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    all_labels.insert(LABEL_NODE.into(), node.clone());
+    let host_config = HostConfig {
+        network_mode: Some(network.to_string()),
+        mounts: Some(vec![Mount {
+            target: Some("/data".into()),
+            source: Some(record.dir.display().to_string()),
+            typ: Some(MountTypeEnum::BIND),
+            ..Default::default()
+        }]),
+        // Never every port the image EXPOSEs, on every interface.
+        publish_all_ports: Some(false),
+        port_bindings: publish.then(|| {
+            HashMap::from([(
+                port.clone(),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(String::new()),
+                }]),
+            )])
+        }),
+        ..Default::default()
+    };
+    let config = Config {
+        image: Some(image.to_string()),
+        cmd: Some(cmd),
+        labels: Some(all_labels),
+        exposed_ports: Some(HashMap::from([(port, HashMap::new())])),
+        host_config: Some(host_config),
+        ..Default::default()
+    };
+    let name = format!("{network}-{node}");
+    let created = d
+        .create_container(
+            Some(CreateContainerOptions {
+                name: name.as_str(),
+                platform: None,
+            }),
+            config,
+        )
         .await
+        .map_err(|e| failed(format!("container {name} could not be created: {e}")))?;
+    record.container = Some(created.id.clone());
+    let started = tokio::time::timeout(
+        Duration::from_secs(60),
+        d.start_container(&created.id, None::<StartContainerOptions<String>>),
+    )
+    .await;
+    match started {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(failed(format!("container {name} did not start: {e}"))),
+        Err(_) => {
+            return Err(failed(format!(
+                "container {name} did not start within 60 s"
+            )))
+        }
+    }
+    let ip: IpAddr = container_ip(d, &created.id)
+        .await?
+        .parse()
         .map_err(|e| err("reading the container address", e))?;
-    record.container = Some(container.id().to_string());
-    Ok((
-        DockerNode {
-            record,
-            container: Some(container),
-        },
-        ip,
-    ))
+    if publish {
+        if let Some(hp) = published_port(d, &created.id).await {
+            tracing::info!("{node} is published on 127.0.0.1:{hp}");
+        }
+    }
+    Ok((DockerNode { record }, ip))
+}
+
+/// The host port a container's node port is published on, when it is.
+async fn published_port(d: &Docker, id: &str) -> Option<String> {
+    d.inspect_container(id, None::<InspectContainerOptions>)
+        .await
+        .ok()?
+        .network_settings?
+        .ports?
+        .into_values()
+        .flatten()
+        .flatten()
+        .find_map(|b| b.host_port)
 }
 
 impl DockerNode {
@@ -275,13 +392,6 @@ impl DockerNode {
         let pid = container_pid(d, self.id()).await?;
         nsenter_iptables(pid, &["-F", "INPUT"])?;
         nsenter_iptables(pid, &["-F", "OUTPUT"])
-    }
-
-    /// Leaves the container running after this handle is dropped.
-    pub fn detach(&mut self) {
-        if let Some(c) = self.container.take() {
-            std::mem::forget(c);
-        }
     }
 }
 
@@ -378,10 +488,21 @@ pub async fn remove(
     outcomes
 }
 
-/// Removes every container labelled with `run_dir` and the networks they were on (the
-/// cleanup after a run that crashed before writing its state file). Returns their names.
-pub async fn remove_all_under(d: &Docker, run_dir: &Path) -> Result<Vec<String>, TopologyError> {
-    let found = containers_labelled(d, LABEL_RUN_DIR, &run_dir.display().to_string()).await?;
+/// What [`remove_all_under`] removed.
+#[derive(Debug, Default)]
+pub struct Removed {
+    /// Container names.
+    pub containers: Vec<String>,
+    /// Network names.
+    pub networks: Vec<String>,
+}
+
+/// Removes every container labelled with `run_dir`, the networks they were on, and every
+/// network labelled with `run_dir` even when no container is left on it (the cleanup after
+/// a run that crashed before writing its state file).
+pub async fn remove_all_under(d: &Docker, run_dir: &Path) -> Result<Removed, TopologyError> {
+    let run_dir = run_dir.display().to_string();
+    let found = containers_labelled(d, LABEL_RUN_DIR, &run_dir).await?;
     let mut networks = Vec::new();
     for (id, _) in &found {
         if let Ok(c) = d
@@ -389,18 +510,68 @@ pub async fn remove_all_under(d: &Docker, run_dir: &Path) -> Result<Vec<String>,
             .await
         {
             if let Some(n) = c.network_settings.and_then(|n| n.networks) {
-                networks.extend(n.into_keys());
+                // Networks of older runs carry no labels; ours are named rh-...
+                networks.extend(n.into_keys().filter(|n| n.starts_with("rh-")));
             }
         }
     }
     let ids: Vec<Option<String>> = found.iter().map(|(id, _)| Some(id.clone())).collect();
     remove(d, &ids, None, Duration::ZERO).await;
+    networks.extend(networks_labelled(d, LABEL_RUN_DIR, &run_dir).await?);
     networks.sort();
     networks.dedup();
-    for n in networks.iter().filter(|n| n.starts_with("rh-")) {
-        let _ = d.remove_network(n).await;
+    let mut removed = Vec::new();
+    for n in networks {
+        match d.remove_network(&n).await {
+            Ok(()) => removed.push(n),
+            Err(e) => tracing::warn!("could not remove network {n}: {e}"),
+        }
     }
-    Ok(found.into_iter().map(|(_, name)| name).collect())
+    Ok(Removed {
+        containers: found.into_iter().map(|(_, name)| name).collect(),
+        networks: removed,
+    })
+}
+
+/// Force-removes a topology's containers (the recorded `ids`, plus any container of its
+/// network's naming that carries the `run_dir` label: one created but not yet recorded)
+/// and then its `network`, from a thread of its own with its own runtime and client, so
+/// it works from `Drop` on any runtime, or none, and during a panic. Bounded to 30 s.
+pub fn remove_blocking(ids: Vec<String>, network: String, run_dir: String) {
+    let worker = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            let Ok(d) = client() else { return };
+            let cleanup = async {
+                let mut ids = ids;
+                let prefix = format!("{network}-");
+                if let Ok(found) = containers_labelled(&d, LABEL_RUN_DIR, &run_dir).await {
+                    ids.extend(
+                        found
+                            .into_iter()
+                            .filter(|(_, name)| name.starts_with(&prefix))
+                            .map(|(id, _)| id),
+                    );
+                }
+                ids.sort();
+                ids.dedup();
+                let ids: Vec<Option<String>> = ids.into_iter().map(Some).collect();
+                remove(&d, &ids, Some(&network), Duration::ZERO).await;
+            };
+            if tokio::time::timeout(Duration::from_secs(30), cleanup)
+                .await
+                .is_err()
+            {
+                tracing::warn!("removing the containers of network {network} took over 30 s");
+            }
+        });
+    });
+    let _ = worker.join();
 }
 
 /// The network name of a topology: `rh-<name>-<hash of its directory>` (unique per run

@@ -4,7 +4,7 @@
 //! - [`spec`]: which nodes, with which roles and ports.
 //! - [`conf`]: their `redis.conf` / `sentinel.conf`.
 //! - [`process`]: the process backend (local `redis-server` binaries on loopback).
-//! - [`docker`]: the docker backend (containers through testcontainers, partitions).
+//! - [`docker`]: the docker backend (containers on a private network, partitions).
 //! - [`probe`]: readiness and live status over the Redis protocol (backend-independent).
 //! - [`state`]: the state file that lets another shell find a running topology.
 
@@ -43,6 +43,24 @@ pub enum TopologyError {
         binary: PathBuf,
         /// How to install it.
         hint: &'static str,
+    },
+    /// The redis-server binary exists but cannot be run.
+    #[error("redis-server binary {} exists but is not executable ({problem}); `chmod +x` it or set `redis_server:` in harness.yaml to an executable", binary.display())]
+    BinaryNotExecutable {
+        /// The file that was found.
+        binary: PathBuf,
+        /// What is wrong with it (a directory, no execute permission).
+        problem: String,
+    },
+    /// A file-system operation on a path failed.
+    #[error("cannot {action} {}: {error}", path.display())]
+    File {
+        /// What was attempted, e.g. "create the topology directory".
+        action: &'static str,
+        /// The path it was attempted on.
+        path: PathBuf,
+        /// The operating system's answer.
+        error: std::io::Error,
     },
     /// The docker backend failed: no engine, no image, an engine call refused.
     #[error("docker backend: {0}")]
@@ -104,6 +122,20 @@ pub enum TopologyError {
     /// File-system error.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+impl TopologyError {
+    /// A [`TopologyError::File`] naming `path` and what was attempted on it.
+    pub fn file<'a>(
+        action: &'static str,
+        path: &'a Path,
+    ) -> impl FnOnce(std::io::Error) -> Self + 'a {
+        move |error| TopologyError::File {
+            action,
+            path: path.to_path_buf(),
+            error,
+        }
+    }
 }
 
 /// What a client needs to connect to the topology.
@@ -217,7 +249,8 @@ fn write_node(
     extra: &str,
 ) -> Result<NodeRecord, TopologyError> {
     let node_dir = topo_dir.join(&node.name);
-    std::fs::create_dir_all(&node_dir)?;
+    std::fs::create_dir_all(&node_dir)
+        .map_err(TopologyError::file("create the node directory", &node_dir))?;
     let conf_dir = conf_dir.unwrap_or(&node_dir);
     let (file, log, mut text) = if node.kind == NodeKind::Sentinel {
         (
@@ -234,7 +267,8 @@ fn write_node(
     };
     text.push_str(extra);
     let config_file = node_dir.join(file);
-    std::fs::write(&config_file, text)?;
+    std::fs::write(&config_file, text)
+        .map_err(TopologyError::file("write the node config", &config_file))?;
     Ok(NodeRecord {
         spec: node.clone(),
         pid: None,
@@ -339,11 +373,11 @@ impl Topology {
             docker: Some(d.clone()),
             detached: false,
         };
+        let labels = docker::topology_labels(&cfg.name, &run_dir);
+        // Labelled from its creation: a run killed from here on leaves nothing that
+        // `down --all` cannot find. Once it is recorded, dropping `topo` removes it.
+        docker::create_network(&d, &network, &labels).await?;
         topo.state.network = Some(network.clone());
-        let labels = [
-            (docker::LABEL_TOPOLOGY, cfg.name.clone()),
-            (docker::LABEL_RUN_DIR, run_dir.display().to_string()),
-        ];
         let started = Instant::now();
         let deadline = started + Duration::from_millis(cfg.readiness_timeout_ms);
         let mut master: Option<NodeSpec> = None;
@@ -377,8 +411,16 @@ impl Topology {
                     "protected-mode no\n",
                 )?;
                 tracing::info!("starting {name} as a container on network {network}");
-                let (mut node, ip) =
-                    docker::start(&cfg.docker.image, &network, &labels, record, sentinel).await?;
+                let (mut node, ip) = docker::start(
+                    &d,
+                    &cfg.docker.image,
+                    &network,
+                    &labels,
+                    cfg.docker.publish,
+                    record,
+                    sentinel,
+                )
+                .await?;
                 node.record.spec.host = ip.to_string();
                 tracing::info!("{name} is at {}", node.record.spec.addr());
                 if kind == NodeKind::Master {
@@ -503,15 +545,7 @@ impl Topology {
             Some(d) => {
                 let ids: Vec<Option<String>> =
                     nodes.iter().map(|n| n.record().container.clone()).collect();
-                let outcomes =
-                    docker::remove(d, &ids, self.state.network.as_deref(), DOWN_GRACE).await;
-                for n in nodes {
-                    if let Node::Docker(mut n) = n {
-                        // Removed above; the handle must not try again.
-                        n.detach();
-                    }
-                }
-                outcomes
+                docker::remove(d, &ids, self.state.network.as_deref(), DOWN_GRACE).await
             }
             None => {
                 let mut procs: Vec<ProcessNode> = nodes
@@ -703,25 +737,33 @@ impl Topology {
     /// it through the state file.
     pub fn detach(mut self) -> TopologyState {
         self.detached = true;
-        for n in &mut self.nodes {
-            if let Node::Docker(n) = n {
-                n.detach();
-            }
-        }
         self.state.clone()
     }
 }
 
 impl Drop for Topology {
     fn drop(&mut self) {
-        if !self.detached && !self.nodes.is_empty() {
+        if self.detached {
+            return;
+        }
+        if let Some(network) = self.state.network.clone() {
+            // Docker: the network exists from early in `up`, possibly with no node yet.
+            let ids = self
+                .nodes
+                .iter()
+                .filter_map(|n| n.record().container.clone())
+                .collect();
+            let run_dir = absolute(&self.cfg.run_dir)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            docker::remove_blocking(ids, network, run_dir);
+            let _ = TopologyState::remove(&self.dir);
+        } else if !self.nodes.is_empty() {
             for n in &mut self.nodes {
                 if let Node::Process(p) = n {
                     process::stop_all(std::slice::from_mut(p), Duration::ZERO);
                 }
             }
-            // Docker nodes: testcontainers removes each container (and the network with
-            // the last one) when its handle drops with `self.nodes`.
             let _ = TopologyState::remove(&self.dir);
         }
     }
@@ -873,17 +915,26 @@ fn prepare_dir(dir: &Path, name: &str) -> Result<(), TopologyError> {
         }
     }
     if dir.exists() {
-        let empty = std::fs::read_dir(dir)?.next().is_none();
+        let empty = std::fs::read_dir(dir)
+            .map_err(TopologyError::file("read the topology directory", dir))?
+            .next()
+            .is_none();
         if !empty && !dir.join(MARKER).exists() {
             return Err(TopologyError::ForeignDirectory(dir.to_path_buf()));
         }
-        std::fs::remove_dir_all(dir)?;
+        std::fs::remove_dir_all(dir).map_err(TopologyError::file(
+            "wipe the previous topology directory",
+            dir,
+        ))?;
     }
-    std::fs::create_dir_all(dir)?;
+    std::fs::create_dir_all(dir)
+        .map_err(TopologyError::file("create the topology directory", dir))?;
+    let marker = dir.join(MARKER);
     std::fs::write(
-        dir.join(MARKER),
+        &marker,
         "created by redis-harness; wiped by the next `up`\n",
-    )?;
+    )
+    .map_err(TopologyError::file("write", &marker))?;
     Ok(())
 }
 
@@ -892,6 +943,11 @@ pub fn absolute(p: &Path) -> Result<PathBuf, TopologyError> {
     Ok(if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir()?.join(p)
+        std::env::current_dir()
+            .map_err(TopologyError::file(
+                "resolve against the current directory",
+                p,
+            ))?
+            .join(p)
     })
 }

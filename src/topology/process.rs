@@ -20,36 +20,66 @@ or run scripts/setup.sh), `brew install redis` (macOS), or set `redis_server:` i
 to the binary's path";
 
 /// Finds the `redis-server` binary: a path is checked as given, a bare name is looked up
-/// on `PATH`.
+/// on `PATH`. A file that is there but cannot be run (a directory, no execute permission)
+/// is reported as such, naming it, rather than as missing.
 pub fn locate_binary(binary: &Path) -> Result<PathBuf, TopologyError> {
     let not_found = || TopologyError::BinaryNotFound {
         binary: binary.to_path_buf(),
         hint: INSTALL_HINT,
     };
+    if binary.as_os_str().is_empty() {
+        return Err(not_found());
+    }
     if binary.components().count() > 1 {
-        return if is_executable(binary) {
-            Ok(binary.to_path_buf())
-        } else {
-            Err(not_found())
+        return match executable_problem(binary) {
+            Ok(None) => Ok(binary.to_path_buf()),
+            Ok(Some(problem)) => Err(TopologyError::BinaryNotExecutable {
+                binary: binary.to_path_buf(),
+                problem,
+            }),
+            Err(_) => Err(not_found()),
         };
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(binary))
-        .find(|p| is_executable(p))
-        .ok_or_else(not_found)
+    let mut unusable = None;
+    for candidate in std::env::split_paths(&path).map(|dir| dir.join(binary)) {
+        match executable_problem(&candidate) {
+            Ok(None) => return Ok(candidate),
+            Ok(Some(problem)) => {
+                unusable.get_or_insert((candidate, problem));
+            }
+            Err(_) => {}
+        }
+    }
+    Err(match unusable {
+        Some((binary, problem)) => TopologyError::BinaryNotExecutable { binary, problem },
+        None => not_found(),
+    })
 }
 
-fn is_executable(p: &Path) -> bool {
+/// `Ok(None)` when `p` is an executable file, `Ok(Some(why not))` when it exists but is
+/// not, `Err` when it does not exist (or cannot be looked at).
+fn executable_problem(p: &Path) -> std::io::Result<Option<String>> {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    let m = p.metadata()?;
+    let mode = m.permissions().mode();
+    Ok(if m.is_dir() {
+        Some("it is a directory".into())
+    } else if !m.is_file() {
+        Some("it is not a regular file".into())
+    } else if mode & 0o111 == 0 {
+        Some(format!("mode {:o}, no execute permission", mode & 0o7777))
+    } else {
+        None
+    })
 }
 
 /// `redis-server --version`, e.g. `Redis server v=7.0.15 ...`.
 pub fn binary_version(binary: &Path) -> Result<String, TopologyError> {
-    let out = Command::new(binary).arg("--version").output()?;
+    let out = Command::new(binary)
+        .arg("--version")
+        .output()
+        .map_err(TopologyError::file("run", binary))?;
     let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if !out.status.success() || !text.contains("v=") {
         return Err(TopologyError::Start {
@@ -78,7 +108,9 @@ pub fn spawn_node(
     record: NodeRecord,
     sentinel: bool,
 ) -> Result<ProcessNode, TopologyError> {
-    let out = File::create(record.dir.join("stdout.log"))?;
+    let log = record.dir.join("stdout.log");
+    let out =
+        File::create(&log).map_err(TopologyError::file("create the node's output log", &log))?;
     let err = out.try_clone()?;
     let mut cmd = Command::new(binary);
     cmd.arg(&record.config_file);
@@ -238,4 +270,53 @@ pub fn stop_records(records: &[NodeRecord], grace: Duration) -> Vec<StopOutcome>
         std::thread::sleep(Duration::from_millis(10));
     }
     outcomes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn file_with_mode(dir: &Path, name: &str, mode: u32) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_path_that_is_not_executable_is_named_as_such() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = file_with_mode(tmp.path(), "redis-server", 0o644);
+        let e = locate_binary(&p).unwrap_err().to_string();
+        assert!(e.contains(&p.display().to_string()), "{e}");
+        assert!(e.contains("exists but is not executable"), "{e}");
+        assert!(e.contains("mode 644"), "{e}");
+        assert!(!e.contains("not found"), "{e}");
+    }
+
+    #[test]
+    fn a_directory_is_not_a_binary() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = locate_binary(tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("it is a directory"), "{e}");
+        assert!(e.contains(&tmp.path().display().to_string()), "{e}");
+    }
+
+    #[test]
+    fn an_executable_path_is_accepted_and_a_missing_one_is_not_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = file_with_mode(tmp.path(), "redis-server", 0o755);
+        assert_eq!(locate_binary(&p).unwrap(), p);
+        let missing = tmp.path().join("nope");
+        let e = locate_binary(&missing).unwrap_err().to_string();
+        assert!(e.contains("binary not found"), "{e}");
+        assert!(e.contains(&missing.display().to_string()), "{e}");
+    }
+
+    #[test]
+    fn an_empty_name_is_not_found_rather_than_a_directory_on_path() {
+        let e = locate_binary(Path::new("")).unwrap_err();
+        assert!(matches!(e, TopologyError::BinaryNotFound { .. }), "{e}");
+    }
 }

@@ -67,7 +67,7 @@ impl TopologyState {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(TopologyError::Io(e)),
+            Err(e) => return Err(TopologyError::file("read the state file", &path)(e)),
         };
         let state: TopologyState = serde_json::from_str(&text).map_err(|e| {
             TopologyError::State(format!("{} is not a valid state file: {e}", path.display()))
@@ -88,22 +88,27 @@ impl TopologyState {
         let path = Self::path(topology_dir);
         let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(self).expect("state serialises");
-        std::fs::write(&tmp, text)?;
+        std::fs::write(&tmp, text).map_err(TopologyError::file("write the state file", &tmp))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+                .map_err(TopologyError::file("restrict the permissions of", &tmp))?;
         }
-        std::fs::rename(&tmp, &path)?;
+        std::fs::rename(&tmp, &path).map_err(TopologyError::file(
+            "move the state file into place at",
+            &path,
+        ))?;
         Ok(())
     }
 
     /// Removes the state file of a topology directory, if any.
     pub fn remove(topology_dir: &Path) -> Result<(), TopologyError> {
-        match std::fs::remove_file(Self::path(topology_dir)) {
+        let path = Self::path(topology_dir);
+        match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(TopologyError::Io(e)),
+            Err(e) => Err(TopologyError::file("remove the state file", &path)(e)),
         }
     }
 
