@@ -97,9 +97,27 @@ pub struct ApiConfig {
     pub breaker_threshold: u32,
     /// CACHE_BREAKER_COOLDOWN_MS (1000): how long the breaker stays open.
     pub breaker_cooldown: Duration,
-    /// SHUTDOWN_GRACE_MS (10000): after a shutdown signal, how long open requests may
-    /// finish before the server stops anyway.
+    /// SHUTDOWN_GRACE_MS (10000): after a shutdown signal, how long requests in flight may
+    /// finish before the server stops anyway. Connections without a request in flight are
+    /// closed at once; `serve` returns at most this long after the signal.
     pub shutdown_grace: Duration,
+    /// HTTP_HEADER_READ_TIMEOUT_MS (5000): how long a client has to send a request's
+    /// headers, counted from the accept for a connection's first request and from the first
+    /// byte for later ones; then the connection is closed (slowloris clients that trickle or
+    /// half-send headers). The body, once the headers are in, is not timed by this.
+    pub http_header_read_timeout: Duration,
+    /// HTTP_IDLE_TIMEOUT_MS (60000): how long a keep-alive connection may wait for the first
+    /// byte of its next request before it is closed.
+    pub http_idle_timeout: Duration,
+    /// HTTP_MAX_CONNECTIONS (10000): client connections open at once, at most. Beyond it a
+    /// new connection is answered `503` and closed at once (see [`crate::server`]). It must
+    /// stay below the process's open-files limit: at start it is lowered, with a warning,
+    /// to leave a reserve of descriptors for the database, Redis and the listener.
+    pub http_max_connections: usize,
+    /// METRICS_TOKEN: bearer token required by `GET /metrics`. Unset (or empty): the
+    /// Prometheus endpoint is open, as it always was.
+    #[serde(skip)]
+    pub metrics_token: Option<String>,
 }
 
 impl ApiConfig {
@@ -222,6 +240,15 @@ impl ApiConfig {
                 1,
             )?),
             shutdown_grace: Duration::from_millis(num(g, "SHUTDOWN_GRACE_MS", 10_000u64, 0)?),
+            http_header_read_timeout: Duration::from_millis(num(
+                g,
+                "HTTP_HEADER_READ_TIMEOUT_MS",
+                5_000u64,
+                1,
+            )?),
+            http_idle_timeout: Duration::from_millis(num(g, "HTTP_IDLE_TIMEOUT_MS", 60_000u64, 1)?),
+            http_max_connections: num(g, "HTTP_MAX_CONNECTIONS", 10_000usize, 1)?,
+            metrics_token: get("METRICS_TOKEN"),
         })
     }
 }
@@ -279,5 +306,38 @@ mod tests {
         assert!(e.contains("CACHE_MEMBER_TTL") && e.contains(">= 1"), "{e}");
         let e = cfg(&[("CACHE_ENABLED", "maybe")]).unwrap_err().to_string();
         assert!(e.contains("CACHE_ENABLED"), "{e}");
+    }
+
+    #[test]
+    fn http_limits_and_metrics_token() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.http_header_read_timeout, Duration::from_secs(5));
+        assert_eq!(c.http_idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.http_max_connections, 10_000);
+        assert_eq!(c.metrics_token, None);
+        let c = cfg(&[
+            ("HTTP_HEADER_READ_TIMEOUT_MS", "300"),
+            ("HTTP_IDLE_TIMEOUT_MS", "2000"),
+            ("HTTP_MAX_CONNECTIONS", "4"),
+            ("METRICS_TOKEN", "s3cret"),
+        ])
+        .unwrap();
+        assert_eq!(c.http_header_read_timeout, Duration::from_millis(300));
+        assert_eq!(c.http_idle_timeout, Duration::from_secs(2));
+        assert_eq!(c.http_max_connections, 4);
+        assert_eq!(c.metrics_token.as_deref(), Some("s3cret"));
+        // A secret is never serialized, like CACHE_ADMIN_TOKEN.
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(!json.contains("s3cret"), "{json}");
+        assert_eq!(cfg(&[("METRICS_TOKEN", "")]).unwrap().metrics_token, None);
+        for (var, bad) in [
+            ("HTTP_HEADER_READ_TIMEOUT_MS", "0"),
+            ("HTTP_IDLE_TIMEOUT_MS", "soon"),
+            ("HTTP_MAX_CONNECTIONS", "0"),
+            ("HTTP_MAX_CONNECTIONS", "-1"),
+        ] {
+            let e = cfg(&[(var, bad)]).unwrap_err().to_string();
+            assert!(e.contains(var) && e.contains(">= 1"), "{e}");
+        }
     }
 }

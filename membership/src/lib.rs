@@ -12,6 +12,8 @@
 //! - [`cache`]: the cache service, middleware, invalidation, metrics and warm-up.
 //! - [`api`]: the axum routes and the router factory [`api::app`].
 //! - [`dates`]: civil-date arithmetic.
+//! - [`server`]: the accept loop: header-read and idle timeouts, the connection cap,
+//!   graceful shutdown bounded by SHUTDOWN_GRACE_MS.
 //!
 //! Entry points: [`build`] opens everything and returns the router; [`serve`] also binds
 //! the port, warms the cache and serves until a shutdown signal.
@@ -21,6 +23,7 @@ pub mod cache;
 pub mod config;
 pub mod dates;
 pub mod db;
+pub mod server;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -89,6 +92,13 @@ pub async fn build(cfg: ApiConfig) -> Result<App, StartError> {
 
 /// Builds the app, binds HOST:PORT, warms the cache (CACHE_WARMUP) and serves until
 /// `shutdown` resolves. `on_ready` receives the bound address (useful with PORT=0).
+///
+/// Connections get the header-read and idle timeouts and the cap of [`server`]. After the
+/// shutdown signal it returns as soon as every connection is closed and at most
+/// SHUTDOWN_GRACE_MS after the signal, with every connection closed then (see
+/// [`server::run`]). Blocking database calls of requests cut off at the grace may still be
+/// running on the runtime's blocking pool; a binary should not wait for them when it drops
+/// its runtime (see `main.rs`).
 pub async fn serve(
     cfg: ApiConfig,
     on_ready: impl FnOnce(SocketAddr),
@@ -131,24 +141,7 @@ pub async fn serve(
         app.state.cache.link().mode()
     );
     on_ready(local);
-    // Graceful shutdown waits for open connections, and a client that holds one with a
-    // half-sent request would hold the server forever: after the grace period it stops.
-    let grace = app.state.config.shutdown_grace;
-    let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app.router).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = fired_tx.send(());
-    });
-    tokio::select! {
-        r = server => r.map_err(StartError::Serve),
-        _ = async {
-            match fired_rx.await {
-                Ok(()) => tokio::time::sleep(grace).await,
-                Err(_) => std::future::pending::<()>().await,
-            }
-        } => {
-            tracing::warn!("connections still open {grace:?} after the shutdown signal; stopping anyway");
-            Ok(())
-        }
-    }
+    let limits = server::Limits::from_config(&app.state.config);
+    server::run(listener, app.router, limits, shutdown).await;
+    Ok(())
 }

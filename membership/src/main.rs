@@ -3,8 +3,7 @@
 
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,membership=info"));
     tracing_subscriber::fmt()
@@ -18,6 +17,28 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run(cfg));
+    // `serve` returns at most SHUTDOWN_GRACE_MS after the signal with every connection
+    // closed, but requests it cut off may leave database calls running on the blocking
+    // pool (a query, or a write waiting up to SQLite's 5 s busy timeout, one after another
+    // behind the writer lock). Dropping the runtime waits for every one of them: that was
+    // the shutdown overshooting the grace under load. Their clients are gone and a write
+    // not committed yet rolls back (SQLite journal), so exit without waiting.
+    runtime.shutdown_background();
+    code
+}
+
+async fn run(cfg: membership::ApiConfig) -> ExitCode {
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("installing a SIGTERM handler");
