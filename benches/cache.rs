@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::Request;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use membership::cache::keys::{cache_key, CacheKind};
+use membership::api::params::{MemberId, WardMembership};
+use membership::cache::keys::{cache_key, tags as tag, CacheKind};
+use membership::cache::request::CachedRequest;
 use membership::cache::{codec, Lookup};
 use tower::ServiceExt;
 
@@ -158,8 +160,12 @@ fn benches(c: &mut Criterion) {
                 .get_multiplexed_async_connection(),
         )
         .expect("a redis connection");
-    let key = cache_key("bench:", CacheKind::Member, "/api/v1/members/1", None);
-    let tags = CacheKind::Member.tags("/api/v1/members/1");
+    let key = cache_key("bench:", CacheKind::Member, "/api/v1/members/1", "default");
+    let tags = vec![tag::member(1)];
+    let versions = rt
+        .block_on(cache.versions(&tags))
+        .flatten()
+        .expect("the member's tag versions");
     let stored = codec::encode(&member, 1024);
     let mut g = c.benchmark_group("redis");
     g.bench_function("raw_get", |b| {
@@ -204,12 +210,13 @@ fn benches(c: &mut Criterion) {
     g.bench_function("cache_store", |b| {
         b.to_async(&rt).iter(|| {
             let (cache, tags, body) = (Arc::clone(&cache), tags.clone(), member.clone());
+            let versions = versions.clone();
             async move {
-                let versions = vec!["0".to_string(); tags.len()];
-                cache
+                let stored = cache
                     .store("bench:member:store", &body, 900, &tags, &versions)
                     .await
                     .unwrap();
+                assert!(stored, "the versions are current: the store runs in full");
             }
         })
     });
@@ -219,23 +226,30 @@ fn benches(c: &mut Criterion) {
         .unwrap();
 
     let mut g = c.benchmark_group("keys");
+    // Canonical keys: parse the request as the handler would, then build the key.
+    let plain: axum::http::Uri = "/api/v1/members/12345".parse().unwrap();
     g.bench_function("cache_key_member", |b| {
         b.iter(|| {
+            let m = MemberId::parse(&[("id", std::hint::black_box("12345"))], &plain).unwrap();
             cache_key(
                 "bench:",
                 CacheKind::Member,
-                std::hint::black_box("/api/v1/members/12345"),
-                None,
+                &m.path("/api/v1/members/{id}"),
+                &m.variant(),
             )
         })
     });
+    let query: axum::http::Uri = "/api/v1/statistics/ward-membership?province=GP&limit=50"
+        .parse()
+        .unwrap();
     g.bench_function("cache_key_query", |b| {
         b.iter(|| {
+            let w = WardMembership::parse(&[], std::hint::black_box(&query)).unwrap();
             cache_key(
                 "bench:",
                 CacheKind::Statistics,
-                "/api/v1/statistics/demographics",
-                std::hint::black_box(Some("province=GP&page=2&page_size=50")),
+                "/api/v1/statistics/ward-membership",
+                &w.variant(),
             )
         })
     });

@@ -77,7 +77,7 @@ pub async fn build(cfg: ApiConfig) -> Result<App, StartError> {
     let (db, generated) = tokio::task::spawn_blocking(move || db::Db::open(&url, &spec))
         .await
         .expect("database open panicked")?;
-    let cache = cache::Cache::new(&cfg);
+    let cache = cache::Cache::new(&cfg, std::sync::Arc::clone(db.outbox()));
     let state = AppState {
         db,
         cache,

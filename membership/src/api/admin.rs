@@ -27,34 +27,41 @@ pub async fn require_admin(State(s): State<AppState>, req: Request, next: Next) 
         )
         .into_response();
     };
-    let given = req
-        .headers()
+    if let Some(resp) = bearer_rejection(req.headers(), expected) {
+        return resp;
+    }
+    next.run(req).await
+}
+
+/// Checks `Authorization: Bearer <expected>` (constant time for equal lengths): `None` when
+/// it matches, else the 401 (with `WWW-Authenticate`) naming what was wrong.
+fn bearer_rejection(headers: &axum::http::HeaderMap, expected: &str) -> Option<Response> {
+    let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let ok = given.is_some_and(|g| {
-        // Compare in constant time for equal lengths.
         g.len() == expected.len()
             && g.bytes()
                 .zip(expected.bytes())
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0
     });
-    if !ok {
-        let mut resp = ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            if given.is_none() {
-                "missing bearer token"
-            } else {
-                "wrong bearer token"
-            },
-        )
-        .into_response();
-        resp.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return resp;
+    if ok {
+        return None;
     }
-    next.run(req).await
+    let mut resp = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        if given.is_none() {
+            "missing bearer token"
+        } else {
+            "wrong bearer token"
+        },
+    )
+    .into_response();
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Some(resp)
 }
 
 /// `GET cache/status`.
@@ -129,6 +136,15 @@ pub async fn warm(State(s): State<AppState>, body: Bytes) -> Result<AxumJson<Val
                 "paths: {bad:?} is not an API read path"
             )));
         }
+        if let Some(bad) = b
+            .paths
+            .iter()
+            .find(|p| p.parse::<axum::http::Uri>().is_err())
+        {
+            return Err(ApiError::bad_request(format!(
+                "paths: {bad:?} is not a valid URI path (percent-encode spaces and other reserved characters)"
+            )));
+        }
         b.paths
     };
     let results = warmup::warm(&super::cached_routes(s.clone()), &paths).await;
@@ -156,21 +172,17 @@ pub async fn trigger(
     State(s): State<AppState>,
     super::extract::Json(t): super::extract::Json<Trigger>,
 ) -> Result<AxumJson<Value>, ApiError> {
-    let c = &s.cache;
-    let inv = match t.event.as_str() {
+    let tags = match t.event.as_str() {
         "member_change" => {
             let id = t.id.ok_or_else(|| ApiError::bad_request("id: required for member_change"))?;
             let id = parse_id(&id.to_string(), "member id")?;
             let m = s.db.read(move |c| crate::db::queries::member_by_id(c, id)).await?;
-            invalidation::on_member_change(c, MemberAction::Update, id, &m.id_number, true).await
+            invalidation::on_member_change(MemberAction::Update, id, &m.id_number, true)
         }
-        "application_change" => invalidation::on_membership_application_change(c, ApplicationAction::Submit, None).await,
-        "leadership_change" => invalidation::on_leadership_change(c, &[]).await,
-        "bulk_operation" => invalidation::on_bulk_operation(c, 0).await,
-        "lookups" => {
-            let removed = c.invalidate(vec![tags::LOOKUP.into()]).await;
-            invalidation::Invalidation { tags: vec![tags::LOOKUP.into()], removed }
-        }
+        "application_change" => invalidation::on_membership_application_change(ApplicationAction::Submit, None),
+        "leadership_change" => invalidation::on_leadership_change(&[]),
+        "bulk_operation" => invalidation::on_bulk_operation(0),
+        "lookups" => vec![tags::LOOKUP.into()],
         "tags" => {
             let list = t.tags.filter(|l| !l.is_empty()).ok_or_else(|| ApiError::bad_request("tags: required for event tags"))?;
             for tag in &list {
@@ -181,8 +193,7 @@ pub async fn trigger(
                     return Err(ApiError::bad_request(format!("tags: unknown tag {tag:?}")));
                 }
             }
-            let removed = c.invalidate(list.clone()).await;
-            invalidation::Invalidation { tags: list, removed }
+            list
         }
         other => {
             return Err(ApiError::bad_request(format!(
@@ -190,11 +201,19 @@ pub async fn trigger(
             )))
         }
     };
+    // Recorded in the outbox like a write's, so it is applied even if Redis is down now.
+    let ((), inv) = invalidation::write(&s.db, &s.cache, move |_| Ok(((), tags))).await?;
     Ok(AxumJson(json!({ "event": t.event, "invalidation": inv })))
 }
 
-/// `GET /metrics`: Prometheus text format.
-pub async fn prometheus(State(s): State<AppState>) -> impl IntoResponse {
+/// `GET /metrics`: Prometheus text format; with METRICS_TOKEN set, only with that bearer
+/// token.
+pub async fn prometheus(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(expected) = s.config.metrics_token.as_deref() {
+        if let Some(resp) = bearer_rejection(&headers, expected) {
+            return resp;
+        }
+    }
     let mut out = String::new();
     s.cache.metrics.write_prometheus(&mut out);
     out.push_str("# HELP membership_db_reads_total Database read calls.\n# TYPE membership_db_reads_total counter\n");
@@ -210,5 +229,5 @@ pub async fn prometheus(State(s): State<AppState>) -> impl IntoResponse {
     };
     out.push_str("# HELP membership_cache_hit_ratio Hits over answered cached requests.\n# TYPE membership_cache_hit_ratio gauge\n");
     out.push_str(&format!("membership_cache_hit_ratio {rate}\n"));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

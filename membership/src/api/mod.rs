@@ -3,11 +3,13 @@
 //! - [`read`]: cached GET routes and uncached listings.
 //! - [`write`]: writes, each firing its invalidation hook after commit.
 //! - [`admin`]: cache management and Prometheus metrics.
+//! - [`params`]: the cached routes' requests in canonical form (key, tags, validation).
 //! - [`error`] / [`extract`]: JSON errors for every rejection.
 
 pub mod admin;
 pub mod error;
 pub mod extract;
+pub mod params;
 pub mod read;
 pub mod write;
 
@@ -19,6 +21,7 @@ use axum::Router;
 
 use crate::cache::keys::CacheKind;
 use crate::cache::layer::CacheLayer;
+use crate::cache::request::CachedRequest;
 use crate::cache::Cache;
 use crate::config::ApiConfig;
 use crate::db::Db;
@@ -42,66 +45,94 @@ pub struct AppState {
 /// The cached GET routes, each wrapped in the cache layer with its configuration.
 pub fn cached_routes(state: AppState) -> Router {
     let c = &state.cache;
-    let l = |kind, route| CacheLayer::new(Arc::clone(c), kind, route);
+    fn l<R: CachedRequest>(c: &Arc<Cache>, kind: CacheKind, route: &'static str) -> CacheLayer<R> {
+        CacheLayer::new(Arc::clone(c), kind, route)
+    }
+    use params::*;
     use CacheKind::*;
     Router::new()
         .route(
             "/api/v1/statistics/system",
-            get(read::system).layer(l(Statistics, "/api/v1/statistics/system")),
+            get(read::system).layer(l::<Plain>(c, Statistics, "/api/v1/statistics/system")),
         )
         .route(
             "/api/v1/statistics/demographics",
-            get(read::demographics).layer(l(Statistics, "/api/v1/statistics/demographics")),
+            get(read::demographics).layer(l::<Plain>(
+                c,
+                Statistics,
+                "/api/v1/statistics/demographics",
+            )),
         )
         .route(
             "/api/v1/statistics/ward-membership",
-            get(read::ward_membership).layer(l(Statistics, "/api/v1/statistics/ward-membership")),
+            get(read::ward_membership).layer(l::<WardMembership>(
+                c,
+                Statistics,
+                "/api/v1/statistics/ward-membership",
+            )),
         )
         .route(
             "/api/v1/statistics/membership-trends",
-            get(read::trends).layer(l(Statistics, "/api/v1/statistics/membership-trends")),
+            get(read::trends).layer(l::<Trends>(
+                c,
+                Statistics,
+                "/api/v1/statistics/membership-trends",
+            )),
         )
         .route(
             "/api/v1/analytics/dashboard",
-            get(read::dashboard).layer(l(Analytics, "/api/v1/analytics/dashboard")),
+            get(read::dashboard).layer(l::<Plain>(c, Analytics, "/api/v1/analytics/dashboard")),
         )
         .route(
             "/api/v1/analytics/membership",
-            get(read::membership).layer(l(Analytics, "/api/v1/analytics/membership")),
+            get(read::membership).layer(l::<Membership>(
+                c,
+                Analytics,
+                "/api/v1/analytics/membership",
+            )),
         )
         .route(
             "/api/v1/analytics/comprehensive",
-            get(read::comprehensive).layer(l(AnalyticsLong, "/api/v1/analytics/comprehensive")),
+            get(read::comprehensive).layer(l::<Plain>(
+                c,
+                AnalyticsLong,
+                "/api/v1/analytics/comprehensive",
+            )),
         )
         .route(
             "/api/v1/members/{id}",
             get(read::member)
-                .layer(l(Member, "/api/v1/members/{id}"))
+                .layer(l::<MemberId>(c, Member, "/api/v1/members/{id}"))
                 .put(write::update_member)
                 .delete(write::delete_member),
         )
         .route(
             "/api/v1/members/by-id-number/{id_number}",
-            get(read::member_by_id_number).layer(l(
+            get(read::member_by_id_number).layer(l::<IdNumber>(
+                c,
                 MemberByIdNumber,
                 "/api/v1/members/by-id-number/{id_number}",
             )),
         )
         .route(
             "/api/v1/lookups/provinces",
-            get(read::provinces).layer(l(Lookup, "/api/v1/lookups/provinces")),
+            get(read::provinces).layer(l::<Plain>(c, Lookup, "/api/v1/lookups/provinces")),
         )
         .route(
             "/api/v1/lookups/municipalities",
-            get(read::municipalities).layer(l(Lookup, "/api/v1/lookups/municipalities")),
+            get(read::municipalities).layer(l::<Municipalities>(
+                c,
+                Lookup,
+                "/api/v1/lookups/municipalities",
+            )),
         )
         .route(
             "/api/v1/lookups/wards",
-            get(read::wards).layer(l(Lookup, "/api/v1/lookups/wards")),
+            get(read::wards).layer(l::<Wards>(c, Lookup, "/api/v1/lookups/wards")),
         )
         .route(
             "/api/v1/lookups/statuses",
-            get(read::statuses).layer(l(Lookup, "/api/v1/lookups/statuses")),
+            get(read::statuses).layer(l::<Plain>(c, Lookup, "/api/v1/lookups/statuses")),
         )
         .with_state(state)
 }

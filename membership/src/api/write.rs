@@ -1,5 +1,6 @@
-//! Write routes. Each commits its transaction, then awaits the matching invalidation hook,
-//! then answers, so no read issued after the answer can see data from before the write.
+//! Write routes. Each commits its transaction together with the matching invalidation
+//! hook's tags (the outbox), then awaits the invalidation, then answers, so no read issued
+//! after the answer can see data from before the write, even when Redis was unreachable.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,7 +11,7 @@ use serde_json::{json, Value};
 use super::error::{parse_id, ApiError};
 use super::extract::Json;
 use super::AppState;
-use crate::cache::invalidation::{self, ApplicationAction, MemberAction};
+use crate::cache::invalidation::{self, ApplicationAction, Invalidation, MemberAction};
 use crate::db::queries;
 use crate::db::writes::{self, MemberUpdate, NewMember};
 use crate::db::DbError;
@@ -19,6 +20,15 @@ type Reply = Result<(StatusCode, AxumJson<Value>), ApiError>;
 
 /// Most members one bulk import may carry.
 pub const MAX_BULK: usize = 10_000;
+
+/// Runs `f` as one write with its invalidation (see [`invalidation::write`]).
+async fn write<T, F>(s: &AppState, f: F) -> Result<(T, Invalidation), ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Transaction<'_>) -> Result<(T, Vec<String>), DbError> + Send + 'static,
+{
+    Ok(invalidation::write(&s.db, &s.cache, f).await?)
+}
 
 fn id_number_of(tx: &rusqlite::Transaction<'_>, id: i64) -> Result<String, DbError> {
     use rusqlite::OptionalExtension;
@@ -31,9 +41,12 @@ fn id_number_of(tx: &rusqlite::Transaction<'_>, id: i64) -> Result<String, DbErr
 
 /// `POST members`.
 pub async fn create_member(State(s): State<AppState>, Json(m): Json<NewMember>) -> Reply {
-    let idn = m.id_number.clone();
-    let id = s.db.write(move |tx| writes::create_member(tx, &m)).await?;
-    let inv = invalidation::on_member_change(&s.cache, MemberAction::Create, id, &idn, true).await;
+    let (id, inv) = write(&s, move |tx| {
+        let id = writes::create_member(tx, &m)?;
+        let tags = invalidation::on_member_change(MemberAction::Create, id, &m.id_number, true);
+        Ok((id, tags))
+    })
+    .await?;
     let member = s.db.read(move |c| queries::member_by_id(c, id)).await?;
     Ok((
         StatusCode::CREATED,
@@ -49,15 +62,13 @@ pub async fn update_member(
 ) -> Reply {
     let id = parse_id(&raw, "member id")?;
     let counted = u.changes_counted_fields();
-    let idn =
-        s.db.write(move |tx| {
-            let idn = id_number_of(tx, id)?;
-            writes::update_member(tx, id, &u)?;
-            Ok(idn)
-        })
-        .await?;
-    let inv =
-        invalidation::on_member_change(&s.cache, MemberAction::Update, id, &idn, counted).await;
+    let ((), inv) = write(&s, move |tx| {
+        let idn = id_number_of(tx, id)?;
+        writes::update_member(tx, id, &u)?;
+        let tags = invalidation::on_member_change(MemberAction::Update, id, &idn, counted);
+        Ok(((), tags))
+    })
+    .await?;
     let member = s.db.read(move |c| queries::member_by_id(c, id)).await?;
     Ok((
         StatusCode::OK,
@@ -68,14 +79,13 @@ pub async fn update_member(
 /// `DELETE members/:id`.
 pub async fn delete_member(State(s): State<AppState>, Path(raw): Path<String>) -> Reply {
     let id = parse_id(&raw, "member id")?;
-    let idn =
-        s.db.write(move |tx| {
-            let idn = id_number_of(tx, id)?;
-            writes::delete_member(tx, id)?;
-            Ok(idn)
-        })
-        .await?;
-    let inv = invalidation::on_member_change(&s.cache, MemberAction::Delete, id, &idn, true).await;
+    let ((), inv) = write(&s, move |tx| {
+        let idn = id_number_of(tx, id)?;
+        writes::delete_member(tx, id)?;
+        let tags = invalidation::on_member_change(MemberAction::Delete, id, &idn, true);
+        Ok(((), tags))
+    })
+    .await?;
     Ok((
         StatusCode::OK,
         AxumJson(json!({ "deleted": id, "invalidation": inv })),
@@ -96,10 +106,12 @@ pub async fn bulk_import(State(s): State<AppState>, Json(items): Json<Vec<NewMem
             ),
         ));
     }
-    let ids =
-        s.db.write(move |tx| writes::bulk_import(tx, &items))
-            .await?;
-    let inv = invalidation::on_bulk_operation(&s.cache, ids.len()).await;
+    let (ids, inv) = write(&s, move |tx| {
+        let ids = writes::bulk_import(tx, &items)?;
+        let tags = invalidation::on_bulk_operation(ids.len());
+        Ok((ids, tags))
+    })
+    .await?;
     Ok((
         StatusCode::CREATED,
         AxumJson(
@@ -110,12 +122,12 @@ pub async fn bulk_import(State(s): State<AppState>, Json(items): Json<Vec<NewMem
 
 /// `POST applications`.
 pub async fn submit_application(State(s): State<AppState>, Json(m): Json<NewMember>) -> Reply {
-    let id =
-        s.db.write(move |tx| writes::submit_application(tx, &m))
-            .await?;
-    let inv =
-        invalidation::on_membership_application_change(&s.cache, ApplicationAction::Submit, None)
-            .await;
+    let (id, inv) = write(&s, move |tx| {
+        let id = writes::submit_application(tx, &m)?;
+        let tags = invalidation::on_membership_application_change(ApplicationAction::Submit, None);
+        Ok((id, tags))
+    })
+    .await?;
     Ok((
         StatusCode::CREATED,
         AxumJson(json!({ "application_id": id, "status": "pending", "invalidation": inv })),
@@ -125,18 +137,16 @@ pub async fn submit_application(State(s): State<AppState>, Json(m): Json<NewMemb
 /// `POST applications/:id/approve`: creates the member.
 pub async fn approve_application(State(s): State<AppState>, Path(raw): Path<String>) -> Reply {
     let id = parse_id(&raw, "application id")?;
-    let (member_id, idn) =
-        s.db.write(move |tx| {
-            let member_id = writes::approve_application(tx, id)?;
-            Ok((member_id, id_number_of(tx, member_id)?))
-        })
-        .await?;
-    let inv = invalidation::on_membership_application_change(
-        &s.cache,
-        ApplicationAction::Approve,
-        Some((member_id, &idn)),
-    )
-    .await;
+    let (member_id, inv) = write(&s, move |tx| {
+        let member_id = writes::approve_application(tx, id)?;
+        let idn = id_number_of(tx, member_id)?;
+        let tags = invalidation::on_membership_application_change(
+            ApplicationAction::Approve,
+            Some((member_id, &idn)),
+        );
+        Ok((member_id, tags))
+    })
+    .await?;
     Ok((
         StatusCode::OK,
         AxumJson(
@@ -159,11 +169,12 @@ pub async fn reject_application(
     Json(r): Json<Reject>,
 ) -> Reply {
     let id = parse_id(&raw, "application id")?;
-    s.db.write(move |tx| writes::reject_application(tx, id, r.reason.as_deref()))
-        .await?;
-    let inv =
-        invalidation::on_membership_application_change(&s.cache, ApplicationAction::Reject, None)
-            .await;
+    let ((), inv) = write(&s, move |tx| {
+        writes::reject_application(tx, id, r.reason.as_deref())?;
+        let tags = invalidation::on_membership_application_change(ApplicationAction::Reject, None);
+        Ok(((), tags))
+    })
+    .await?;
     Ok((
         StatusCode::OK,
         AxumJson(json!({ "application_id": id, "status": "rejected", "invalidation": inv })),
@@ -186,17 +197,16 @@ pub async fn change_leadership(
     let ward = parse_id(&ward_raw, "ward id")?;
     let member = l.member_id;
     let r = role.clone();
-    let leaders =
-        s.db.write(move |tx| {
-            let previous = writes::change_leadership(tx, ward, &r, member)?;
-            let mut out = vec![(member, id_number_of(tx, member)?)];
-            if let Some(p) = previous.filter(|p| *p != member) {
-                out.push((p, id_number_of(tx, p)?));
-            }
-            Ok(out)
-        })
-        .await?;
-    let inv = invalidation::on_leadership_change(&s.cache, &leaders).await;
+    let (leaders, inv) = write(&s, move |tx| {
+        let previous = writes::change_leadership(tx, ward, &r, member)?;
+        let mut out = vec![(member, id_number_of(tx, member)?)];
+        if let Some(p) = previous.filter(|p| *p != member) {
+            out.push((p, id_number_of(tx, p)?));
+        }
+        let tags = invalidation::on_leadership_change(&out);
+        Ok((out, tags))
+    })
+    .await?;
     let previous = leaders.get(1).map(|l| l.0);
     Ok((
         StatusCode::OK,

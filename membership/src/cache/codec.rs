@@ -1,10 +1,14 @@
-//! Stored value format: one tag byte, then the body, LZ4-compressed when it is larger
-//! than the threshold. Transparent to clients.
+//! Stored value format. A cache entry is an envelope `v`, the number of tag versions, each
+//! version (length byte + bytes), then the body: one format byte and the body, LZ4-compressed
+//! when it is larger than the threshold. The versions are those of the entry's tags when
+//! its body was computed; a read serves the entry only while they are still current.
+//! Transparent to clients.
 
 use bytes::Bytes;
 
 const RAW: u8 = b'r';
 const LZ4: u8 = b'z';
+const ENTRY: u8 = b'v';
 
 /// Errors decoding a stored value.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +48,54 @@ pub fn decode(stored: &[u8]) -> Result<Bytes, CodecError> {
     }
 }
 
+/// A cache entry: its tag versions at computation time and its encoded body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry<'a> {
+    /// The version of each tag (in the order of the route's tags) the body was computed at.
+    pub versions: Vec<&'a str>,
+    /// The body as [`encode`] wrote it.
+    pub body: &'a [u8],
+}
+
+/// Encodes a cache entry: the tag versions, then the body (see [`encode`]). Versions are
+/// at most 255 bytes and at most 255 of them.
+pub fn encode_entry(versions: &[String], body: &[u8], threshold: usize) -> Vec<u8> {
+    let encoded = encode(body, threshold);
+    let mut out =
+        Vec::with_capacity(2 + versions.iter().map(|v| v.len() + 1).sum::<usize>() + encoded.len());
+    out.push(ENTRY);
+    out.push(u8::try_from(versions.len()).expect("at most 255 tags"));
+    for v in versions {
+        out.push(u8::try_from(v.len()).expect("a version of at most 255 bytes"));
+        out.extend_from_slice(v.as_bytes());
+    }
+    out.extend_from_slice(&encoded);
+    out
+}
+
+/// Splits a stored cache entry into its versions and encoded body. A value without the
+/// envelope (written by an older build) or a truncated one is a [`CodecError::Format`].
+pub fn decode_entry(stored: &[u8]) -> Result<Entry<'_>, CodecError> {
+    let (&ENTRY, rest) = stored.split_first().ok_or(CodecError::Format)? else {
+        return Err(CodecError::Format);
+    };
+    let (&n, mut rest) = rest.split_first().ok_or(CodecError::Format)?;
+    let mut versions = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let (&len, tail) = rest.split_first().ok_or(CodecError::Format)?;
+        if tail.len() < len as usize {
+            return Err(CodecError::Format);
+        }
+        let (v, tail) = tail.split_at(len as usize);
+        versions.push(std::str::from_utf8(v).map_err(|_| CodecError::Format)?);
+        rest = tail;
+    }
+    Ok(Entry {
+        versions,
+        body: rest,
+    })
+}
+
 /// Whether a stored value is compressed.
 pub fn is_compressed(stored: &[u8]) -> bool {
     stored.first() == Some(&LZ4)
@@ -65,6 +117,19 @@ mod tests {
         assert!(is_compressed(&enc));
         assert!(enc.len() < large.len() / 4);
         assert_eq!(decode(&enc).unwrap().as_ref(), large.as_slice());
+    }
+
+    #[test]
+    fn entries_carry_their_versions() {
+        let versions = vec!["3f2a".to_string(), "b7".to_string()];
+        let enc = encode_entry(&versions, br#"{"id":1}"#, 1024);
+        let e = decode_entry(&enc).unwrap();
+        assert_eq!(e.versions, ["3f2a", "b7"]);
+        assert_eq!(decode(e.body).unwrap().as_ref(), br#"{"id":1}"#);
+        // An entry of the old format, or a truncated one, is not an entry.
+        assert!(decode_entry(&encode(b"{}", 1024)).is_err());
+        assert!(decode_entry(&enc[..5]).is_err());
+        assert!(decode_entry(b"v").is_err());
     }
 
     #[test]

@@ -1,10 +1,15 @@
-//! Invalidation hooks, fired by every write after its transaction commits, and awaited
-//! before the write's response is sent. Each removes exactly what the write made stale.
+//! Invalidation hooks: each names exactly the tags a write makes stale. [`write`] runs a
+//! write's transaction, records the hook's tags in the outbox in that same transaction,
+//! and after commit applies them (awaited before the write's response is sent), so an
+//! invalidation survives a Redis outage and an API restart.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::keys::tags;
 use super::Cache;
+use crate::db::{outbox, Db, DbError};
 
 /// A member write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,57 +45,68 @@ pub struct Invalidation {
     pub removed: Option<u64>,
 }
 
-async fn apply(cache: &Cache, tags: Vec<String>) -> Invalidation {
-    let removed = cache.invalidate(tags.clone()).await;
-    Invalidation { tags, removed }
+/// Runs `f` in a write transaction; the tags it returns are recorded in the outbox in the
+/// same transaction and applied to the cache after commit.
+pub async fn write<T, F>(db: &Arc<Db>, cache: &Cache, f: F) -> Result<(T, Invalidation), DbError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Transaction<'_>) -> Result<(T, Vec<String>), DbError> + Send + 'static,
+{
+    let (out, recorded) = db
+        .write(move |tx| {
+            let (out, tags) = f(tx)?;
+            Ok((out, outbox::record(tx, &tags)?))
+        })
+        .await?;
+    let tags = recorded.tags.clone();
+    let removed = cache.apply(recorded).await;
+    Ok((out, Invalidation { tags, removed }))
 }
 
 /// `on_member_change(action, id)`: the member's own entries (by id and by ID number), and
 /// statistics and analytics when the write changes what they count (every create and
 /// delete; an update only when it touches gender, birth date, ward or status).
-pub async fn on_member_change(
-    cache: &Cache,
+pub fn on_member_change(
     action: MemberAction,
     id: i64,
     id_number: &str,
     counted_fields_changed: bool,
-) -> Invalidation {
+) -> Vec<String> {
     let mut t = vec![tags::member(id), tags::member_id_number(id_number)];
     if action != MemberAction::Update || counted_fields_changed {
         t.push(tags::STATISTICS.into());
         t.push(tags::ANALYTICS.into());
     }
-    apply(cache, t).await
+    t
 }
 
 /// `on_membership_application_change(action)`: statistics (pending count) and analytics
 /// (application pipeline); an approval also created `member` (id, ID number).
-pub async fn on_membership_application_change(
-    cache: &Cache,
+pub fn on_membership_application_change(
     _action: ApplicationAction,
     member: Option<(i64, &str)>,
-) -> Invalidation {
+) -> Vec<String> {
     let mut t = vec![tags::STATISTICS.into(), tags::ANALYTICS.into()];
     if let Some((id, idn)) = member {
         t.push(tags::member(id));
         t.push(tags::member_id_number(idn));
     }
-    apply(cache, t).await
+    t
 }
 
 /// `on_leadership_change(ward, role)`: the old and new leader's member entries (they list
 /// roles), statistics (positions filled) and analytics (leadership coverage).
-pub async fn on_leadership_change(cache: &Cache, leaders: &[(i64, String)]) -> Invalidation {
+pub fn on_leadership_change(leaders: &[(i64, String)]) -> Vec<String> {
     let mut t = vec![tags::STATISTICS.into(), tags::ANALYTICS.into()];
     for (id, idn) in leaders {
         t.push(tags::member(*id));
         t.push(tags::member_id_number(idn));
     }
-    apply(cache, t).await
+    t
 }
 
 /// `on_bulk_operation(import, count)`: statistics and analytics (new members have no
 /// cached entries of their own: only successful reads are stored).
-pub async fn on_bulk_operation(cache: &Cache, _count: usize) -> Invalidation {
-    apply(cache, vec![tags::STATISTICS.into(), tags::ANALYTICS.into()]).await
+pub fn on_bulk_operation(_count: usize) -> Vec<String> {
+    vec![tags::STATISTICS.into(), tags::ANALYTICS.into()]
 }

@@ -1,5 +1,7 @@
 //! Cache configurations per route kind, and the key format
-//! `<REDIS_KEY_PREFIX><type>:<path>:<variant>` (variant = normalised query, or `default`).
+//! `<REDIS_KEY_PREFIX><type>:<path>:<variant>`. Path and variant are canonical: built from the
+//! parsed request (see [`super::layer::CachedRequest`]), so every spelling of one resource
+//! (`members/0042`, `members/%34%32`, `limit=05`, `limit=%2B5`) has one key.
 
 use serde::Serialize;
 
@@ -47,16 +49,14 @@ impl CacheKind {
         }
     }
 
-    /// Invalidation tags of an entry at `path`: the writes that make it stale invalidate
-    /// one of these. Member entries are tagged by the id or ID number in their path.
-    pub fn tags(self, path: &str) -> Vec<String> {
-        let last = path.rsplit('/').next().unwrap_or_default();
+    /// Invalidation tags of the route kinds whose entries depend on a whole area
+    /// (statistics, analytics, lookups); member entries are tagged by their parsed member.
+    pub fn area_tags(self) -> Vec<String> {
         match self {
             CacheKind::Statistics => vec![tags::STATISTICS.into()],
             CacheKind::Analytics | CacheKind::AnalyticsLong => vec![tags::ANALYTICS.into()],
-            CacheKind::Member => vec![tags::member(last.parse().unwrap_or(-1))],
-            CacheKind::MemberByIdNumber => vec![tags::member_id_number(last)],
             CacheKind::Lookup => vec![tags::LOOKUP.into()],
+            CacheKind::Member | CacheKind::MemberByIdNumber => Vec::new(),
         }
     }
 }
@@ -81,26 +81,25 @@ pub mod tags {
     }
 }
 
-/// Sorts and joins the query's `name=value` pairs; `default` when there are none.
-pub fn variant(query: Option<&str>) -> String {
-    let mut pairs: Vec<&str> = query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .collect();
+/// Joins canonical `name=value` pairs (already parsed and in a fixed order); `default`
+/// when there are none.
+pub fn variant(pairs: &[(&str, String)]) -> String {
     if pairs.is_empty() {
         return "default".into();
     }
-    pairs.sort_unstable();
-    pairs.join("&")
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
-/// The full cache key of a request.
-pub fn cache_key(prefix: &str, kind: CacheKind, path: &str, query: Option<&str>) -> String {
-    format!("{prefix}{}:{path}:{}", kind.type_name(), variant(query))
+/// The full cache key of a canonical path and variant.
+pub fn cache_key(prefix: &str, kind: CacheKind, path: &str, variant: &str) -> String {
+    format!("{prefix}{}:{path}:{variant}", kind.type_name())
 }
 
-/// Key holding a tag's version counter.
+/// Key holding a tag's version (a random value an invalidation replaces).
 pub fn version_key(prefix: &str, tag: &str) -> String {
     format!("{prefix}tagver:{tag}")
 }
@@ -133,26 +132,26 @@ mod tests {
                 "membership:",
                 CacheKind::Statistics,
                 "/api/v1/statistics/system",
-                None
+                &variant(&[])
             ),
             "membership:statistics:/api/v1/statistics/system:default"
         );
     }
 
     #[test]
-    fn query_order_does_not_change_the_key() {
-        assert_eq!(variant(Some("b=2&a=1")), variant(Some("a=1&b=2")));
-        assert_eq!(variant(Some("")), "default");
-        assert_eq!(variant(Some("a=1&&")), "a=1");
+    fn variants_join_canonical_pairs() {
+        assert_eq!(variant(&[]), "default");
+        assert_eq!(
+            variant(&[("limit", "5".into()), ("province", "GP".into())]),
+            "limit=5&province=GP"
+        );
     }
 
     #[test]
-    fn member_tags_come_from_the_path() {
-        assert_eq!(CacheKind::Member.tags("/api/v1/members/42"), ["member:42"]);
-        assert_eq!(
-            CacheKind::MemberByIdNumber.tags("/api/v1/members/by-id-number/9001015009087"),
-            ["member-idn:9001015009087"]
-        );
+    fn area_tags_per_kind() {
+        assert_eq!(CacheKind::Statistics.area_tags(), ["statistics"]);
+        assert_eq!(CacheKind::AnalyticsLong.area_tags(), ["analytics"]);
+        assert!(CacheKind::Member.area_tags().is_empty());
     }
 
     #[test]

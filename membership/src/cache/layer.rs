@@ -1,43 +1,65 @@
 //! The cache-aside middleware: a tower layer put on each cached route with its
-//! [`CacheKind`]. Only successful GETs are stored; every response carries `X-Cache`
-//! (HIT / MISS / BYPASS) and `X-Cache-Key`. Concurrent misses on one key are coalesced:
-//! the handler runs once and the others share its response.
+//! [`CacheKind`] and its [`CachedRequest`] type. GET and HEAD take the same path (HEAD is
+//! answered from the cache or computed as a GET, then sent without its body). Only 200
+//! answers are stored, and only they carry `X-Cache` (HIT / MISS / BYPASS) and
+//! `X-Cache-Key`: a rejected request or an error is not a cache result. Concurrent misses on
+//! one key are coalesced: the handler runs once and the others share its response.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use axum::response::IntoResponse;
 use tower::{Layer, Service, ServiceExt};
 
 use super::keys::{cache_key, CacheKind};
 use super::metrics::{Event, Outcome};
+use super::request::{parse_parts, CachedRequest};
 use super::{Cache, Lookup, SharedResponse};
 
 /// Largest handler response the layer buffers to store.
 const MAX_BODY: usize = 64 << 20;
 
-/// The layer for one route.
-#[derive(Clone)]
-pub struct CacheLayer {
+/// The layer for one route, whose requests parse as `R`.
+pub struct CacheLayer<R> {
     cache: Arc<Cache>,
     kind: CacheKind,
     route: &'static str,
+    request: PhantomData<fn() -> R>,
 }
 
-impl CacheLayer {
-    /// Caches the route `route` (its template, used as the metrics label) as `kind`.
-    pub fn new(cache: Arc<Cache>, kind: CacheKind, route: &'static str) -> Self {
-        Self { cache, kind, route }
+impl<R> Clone for CacheLayer<R> {
+    fn clone(&self) -> Self {
+        Self {
+            cache: Arc::clone(&self.cache),
+            kind: self.kind,
+            route: self.route,
+            request: PhantomData,
+        }
     }
 }
 
-impl<S> Layer<S> for CacheLayer {
-    type Service = CacheService<S>;
+impl<R: CachedRequest> CacheLayer<R> {
+    /// Caches the route `route` (its template, used as the metrics label and the canonical
+    /// path) as `kind`.
+    pub fn new(cache: Arc<Cache>, kind: CacheKind, route: &'static str) -> Self {
+        Self {
+            cache,
+            kind,
+            route,
+            request: PhantomData,
+        }
+    }
+}
+
+impl<S, R> Layer<S> for CacheLayer<R> {
+    type Service = CacheService<S, R>;
     fn layer(&self, inner: S) -> Self::Service {
         CacheService {
             inner,
@@ -47,19 +69,28 @@ impl<S> Layer<S> for CacheLayer {
 }
 
 /// The service the layer wraps a route in.
-#[derive(Clone)]
-pub struct CacheService<S> {
+pub struct CacheService<S, R> {
     inner: S,
-    layer: CacheLayer,
+    layer: CacheLayer<R>,
 }
 
-impl<S> Service<Request<Body>> for CacheService<S>
+impl<S: Clone, R> Clone for CacheService<S, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+        }
+    }
+}
+
+impl<S, R> Service<Request<Body>> for CacheService<S, R>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
         + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
+    R: CachedRequest,
 {
     type Response = Response<Body>;
     type Error = Infallible;
@@ -107,20 +138,61 @@ impl Drop for InflightGuard<'_> {
     }
 }
 
-impl CacheLayer {
+/// A HEAD answer: the GET answer's status and headers, its length, no body.
+fn headless(resp: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    if let Some(len) = body.size_hint().exact() {
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    Response::from_parts(parts, Body::empty())
+}
+
+impl<R: CachedRequest> CacheLayer<R> {
     async fn handle<S>(&self, req: Request<Body>, inner: S) -> Response<Body>
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send,
+        S::Future: Send,
+    {
+        let head = req.method() == Method::HEAD;
+        if req.method() != Method::GET && !head {
+            return call(inner, req).await;
+        }
+        let resp = self.handle_get(req, inner).await;
+        if head {
+            headless(resp)
+        } else {
+            resp
+        }
+    }
+
+    async fn handle_get<S>(&self, req: Request<Body>, inner: S) -> Response<Body>
     where
         S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send,
         S::Future: Send,
     {
         let started = Instant::now();
         let cache = &self.cache;
-        if req.method() != Method::GET {
-            return call(inner, req).await;
-        }
-        let path = req.uri().path().to_string();
-        let key = cache_key(cache.prefix(), self.kind, &path, req.uri().query());
-        let tags = self.kind.tags(&path);
+        let (mut parts, body) = req.into_parts();
+        let parsed = match parse_parts::<R>(&mut parts).await {
+            Ok(p) => p,
+            Err(rejection) => {
+                cache.metrics.event(self.route, Event::Uncacheable);
+                return rejection.into_response();
+            }
+        };
+        let key = cache_key(
+            cache.prefix(),
+            self.kind,
+            &parsed.path(self.route),
+            &parsed.variant(),
+        );
+        let tags = parsed.tags(self.kind);
+        parts.extensions.insert(parsed);
+        // A HEAD is computed as a GET, so what is stored and shared has its body.
+        parts.method = Method::GET;
+        let req = Request::from_parts(parts, body);
         let refresh = cache.honor_no_cache()
             && req
                 .headers()
@@ -153,6 +225,10 @@ impl CacheLayer {
                 Outcome::Miss,
             ),
         };
+        if resp.status() != StatusCode::OK {
+            cache.metrics.event(self.route, Event::Uncacheable);
+            return resp;
+        }
         cache.metrics.record(self.route, outcome, started.elapsed());
         with_headers(resp, outcome, &key)
     }
@@ -165,7 +241,7 @@ impl CacheLayer {
         inner: S,
         key: &str,
         tags: &[String],
-        versions: Vec<String>,
+        versions: Option<Vec<String>>,
         refresh: bool,
     ) -> Response<Body>
     where
@@ -216,16 +292,20 @@ impl CacheLayer {
                 return r;
             }
         };
-        if parts.status == StatusCode::OK {
-            let ttl = self.kind.ttl(cache.ttls());
-            match cache.store(key, &body, ttl, tags, &versions).await {
-                Ok(true) => {}
-                Ok(false) => cache.metrics.event(self.route, Event::StoreSkipped),
-                Err(e) => {
-                    cache.metrics.event(self.route, Event::RedisError);
-                    tracing::debug!("cache store of {key} failed: {e}");
+        match (parts.status, versions) {
+            (StatusCode::OK, Some(versions)) => {
+                let ttl = self.kind.ttl(cache.ttls());
+                match cache.store(key, &body, ttl, tags, &versions).await {
+                    Ok(true) => {}
+                    Ok(false) => cache.metrics.event(self.route, Event::StoreSkipped),
+                    Err(e) => {
+                        cache.metrics.event(self.route, Event::RedisError);
+                        tracing::debug!("cache store of {key} failed: {e}");
+                    }
                 }
             }
+            (StatusCode::OK, None) => cache.metrics.event(self.route, Event::StoreSkipped),
+            _ => {}
         }
         let shared: SharedResponse = Arc::new((parts.status, parts.headers, body));
         if let Some(tx) = tx {

@@ -1,5 +1,6 @@
 //! Cache metrics per route: hits, misses, bypasses, errors, coalesced requests, origin
-//! calls, skipped stores, and latency of the HIT, MISS and BYPASS paths in microseconds.
+//! calls, skipped stores, entries refused as unproven, answers that were not cacheable
+//! (4xx/5xx, no `X-Cache`), and latency of the HIT, MISS and BYPASS paths in microseconds.
 //! Served as JSON (`cache/metrics`) and in the Prometheus text format (`/metrics`).
 
 use std::collections::BTreeMap;
@@ -42,6 +43,8 @@ struct RouteStats {
     coalesced: u64,
     origin_calls: u64,
     stores_skipped: u64,
+    unproven: u64,
+    uncacheable: u64,
     latency: [Histogram<u64>; 3],
 }
 
@@ -56,6 +59,8 @@ impl RouteStats {
             coalesced: 0,
             origin_calls: 0,
             stores_skipped: 0,
+            unproven: 0,
+            uncacheable: 0,
             latency: [h(), h(), h()],
         }
     }
@@ -84,6 +89,11 @@ pub enum Event {
     OriginCall,
     /// A computed value was not stored because a write invalidated it meanwhile.
     StoreSkipped,
+    /// An entry was found but not served: its tag versions were stale or missing.
+    Unproven,
+    /// An answer that is not a cache result (a 4xx or 5xx, or a rejected request): it
+    /// carries no `X-Cache` and does not count towards the hit rate.
+    Uncacheable,
 }
 
 impl CacheMetrics {
@@ -112,6 +122,8 @@ impl CacheMetrics {
             Event::Coalesced => s.coalesced += 1,
             Event::OriginCall => s.origin_calls += 1,
             Event::StoreSkipped => s.stores_skipped += 1,
+            Event::Unproven => s.unproven += 1,
+            Event::Uncacheable => s.uncacheable += 1,
         });
     }
 
@@ -160,6 +172,7 @@ impl CacheMetrics {
                 json!({
                     "hits": s.hits, "misses": s.misses, "bypasses": s.bypasses, "errors": s.errors,
                     "coalesced": s.coalesced, "origin_calls": s.origin_calls, "stores_skipped": s.stores_skipped,
+                    "unproven": s.unproven, "uncacheable": s.uncacheable,
                     "hit_rate": if answered > 0 { json!(s.hits as f64 / answered as f64) } else { Value::Null },
                     "latency": { "hit": lat(&s.latency[0]), "miss": lat(&s.latency[1]), "bypass": lat(&s.latency[2]) },
                 }),
@@ -210,10 +223,27 @@ impl CacheMetrics {
                 "Computed values not stored because a write invalidated them.",
                 3,
             ),
+            (
+                "membership_cache_unproven_total",
+                "Entries found but not served because their tag versions were stale or missing.",
+                4,
+            ),
+            (
+                "membership_cache_uncacheable_total",
+                "Answers on cached routes that were not cache results (4xx, 5xx).",
+                5,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for (r, s) in routes.iter() {
-                let v = [s.errors, s.coalesced, s.origin_calls, s.stores_skipped][pick];
+                let v = [
+                    s.errors,
+                    s.coalesced,
+                    s.origin_calls,
+                    s.stores_skipped,
+                    s.unproven,
+                    s.uncacheable,
+                ][pick];
                 let _ = writeln!(out, "{name}{{route=\"{r}\"}} {v}");
             }
         }

@@ -4,17 +4,22 @@
 //! - [`codec`]: stored value format with LZ4 compression above a threshold.
 //! - [`link`]: the connection, standalone or through Sentinels, following failovers.
 //! - [`breaker`]: circuit breaker so a dead Redis is not retried on every request.
+//! - [`request`]: a cached route's request, parsed once into its canonical form.
 //! - [`layer`]: the cache-aside tower layer (`X-Cache`, stampede protection).
 //! - [`invalidation`]: the hooks every write fires after commit.
 //! - [`metrics`]: per-route counters and latency histograms.
 //! - [`warmup`]: warming the critical endpoints.
 //!
-//! Consistency: every entry is stored together with the tags it depends on, and only if
-//! none of those tags' version counters moved since the request read them (one Lua script,
-//! so a write that commits while a miss is being computed can never leave stale data
-//! behind). An invalidation bumps the versions and unlinks the tagged keys (no KEYS).
-//! When Redis cannot be reached for an invalidation, the tags are kept and the cache is
-//! bypassed until they have been applied, so no read after a write sees older data.
+//! Freshness (DESIGN.md, "Cache freshness"): every tag has a version in Redis, a random
+//! 128-bit value that an invalidation replaces and that is never reused. An entry carries the
+//! versions of its tags from when its body was computed, and a read serves it only when every
+//! version is still present and equal: an entry whose bookkeeping was evicted, expired or
+//! lost is unproven and becomes a MISS, under any eviction policy. A computed body is stored
+//! only if its versions did not move meanwhile (one Lua script). Tag sets let an
+//! invalidation also free the memory of what it made stale, but correctness never depends
+//! on them. Writes record their tags in the database's outbox in the write's transaction;
+//! while a tag has a row there (Redis was unreachable for the invalidation), no instance
+//! serves it from the cache, and whichever instance reaches Redis first drains the rows.
 
 pub mod breaker;
 pub mod codec;
@@ -23,6 +28,7 @@ pub mod keys;
 pub mod layer;
 pub mod link;
 pub mod metrics;
+pub mod request;
 pub mod warmup;
 
 use std::collections::{HashMap, VecDeque};
@@ -33,6 +39,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::config::ApiConfig;
+use crate::db::outbox::{Outbox, Recorded};
 use breaker::Breaker;
 use link::{LinkError, RedisLink};
 use metrics::CacheMetrics;
@@ -59,23 +66,26 @@ pub enum CacheError {
 pub enum Lookup {
     /// The stored body.
     Hit(Bytes),
-    /// Not stored; carries the tag versions read with it, to store the computed value.
-    Miss(Vec<String>),
+    /// Not stored, or not provably fresh; carries the tag versions to store the computed
+    /// value with (`None` when they could not be established: the value is not stored).
+    Miss(Option<Vec<String>>),
     /// Redis is not used for this request.
     Bypass,
 }
 
-/// Stores `KEYS[1]` only if every tag version (`KEYS[2..n+1]`) still equals the one read
-/// before the value was computed (`ARGV[3..]`), and adds the key to each tag set.
+/// Stores `KEYS[1]` only if every tag version (`KEYS[2..n+1]`) is still present and equal
+/// to the one the value was computed at (`ARGV[3..]`), keeps each version at least as long
+/// as the entry, and adds the key to each tag set (`KEYS[n+2..]`).
 const STORE_LUA: &str = r#"
 local n = (#KEYS - 1) / 2
-for i = 1, n do
-  local v = redis.call('GET', KEYS[1 + i]) or '0'
-  if v ~= ARGV[2 + i] then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 local ttl = tonumber(ARGV[2])
 for i = 1, n do
+  if redis.call('GET', KEYS[1 + i]) ~= ARGV[2 + i] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
+for i = 1, n do
+  local v = KEYS[1 + i]
+  if redis.call('TTL', v) < ttl then redis.call('EXPIRE', v, ttl) end
   local set = KEYS[1 + n + i]
   redis.call('SADD', set, KEYS[1])
   if redis.call('TTL', set) < ttl then redis.call('EXPIRE', set, ttl) end
@@ -83,13 +93,13 @@ end
 return 1
 "#;
 
-/// For each (version key, tag set) pair: bump the version, unlink every key in the set
-/// (in batches) and drop the set. Returns the number of keys removed.
+/// For each (version key, tag set) pair: set the version to the new value `ARGV[1]` (with
+/// expiry `ARGV[2]`), unlink every key in the set (in batches) and drop the set. Returns the
+/// number of keys removed.
 const INVALIDATE_LUA: &str = r#"
 local removed = 0
 for i = 1, #KEYS, 2 do
-  redis.call('INCR', KEYS[i])
-  redis.call('EXPIRE', KEYS[i], 172800)
+  redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2])
   local members = redis.call('SMEMBERS', KEYS[i + 1])
   for j = 1, #members, 500 do
     removed = removed + redis.call('UNLINK', unpack(members, j, math.min(j + 499, #members)))
@@ -102,6 +112,17 @@ return removed
 /// How long invalidations are remembered so they can be re-applied after a failover
 /// (asynchronous replication may have lost them on the new master).
 const REPLAY_WINDOW: Duration = Duration::from_secs(60);
+
+/// How often each instance looks for outbox rows left behind by a failed invalidation.
+const DRAIN_EVERY: Duration = Duration::from_millis(250);
+
+/// Rows younger than this are left to the write that recorded them.
+const DRAIN_MIN_AGE_MS: i64 = 500;
+
+/// A new tag version: random, 128 bits, never reused.
+fn new_version() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
 
 /// A response shared between coalesced requests.
 pub type SharedResponse = Arc<(axum::http::StatusCode, axum::http::HeaderMap, Bytes)>;
@@ -119,9 +140,9 @@ pub struct Cache {
     /// Per-route metrics.
     pub metrics: CacheMetrics,
     inflight: Mutex<HashMap<String, Inflight>>,
-    pending: Mutex<Vec<String>>,
+    outbox: Arc<Outbox>,
     recent: Mutex<VecDeque<(Instant, Vec<String>)>>,
-    watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     store_script: redis::Script,
     invalidate_script: redis::Script,
 }
@@ -149,9 +170,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Cache {
-    /// Builds the cache; in Sentinel mode starts the `+switch-master` watcher (must be
-    /// called inside a tokio runtime).
-    pub fn new(cfg: &ApiConfig) -> Arc<Self> {
+    /// Builds the cache on the database's invalidation `outbox`; starts the outbox drainer
+    /// and, in Sentinel mode, the `+switch-master` watcher (must be called inside a tokio
+    /// runtime).
+    pub fn new(cfg: &ApiConfig, outbox: Arc<Outbox>) -> Arc<Self> {
         let link = RedisLink::new(cfg);
         let cache = Arc::new(Self {
             enabled: cfg.cache_enabled,
@@ -163,20 +185,28 @@ impl Cache {
             breaker: Breaker::new(cfg.breaker_threshold, cfg.breaker_cooldown),
             metrics: CacheMetrics::default(),
             inflight: Mutex::new(HashMap::new()),
-            pending: Mutex::new(Vec::new()),
+            outbox,
             recent: Mutex::new(VecDeque::new()),
-            watcher: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
             store_script: redis::Script::new(STORE_LUA),
             invalidate_script: redis::Script::new(INVALIDATE_LUA),
         });
         if cfg.cache_enabled {
             let weak: Weak<Cache> = Arc::downgrade(&cache);
-            let handle = link.watch_sentinels(move || {
+            let watcher = link.watch_sentinels(move || {
                 if let Some(c) = weak.upgrade() {
                     tokio::spawn(async move { c.replay_recent().await });
                 }
             });
-            *lock(&cache.watcher) = handle;
+            let weak: Weak<Cache> = Arc::downgrade(&cache);
+            let drainer = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(DRAIN_EVERY).await;
+                    let Some(c) = weak.upgrade() else { return };
+                    c.drain_outbox().await;
+                }
+            });
+            lock(&cache.tasks).extend(watcher.into_iter().chain([drainer]));
         }
         cache
     }
@@ -233,9 +263,37 @@ impl Cache {
             .collect()
     }
 
-    /// Reads `key` and the versions of `tags` in one round trip.
+    /// How long a new version lives: as long as the longest-lived entry could.
+    fn version_ttl(&self) -> u64 {
+        let t = &self.ttls;
+        [
+            t.statistics,
+            t.analytics,
+            t.analytics_long,
+            t.member,
+            t.member_long,
+            t.lookup,
+            t.default,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(86_400)
+    }
+
+    /// Whether any of `tags` has an invalidation waiting in the outbox (or the outbox
+    /// cannot be read): then the cache must not be used for them.
+    fn outbox_blocks(&self, tags: &[String]) -> bool {
+        match self.outbox.pending() {
+            None => true,
+            Some(p) => !p.is_empty() && tags.iter().any(|t| p.contains(t)),
+        }
+    }
+
+    /// Reads `key` and the versions of `tags` in one round trip. A HIT is served only when
+    /// the entry's versions are all present and current; otherwise it is a MISS carrying
+    /// the versions to store with (missing ones are created first).
     pub async fn lookup(&self, key: &str, tags: &[String], route: &'static str) -> Lookup {
-        if !self.enabled || !self.flush_pending().await {
+        if !self.enabled || self.outbox_blocks(tags) {
             return Lookup::Bypass;
         }
         let vkeys = self.version_keys(tags);
@@ -250,55 +308,92 @@ impl Cache {
                     .await
             })
             .await;
-        match res {
-            Ok((Some(stored), _)) => match codec::decode(&stored) {
-                Ok(body) => Lookup::Hit(body),
-                Err(e) => {
-                    tracing::warn!("dropping undecodable cache entry {key}: {e}");
-                    self.metrics.event(route, metrics::Event::RedisError);
-                    Lookup::Bypass
-                }
-            },
-            Ok((None, versions)) => Lookup::Miss(
-                versions
-                    .into_iter()
-                    .map(|v| v.unwrap_or_else(|| "0".into()))
-                    .collect(),
-            ),
+        let (stored, versions) = match res {
+            Ok(r) => r,
             Err(e) => {
                 if !matches!(e, CacheError::Unavailable) {
                     self.metrics.event(route, metrics::Event::RedisError);
                     tracing::debug!("cache read failed, bypassing: {e}");
                 }
-                Lookup::Bypass
+                return Lookup::Bypass;
+            }
+        };
+        if let Some(stored) = stored {
+            match codec::decode_entry(&stored) {
+                Ok(entry)
+                    if versions.len() == entry.versions.len()
+                        && versions
+                            .iter()
+                            .zip(&entry.versions)
+                            .all(|(v, e)| v.as_deref() == Some(*e)) =>
+                {
+                    match codec::decode(entry.body) {
+                        Ok(body) => return Lookup::Hit(body),
+                        Err(e) => {
+                            tracing::warn!("replacing undecodable cache entry {key}: {e}");
+                            self.metrics.event(route, metrics::Event::RedisError);
+                        }
+                    }
+                }
+                _ => self.metrics.event(route, metrics::Event::Unproven),
             }
         }
+        Lookup::Miss(self.complete_versions(tags, versions).await)
     }
 
-    /// Reads only the versions of `tags` (for a forced refresh); `None` when Redis is not
-    /// usable.
-    pub async fn versions(&self, tags: &[String]) -> Option<Vec<String>> {
-        if !self.enabled || !self.flush_pending().await {
+    /// Reads only the versions of `tags` (for a forced refresh), creating missing ones;
+    /// `None` when Redis is not usable.
+    pub async fn versions(&self, tags: &[String]) -> Option<Option<Vec<String>>> {
+        if !self.enabled || self.outbox_blocks(tags) {
             return None;
         }
         let vkeys = self.version_keys(tags);
-        self.call(|mut con| async move {
-            redis::cmd("MGET")
-                .arg(&vkeys)
-                .query_async::<Vec<Option<String>>>(&mut con)
-                .await
-        })
-        .await
-        .ok()
-        .map(|v| {
-            v.into_iter()
-                .map(|v| v.unwrap_or_else(|| "0".into()))
-                .collect()
-        })
+        let read = self
+            .call(|mut con| async move {
+                redis::cmd("MGET")
+                    .arg(&vkeys)
+                    .query_async::<Vec<Option<String>>>(&mut con)
+                    .await
+            })
+            .await
+            .ok()?;
+        Some(self.complete_versions(tags, read).await)
     }
 
-    /// Stores `body` under `key` for `ttl` seconds unless a tag moved past `versions`.
-    /// Returns whether it was stored.
+    /// The versions of `tags` as read, with the missing ones created (a fresh value each,
+    /// set only if still missing, then read back). `None` if any is still missing.
+    async fn complete_versions(
+        &self,
+        tags: &[String],
+        read: Vec<Option<String>>,
+    ) -> Option<Vec<String>> {
+        if read.iter().all(Option::is_some) {
+            return read.into_iter().collect();
+        }
+        let vkeys = self.version_keys(tags);
+        let ttl = self.version_ttl();
+        let mut pipe = redis::pipe();
+        for (k, v) in vkeys.iter().zip(&read) {
+            if v.is_none() {
+                pipe.cmd("SET")
+                    .arg(k)
+                    .arg(new_version())
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(ttl)
+                    .ignore();
+            }
+        }
+        pipe.cmd("MGET").arg(&vkeys);
+        let (now,): (Vec<Option<String>>,) = self
+            .call(|mut con| async move { pipe.query_async(&mut con).await })
+            .await
+            .ok()?;
+        now.into_iter().collect()
+    }
+
+    /// Stores `body` under `key` for `ttl` seconds with the tag `versions` it was computed
+    /// at, unless a version moved or vanished meanwhile. Returns whether it was stored.
     pub async fn store(
         &self,
         key: &str,
@@ -307,7 +402,7 @@ impl Cache {
         tags: &[String],
         versions: &[String],
     ) -> Result<bool, CacheError> {
-        let value = codec::encode(body, self.compress_threshold);
+        let value = codec::encode_entry(versions, body, self.compress_threshold);
         let mut inv = self.store_script.key(key);
         for k in self.version_keys(tags) {
             inv.key(k);
@@ -325,79 +420,102 @@ impl Cache {
         Ok(stored == 1)
     }
 
-    async fn run_invalidation(&self, tags: &[String]) -> Result<u64, CacheError> {
+    /// Gives each tag a new version and removes its tagged keys, now, without the outbox
+    /// (writes go through [`invalidation::write`]). Returns the number of keys removed.
+    pub async fn invalidate(&self, tags: &[String]) -> Result<u64, CacheError> {
+        if tags.is_empty() {
+            return Ok(0);
+        }
         let mut inv = self.invalidate_script.prepare_invoke();
         for t in tags {
             inv.key(keys::version_key(&self.prefix, t));
             inv.key(keys::tag_set_key(&self.prefix, t));
         }
+        inv.arg(new_version()).arg(self.version_ttl());
         self.call(|mut con| async move { inv.invoke_async::<u64>(&mut con).await })
             .await
     }
 
-    /// Applies invalidations that could not reach Redis earlier. Returns whether the cache
-    /// may be used (nothing left pending).
-    async fn flush_pending(&self) -> bool {
-        let tags: Vec<String> = {
-            let p = lock(&self.pending);
-            if p.is_empty() {
-                return true;
+    fn remember(&self, tags: &[String]) {
+        let mut r = lock(&self.recent);
+        let now = Instant::now();
+        while r
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > REPLAY_WINDOW)
+        {
+            r.pop_front();
+        }
+        r.push_back((now, tags.to_vec()));
+    }
+
+    /// Applies the invalidation a write recorded in the outbox, and removes its rows once
+    /// applied. When Redis cannot be reached the rows stay: every instance keeps the tags
+    /// out of the cache until one of them drains the outbox. Returns the number of keys
+    /// removed, or `None` when deferred.
+    pub async fn apply(&self, recorded: Recorded) -> Option<u64> {
+        if !self.enabled {
+            // Another instance on this database may cache: it drains the rows.
+            return Some(0);
+        }
+        if recorded.tags.is_empty() {
+            return Some(0);
+        }
+        self.remember(&recorded.tags);
+        match self.invalidate(&recorded.tags).await {
+            Ok(n) => {
+                if let Err(e) = self.outbox.remove(recorded.ids).await {
+                    tracing::warn!(
+                        "invalidation applied but its outbox rows stay ({e}); they will be drained"
+                    );
+                }
+                Some(n)
             }
-            p.clone()
-        };
-        match self.run_invalidation(&tags).await {
-            Ok(_) => {
-                let mut p = lock(&self.pending);
-                p.retain(|t| !tags.contains(t));
-                tracing::info!("applied {} deferred invalidation tag(s)", tags.len());
-                p.is_empty()
+            Err(e) => {
+                tracing::warn!(
+                    "invalidation of {} tag(s) deferred ({}): {e}; no instance serves them from the cache until the outbox is drained",
+                    recorded.tags.len(),
+                    summary(&recorded.tags)
+                );
+                None
             }
-            Err(_) => false,
         }
     }
 
-    /// Invalidates every entry carrying one of `tags`. When Redis cannot be reached the
-    /// tags are kept and the cache is bypassed until they are applied. Returns the number
-    /// of keys removed, or `None` when deferred.
-    pub async fn invalidate(&self, tags: Vec<String>) -> Option<u64> {
-        if !self.enabled || tags.is_empty() {
-            return Some(0);
+    /// Applies outbox rows that their writers could not apply (Redis was unreachable, or
+    /// the writer died). Returns how many rows were drained.
+    pub async fn drain_outbox(&self) -> usize {
+        if !self.enabled || self.outbox.pending().is_some_and(|p| p.is_empty()) {
+            return 0;
         }
-        {
-            let mut r = lock(&self.recent);
-            let now = Instant::now();
-            while r
-                .front()
-                .is_some_and(|(t, _)| now.duration_since(*t) > REPLAY_WINDOW)
-            {
-                r.pop_front();
-            }
-            r.push_back((now, tags.clone()));
-        }
-        match self.run_invalidation(&tags).await {
-            Ok(n) => Some(n),
+        let rows = match self.outbox.older_than(DRAIN_MIN_AGE_MS, 10_000).await {
+            Ok(r) if !r.ids.is_empty() => r,
+            Ok(_) => return 0,
             Err(e) => {
-                let mut p = lock(&self.pending);
-                // One warning per outage; the rest while tags are already pending at debug.
-                if p.is_empty() {
-                    tracing::warn!(
-                        "invalidation of {} tag(s) deferred ({}): {e}; the cache is bypassed until deferred invalidations apply",
-                        tags.len(),
-                        summary(&tags)
-                    );
-                } else {
-                    tracing::debug!(
-                        "invalidation of {} tag(s) deferred ({}): {e}",
-                        tags.len(),
-                        summary(&tags)
-                    );
-                }
-                for t in tags {
-                    if !p.contains(&t) {
-                        p.push(t);
-                    }
-                }
-                None
+                tracing::warn!("cannot read the cache outbox: {e}");
+                return 0;
+            }
+        };
+        let mut tags = rows.tags.clone();
+        tags.sort();
+        tags.dedup();
+        if self.invalidate(&tags).await.is_err() {
+            return 0;
+        }
+        self.remember(&tags);
+        let n = rows.ids.len();
+        match self.outbox.remove(rows.ids).await {
+            Ok(()) => {
+                tracing::info!(
+                    "applied {n} deferred invalidation(s) from the outbox ({})",
+                    summary(&tags)
+                );
+                n
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "deferred invalidations applied but not removed from the outbox: {e}"
+                );
+                0
             }
         }
     }
@@ -410,7 +528,7 @@ impl Cache {
             .collect();
         tags.sort();
         tags.dedup();
-        if !tags.is_empty() && self.invalidate(tags.clone()).await.is_some() {
+        if !tags.is_empty() && self.invalidate(&tags).await.is_ok() {
             tracing::info!(
                 "re-applied {} recent invalidation tag(s) on the new master",
                 tags.len()
@@ -469,6 +587,18 @@ impl Cache {
         }
     }
 
+    /// Tags waiting in the outbox, sorted (all of them when it cannot be read: `["*"]`).
+    fn pending_tags(&self) -> Vec<String> {
+        match self.outbox.pending() {
+            Some(p) => {
+                let mut v: Vec<String> = p.iter().cloned().collect();
+                v.sort();
+                v
+            }
+            None => vec!["*".into()],
+        }
+    }
+
     /// `cache/status`.
     pub async fn status(&self) -> Value {
         let dbsize: Option<u64> = if self.enabled {
@@ -486,7 +616,7 @@ impl Cache {
             "breaker": self.breaker.state(),
             "breaker_opened_total": self.breaker.opened_total(),
             "master_changes": self.link.master_changes(),
-            "pending_invalidations": lock(&self.pending).clone(),
+            "pending_invalidations": self.pending_tags(),
             "db_keys": dbsize,
             "key_prefix": self.prefix,
             "ttls": self.ttls,
@@ -516,7 +646,7 @@ impl Cache {
                     .collect();
                 let get = |k: &str| f.get(k).map(|v| v.to_string());
                 let num = |k: &str| f.get(k).and_then(|v| v.parse::<u64>().ok());
-                let pending = !lock(&self.pending).is_empty();
+                let pending = !self.pending_tags().is_empty();
                 json!({
                     "status": if pending { "degraded" } else { "healthy" },
                     "reachable": true,
@@ -550,7 +680,7 @@ impl Cache {
 
 impl Drop for Cache {
     fn drop(&mut self) {
-        if let Some(h) = lock(&self.watcher).take() {
+        for h in lock(&self.tasks).drain(..) {
             h.abort();
         }
     }

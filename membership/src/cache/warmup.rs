@@ -42,9 +42,15 @@ pub async fn warm(app: &Router, paths: &[String]) -> Vec<Warmed> {
     let mut out = Vec::with_capacity(paths.len());
     for path in paths {
         let started = Instant::now();
-        let req = Request::get(path.as_str())
-            .body(Body::empty())
-            .expect("a valid request");
+        let Ok(req) = Request::get(path.as_str()).body(Body::empty()) else {
+            out.push(Warmed {
+                path: path.clone(),
+                status: 400,
+                cache: None,
+                elapsed_us: 0,
+            });
+            continue;
+        };
         let resp = app.clone().oneshot(req).await.expect("infallible");
         out.push(Warmed {
             path: path.clone(),

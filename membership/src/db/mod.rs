@@ -5,8 +5,10 @@
 //! - [`generate`]: the deterministic data set.
 //! - [`queries`]: statistics, analytics, members and lookups (real SQL aggregates).
 //! - [`writes`]: member, application, leadership and bulk-import writes, in transactions.
+//! - [`outbox`]: the cache invalidations each write records in its own transaction.
 
 pub mod generate;
+pub mod outbox;
 pub mod queries;
 pub mod schema;
 pub mod writes;
@@ -77,6 +79,7 @@ pub struct Db {
     next: AtomicUsize,
     reads: AtomicU64,
     path: PathBuf,
+    outbox: Arc<outbox::Outbox>,
 }
 
 impl std::fmt::Debug for Db {
@@ -85,7 +88,7 @@ impl std::fmt::Debug for Db {
     }
 }
 
-fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+pub(crate) fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     let con = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -126,6 +129,7 @@ impl Db {
                 next: AtomicUsize::new(0),
                 reads: AtomicU64::new(0),
                 path: path.clone(),
+                outbox: outbox::Outbox::open(path)?,
             }),
             generated,
         ))
@@ -134,6 +138,11 @@ impl Db {
     /// Path of the database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The cache invalidation outbox.
+    pub fn outbox(&self) -> &Arc<outbox::Outbox> {
+        &self.outbox
     }
 
     /// Number of read calls served so far (each is one request's worth of queries).

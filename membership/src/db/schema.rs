@@ -3,7 +3,7 @@
 use rusqlite::Connection;
 
 /// Schema version this build migrates to (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const V1: &str = r#"
 CREATE TABLE provinces (
@@ -72,13 +72,25 @@ CREATE TABLE ward_leadership (
 CREATE INDEX leadership_member ON ward_leadership(member_id);
 "#;
 
+/// The cache invalidation outbox: the tags each write makes stale, recorded in the write's
+/// own transaction and removed once applied to Redis (one row per tag; AUTOINCREMENT so an
+/// id is never reused).
+const V2: &str = r#"
+CREATE TABLE cache_outbox (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    tag        TEXT NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL
+);
+"#;
+
 /// Applies the schema when the database is older than [`SCHEMA_VERSION`].
 pub fn migrate(con: &Connection) -> rusqlite::Result<()> {
     let version: i64 = con.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version < 1 {
-        con.execute_batch(&format!(
-            "BEGIN; {V1} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-        ))?;
+        con.execute_batch(&format!("BEGIN; {V1} PRAGMA user_version = 1; COMMIT;"))?;
+    }
+    if version < 2 {
+        con.execute_batch(&format!("BEGIN; {V2} PRAGMA user_version = 2; COMMIT;"))?;
     }
     Ok(())
 }

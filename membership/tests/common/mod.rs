@@ -17,6 +17,7 @@ pub struct RedisServer {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -29,13 +30,31 @@ fn free_port() -> u16 {
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra `redis-server` arguments (e.g. `--maxmemory 3mb`).
+    pub fn start_with(extra: &[&str]) -> Self {
         let mut s = Self {
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             child: None,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         s.restart();
         s
+    }
+
+    /// A field of `INFO` as a number.
+    pub async fn info_u64(&self, field: &str) -> u64 {
+        let info: String = redis::cmd("INFO")
+            .query_async(&mut self.con().await)
+            .await
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("INFO has no {field}"))
     }
 
     /// (Re)starts the server on the same port.
@@ -54,6 +73,7 @@ impl RedisServer {
             ])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
