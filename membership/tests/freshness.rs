@@ -486,3 +486,67 @@ async fn metrics_are_open_by_default_and_closed_with_metrics_token() {
     assert_eq!(ok.status, 200);
     assert!(String::from_utf8_lossy(&ok.body).contains("membership_cache_unproven_total"));
 }
+
+/// A miss in flight when a write lands must not hand its (older) body to a request that
+/// arrives after the write was acknowledged: that request reads newer tag versions and
+/// computes for itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_after_a_write_never_joins_a_miss_computed_before_it() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use axum::routing::get as route_get;
+    use membership::api::params::Plain;
+    use membership::cache::keys::CacheKind;
+    use membership::cache::layer::CacheLayer;
+
+    let redis = RedisServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let app = app(env(&tmp.path().join("m.db"), redis.port, &[])).await;
+    let cache = Arc::clone(&app.state.cache);
+    // The "database": a value read when the handler starts; the handler then waits for the
+    // gate before it answers, so the first request's body is computed before the write.
+    let value = Arc::new(AtomicU64::new(1));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let handler = {
+        let (value, gate) = (Arc::clone(&value), Arc::clone(&gate));
+        move || {
+            let (value, gate) = (Arc::clone(&value), Arc::clone(&gate));
+            async move {
+                let read = value.load(Ordering::SeqCst);
+                gate.acquire().await.unwrap().forget();
+                axum::Json(json!({ "value": read }))
+            }
+        }
+    };
+    let router = Router::new().route(
+        "/x",
+        route_get(handler).layer(CacheLayer::<Plain>::new(
+            Arc::clone(&cache),
+            CacheKind::Statistics,
+            "/x",
+        )),
+    );
+    let leader = tokio::spawn({
+        let r = router.clone();
+        async move { get(&r, "/x").await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The write: the data changes, its invalidation is applied, then it is acknowledged.
+    value.store(2, Ordering::SeqCst);
+    cache.invalidate(&["statistics".to_string()]).await.unwrap();
+    let after = tokio::spawn({
+        let r = router.clone();
+        async move { get(&r, "/x").await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gate.add_permits(2);
+    let (leader, after) = (leader.await.unwrap(), after.await.unwrap());
+    assert_eq!(leader.json()["value"], 1, "the leader was concurrent with the write");
+    assert_eq!(
+        after.json()["value"],
+        2,
+        "a request after the write was given a body computed before it ({})",
+        after.cache()
+    );
+}

@@ -249,19 +249,25 @@ impl<R: CachedRequest> CacheLayer<R> {
         S::Future: Send,
     {
         let cache = &self.cache;
-        let leader = if refresh {
-            None
-        } else {
+        // Requests coalesce only with a leader that read the same tag versions: one that
+        // arrives after a write was acknowledged reads newer versions, so it never shares a
+        // body its leader may have read from the database before that write. Without
+        // versions (refresh, or versions not established) nothing is shared.
+        let flight = match (&versions, refresh) {
+            (Some(v), false) => Some(format!("{key}\n{}", v.join(","))),
+            _ => None,
+        };
+        let leader = flight.as_ref().map(|flight| {
             let mut map = super::lock(&cache.inflight);
-            match map.get(key) {
-                Some(rx) => Some(Err(rx.clone())),
+            match map.get(flight) {
+                Some(rx) => Err(rx.clone()),
                 None => {
                     let (tx, rx) = tokio::sync::watch::channel(None);
-                    map.insert(key.to_string(), rx);
-                    Some(Ok(tx))
+                    map.insert(flight.clone(), rx);
+                    Ok(tx)
                 }
             }
-        };
+        });
         let tx = match leader {
             Some(Err(mut rx)) => {
                 cache.metrics.event(self.route, Event::Coalesced);
@@ -279,7 +285,10 @@ impl<R: CachedRequest> CacheLayer<R> {
             Some(Ok(tx)) => Some(tx),
             None => None,
         };
-        let _guard = tx.as_ref().map(|_| InflightGuard { cache, key });
+        let _guard = tx
+            .as_ref()
+            .zip(flight.as_deref())
+            .map(|(_, key)| InflightGuard { cache, key });
         cache.metrics.event(self.route, Event::OriginCall);
         let resp = call(inner, req).await;
         let (parts, body) = resp.into_parts();
