@@ -1,7 +1,9 @@
-//! Stored value format. A cache entry is an envelope `v`, the number of tag versions, each
-//! version (length byte + bytes), then the body: one format byte and the body, LZ4-compressed
-//! when it is larger than the threshold. The versions are those of the entry's tags when
-//! its body was computed; a read serves the entry only while they are still current.
+//! Stored value format. A cache entry is an envelope `v`, a count, the Redis server
+//! incarnation (`run_id`) it was stored on and the versions of its tags (each a length byte
+//! and its bytes), then the body: one format byte and the body, LZ4-compressed when it is
+//! larger than the threshold. The versions are those of the entry's tags when its body was
+//! computed; a read serves the entry only on the same server incarnation and while they
+//! are still current.
 //! Transparent to clients.
 
 use bytes::Bytes;
@@ -48,25 +50,31 @@ pub fn decode(stored: &[u8]) -> Result<Bytes, CodecError> {
     }
 }
 
-/// A cache entry: its tag versions at computation time and its encoded body.
+/// A cache entry: where it was stored, its tag versions at computation time and its
+/// encoded body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry<'a> {
+    /// The `run_id` of the Redis server the entry was stored on.
+    pub server: &'a str,
     /// The version of each tag (in the order of the route's tags) the body was computed at.
     pub versions: Vec<&'a str>,
     /// The body as [`encode`] wrote it.
     pub body: &'a [u8],
 }
 
-/// Encodes a cache entry: the tag versions, then the body (see [`encode`]). Versions are
-/// at most 255 bytes and at most 255 of them.
-pub fn encode_entry(versions: &[String], body: &[u8], threshold: usize) -> Vec<u8> {
+/// Encodes a cache entry: the server, the tag versions, then the body (see [`encode`]).
+/// Each is at most 255 bytes, and there are at most 254 versions.
+pub fn encode_entry(server: &str, versions: &[String], body: &[u8], threshold: usize) -> Vec<u8> {
     let encoded = encode(body, threshold);
+    let fields: Vec<&str> = std::iter::once(server)
+        .chain(versions.iter().map(String::as_str))
+        .collect();
     let mut out =
-        Vec::with_capacity(2 + versions.iter().map(|v| v.len() + 1).sum::<usize>() + encoded.len());
+        Vec::with_capacity(2 + fields.iter().map(|v| v.len() + 1).sum::<usize>() + encoded.len());
     out.push(ENTRY);
-    out.push(u8::try_from(versions.len()).expect("at most 255 tags"));
-    for v in versions {
-        out.push(u8::try_from(v.len()).expect("a version of at most 255 bytes"));
+    out.push(u8::try_from(fields.len()).expect("at most 254 tags"));
+    for v in fields {
+        out.push(u8::try_from(v.len()).expect("a field of at most 255 bytes"));
         out.extend_from_slice(v.as_bytes());
     }
     out.extend_from_slice(&encoded);
@@ -80,6 +88,9 @@ pub fn decode_entry(stored: &[u8]) -> Result<Entry<'_>, CodecError> {
         return Err(CodecError::Format);
     };
     let (&n, mut rest) = rest.split_first().ok_or(CodecError::Format)?;
+    if n == 0 {
+        return Err(CodecError::Format);
+    }
     let mut versions = Vec::with_capacity(n as usize);
     for _ in 0..n {
         let (&len, tail) = rest.split_first().ok_or(CodecError::Format)?;
@@ -90,7 +101,9 @@ pub fn decode_entry(stored: &[u8]) -> Result<Entry<'_>, CodecError> {
         versions.push(std::str::from_utf8(v).map_err(|_| CodecError::Format)?);
         rest = tail;
     }
+    let server = versions.remove(0);
     Ok(Entry {
+        server,
         versions,
         body: rest,
     })
@@ -122,14 +135,16 @@ mod tests {
     #[test]
     fn entries_carry_their_versions() {
         let versions = vec!["3f2a".to_string(), "b7".to_string()];
-        let enc = encode_entry(&versions, br#"{"id":1}"#, 1024);
+        let enc = encode_entry("run1", &versions, br#"{"id":1}"#, 1024);
         let e = decode_entry(&enc).unwrap();
+        assert_eq!(e.server, "run1");
         assert_eq!(e.versions, ["3f2a", "b7"]);
         assert_eq!(decode(e.body).unwrap().as_ref(), br#"{"id":1}"#);
         // An entry of the old format, or a truncated one, is not an entry.
         assert!(decode_entry(&encode(b"{}", 1024)).is_err());
         assert!(decode_entry(&enc[..5]).is_err());
         assert!(decode_entry(b"v").is_err());
+        assert!(decode_entry(b"v\x00r{}").is_err());
     }
 
     #[test]

@@ -241,7 +241,7 @@ impl<R: CachedRequest> CacheLayer<R> {
         inner: S,
         key: &str,
         tags: &[String],
-        versions: Option<Vec<String>>,
+        versions: Option<super::Versions>,
         refresh: bool,
     ) -> Response<Body>
     where
@@ -254,7 +254,7 @@ impl<R: CachedRequest> CacheLayer<R> {
         // body its leader may have read from the database before that write. Without
         // versions (refresh, or versions not established) nothing is shared.
         let flight = match (&versions, refresh) {
-            (Some(v), false) => Some(format!("{key}\n{}", v.join(","))),
+            (Some(v), false) => Some(format!("{key}\n{}\n{}", v.server, v.tags.join(","))),
             _ => None,
         };
         let leader = flight.as_ref().map(|flight| {

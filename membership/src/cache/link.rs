@@ -48,13 +48,33 @@ pub fn needs_reconnect(e: &LinkError) -> bool {
     }
 }
 
+/// A Redis server incarnation: its `run_id`, new at every start of the process. An entry
+/// stored on one incarnation is not trusted on another (a promoted replica or a server
+/// restarted from its AOF/RDB may hold data from before an invalidation it lost).
+pub type ServerId = Arc<str>;
+
+/// The `run_id` of the server behind `con`.
+async fn server_id(con: &mut MultiplexedConnection) -> Result<ServerId, LinkError> {
+    let info: String = redis::cmd("INFO").arg("server").query_async(con).await?;
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("run_id:"))
+        .map(|id| Arc::from(id.trim()))
+        .ok_or_else(|| {
+            LinkError::Redis(RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "INFO server has no run_id",
+            )))
+        })
+}
+
 /// The shared connection.
 pub struct RedisLink {
     target: RedisTarget,
     password: Option<String>,
     db: i64,
     timeout: Duration,
-    current: RwLock<Option<(String, MultiplexedConnection)>>,
+    /// Address, connection and the server's `run_id` (its incarnation).
+    current: RwLock<Option<(String, MultiplexedConnection, ServerId)>>,
     connecting: tokio::sync::Mutex<()>,
     master_changes: AtomicU64,
     last_master: RwLock<Option<String>>,
@@ -160,6 +180,11 @@ impl RedisLink {
 
     /// A connection to the current server, connecting (and resolving the master) if needed.
     pub async fn connection(&self) -> Result<MultiplexedConnection, LinkError> {
+        Ok(self.connection_with_id().await?.0)
+    }
+
+    /// A connection to the current server and that server's incarnation.
+    pub async fn connection_with_id(&self) -> Result<(MultiplexedConnection, ServerId), LinkError> {
         if let Some(c) = self.cached() {
             return Ok(c);
         }
@@ -175,21 +200,27 @@ impl RedisLink {
             attempts += 1;
             let generation = self.generation.load(Ordering::SeqCst);
             let (host, port) = self.resolve().await?;
-            let con = open(&host, port, self.password.as_deref(), self.db, self.timeout).await?;
+            let mut con =
+                open(&host, port, self.password.as_deref(), self.db, self.timeout).await?;
+            let id = tokio::time::timeout(self.timeout, server_id(&mut con))
+                .await
+                .map_err(|_| LinkError::Timeout(self.timeout))??;
             if self.generation.load(Ordering::SeqCst) == generation || attempts >= 3 {
                 let addr = format!("{host}:{port}");
                 self.note_master(&addr);
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) =
-                    Some((addr, con.clone()));
-                break con;
+                    Some((addr, con.clone(), Arc::clone(&id)));
+                break (con, id);
             }
         };
         Ok(con)
     }
 
-    fn cached(&self) -> Option<MultiplexedConnection> {
+    fn cached(&self) -> Option<(MultiplexedConnection, ServerId)> {
         let current = self.current.read().unwrap_or_else(|p| p.into_inner());
-        current.as_ref().map(|(_, c)| c.clone())
+        current
+            .as_ref()
+            .map(|(_, c, id)| (c.clone(), Arc::clone(id)))
     }
 
     fn note_master(&self, addr: &str) {
@@ -217,12 +248,23 @@ impl RedisLink {
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
+        Ok(self.run_with_id(|con, _| f(con)).await?.0)
+    }
+
+    /// [`RedisLink::run`], with the incarnation of the server it runs on given to `f` and
+    /// returned.
+    pub async fn run_with_id<T, F, Fut>(&self, f: F) -> Result<(T, ServerId), LinkError>
+    where
+        F: FnOnce(MultiplexedConnection, ServerId) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
         let result = async {
-            let con = self.connection().await?;
-            tokio::time::timeout(self.timeout, f(con))
+            let (con, id) = self.connection_with_id().await?;
+            let v = tokio::time::timeout(self.timeout, f(con, Arc::clone(&id)))
                 .await
                 .map_err(|_| LinkError::Timeout(self.timeout))?
-                .map_err(LinkError::from)
+                .map_err(LinkError::from)?;
+            Ok((v, id))
         }
         .await;
         if let Err(e) = &result {

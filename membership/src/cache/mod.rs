@@ -14,7 +14,10 @@
 //! 128-bit value that an invalidation replaces and that is never reused. An entry carries the
 //! versions of its tags from when its body was computed, and a read serves it only when every
 //! version is still present and equal: an entry whose bookkeeping was evicted, expired or
-//! lost is unproven and becomes a MISS, under any eviction policy. A computed body is stored
+//! lost is unproven and becomes a MISS, under any eviction policy. Entries are also fenced to
+//! the Redis server incarnation (`run_id`) they were stored on: after a failover or a restart
+//! from AOF/RDB, which may have lost an invalidation, every older entry is a MISS. A computed
+//! body is stored
 //! only if its versions did not move meanwhile (one Lua script). Tag sets let an
 //! invalidation also free the memory of what it made stale, but correctness never depends
 //! on them. Writes record their tags in the database's outbox in the write's transaction;
@@ -68,7 +71,7 @@ pub enum Lookup {
     Hit(Bytes),
     /// Not stored, or not provably fresh; carries the tag versions to store the computed
     /// value with (`None` when they could not be established: the value is not stored).
-    Miss(Option<Vec<String>>),
+    Miss(Option<Versions>),
     /// Redis is not used for this request.
     Bypass,
 }
@@ -122,6 +125,15 @@ const DRAIN_MIN_AGE_MS: i64 = 500;
 /// A new tag version: random, 128 bits, never reused.
 fn new_version() -> String {
     format!("{:032x}", rand::random::<u128>())
+}
+
+/// The versions of an entry's tags as read on one Redis server incarnation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versions {
+    /// The server's `run_id`.
+    pub server: link::ServerId,
+    /// One version per tag, in the tags' order.
+    pub tags: Vec<String>,
 }
 
 /// A response shared between coalesced requests.
@@ -257,6 +269,27 @@ impl Cache {
         }
     }
 
+    /// [`Cache::call`], with the server incarnation given to `f` and returned.
+    async fn call_id<T, F, Fut>(&self, f: F) -> Result<(T, link::ServerId), CacheError>
+    where
+        F: FnOnce(redis::aio::MultiplexedConnection, link::ServerId) -> Fut,
+        Fut: std::future::Future<Output = Result<T, redis::RedisError>>,
+    {
+        if !self.breaker.allow() {
+            return Err(CacheError::Unavailable);
+        }
+        match self.link.run_with_id(f).await {
+            Ok(v) => {
+                self.breaker.success();
+                Ok(v)
+            }
+            Err(e) => {
+                self.breaker.failure();
+                Err(e.into())
+            }
+        }
+    }
+
     fn version_keys(&self, tags: &[String]) -> Vec<String> {
         tags.iter()
             .map(|t| keys::version_key(&self.prefix, t))
@@ -298,7 +331,7 @@ impl Cache {
         }
         let vkeys = self.version_keys(tags);
         let res = self
-            .call(|mut con| async move {
+            .call_id(|mut con, _| async move {
                 redis::pipe()
                     .cmd("GET")
                     .arg(key)
@@ -308,7 +341,7 @@ impl Cache {
                     .await
             })
             .await;
-        let (stored, versions) = match res {
+        let ((stored, versions), server) = match res {
             Ok(r) => r,
             Err(e) => {
                 if !matches!(e, CacheError::Unavailable) {
@@ -321,7 +354,8 @@ impl Cache {
         if let Some(stored) = stored {
             match codec::decode_entry(&stored) {
                 Ok(entry)
-                    if versions.len() == entry.versions.len()
+                    if entry.server == &*server
+                        && versions.len() == entry.versions.len()
                         && versions
                             .iter()
                             .zip(&entry.versions)
@@ -338,18 +372,18 @@ impl Cache {
                 _ => self.metrics.event(route, metrics::Event::Unproven),
             }
         }
-        Lookup::Miss(self.complete_versions(tags, versions).await)
+        Lookup::Miss(self.complete_versions(tags, versions, server).await)
     }
 
     /// Reads only the versions of `tags` (for a forced refresh), creating missing ones;
     /// `None` when Redis is not usable.
-    pub async fn versions(&self, tags: &[String]) -> Option<Option<Vec<String>>> {
+    pub async fn versions(&self, tags: &[String]) -> Option<Option<Versions>> {
         if !self.enabled || self.outbox_blocks(tags) {
             return None;
         }
         let vkeys = self.version_keys(tags);
-        let read = self
-            .call(|mut con| async move {
+        let (read, server) = self
+            .call_id(|mut con, _| async move {
                 redis::cmd("MGET")
                     .arg(&vkeys)
                     .query_async::<Vec<Option<String>>>(&mut con)
@@ -357,18 +391,21 @@ impl Cache {
             })
             .await
             .ok()?;
-        Some(self.complete_versions(tags, read).await)
+        Some(self.complete_versions(tags, read, server).await)
     }
 
-    /// The versions of `tags` as read, with the missing ones created (a fresh value each,
-    /// set only if still missing, then read back). `None` if any is still missing.
+    /// The versions of `tags` as read on `server`, with the missing ones created (a fresh
+    /// value each, set only if still missing, then read back on the same server). `None`
+    /// if any is still missing or the server changed.
     async fn complete_versions(
         &self,
         tags: &[String],
         read: Vec<Option<String>>,
-    ) -> Option<Vec<String>> {
+        server: link::ServerId,
+    ) -> Option<Versions> {
         if read.iter().all(Option::is_some) {
-            return read.into_iter().collect();
+            let tags = read.into_iter().collect::<Option<Vec<String>>>()?;
+            return Some(Versions { server, tags });
         }
         let vkeys = self.version_keys(tags);
         let ttl = self.version_ttl();
@@ -385,24 +422,34 @@ impl Cache {
             }
         }
         pipe.cmd("MGET").arg(&vkeys);
-        let (now,): (Vec<Option<String>>,) = self
-            .call(|mut con| async move { pipe.query_async(&mut con).await })
+        let ((now,), on): ((Vec<Option<String>>,), _) = self
+            .call_id(|mut con, _| async move { pipe.query_async(&mut con).await })
             .await
             .ok()?;
-        now.into_iter().collect()
+        if on != server {
+            return None;
+        }
+        let tags = now.into_iter().collect::<Option<Vec<String>>>()?;
+        Some(Versions { server, tags })
     }
 
     /// Stores `body` under `key` for `ttl` seconds with the tag `versions` it was computed
-    /// at, unless a version moved or vanished meanwhile. Returns whether it was stored.
+    /// at, unless a version moved or vanished meanwhile or the server is not the one they
+    /// were read on. Returns whether it was stored.
     pub async fn store(
         &self,
         key: &str,
         body: &[u8],
         ttl: u64,
         tags: &[String],
-        versions: &[String],
+        versions: &Versions,
     ) -> Result<bool, CacheError> {
-        let value = codec::encode_entry(versions, body, self.compress_threshold);
+        let value = codec::encode_entry(
+            &versions.server,
+            &versions.tags,
+            body,
+            self.compress_threshold,
+        );
         let mut inv = self.store_script.key(key);
         for k in self.version_keys(tags) {
             inv.key(k);
@@ -411,11 +458,17 @@ impl Cache {
             inv.key(keys::tag_set_key(&self.prefix, t));
         }
         inv.arg(value).arg(ttl);
-        for v in versions {
+        for v in &versions.tags {
             inv.arg(v);
         }
-        let stored: i64 = self
-            .call(|mut con| async move { inv.invoke_async(&mut con).await })
+        let expected = Arc::clone(&versions.server);
+        let (stored, _): (i64, _) = self
+            .call_id(|mut con, server| async move {
+                if server != expected {
+                    return Ok(0);
+                }
+                inv.invoke_async(&mut con).await
+            })
             .await?;
         Ok(stored == 1)
     }
