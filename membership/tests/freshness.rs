@@ -591,3 +591,50 @@ async fn a_redis_restart_that_lost_an_invalidation_serves_no_stale_hit() {
     redis.restart();
     read_until_hit(&cached.router, &truth, &paths).await;
 }
+
+/// A large outbox (a long outage with many writes) is drained in batches until empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_outbox_is_drained_completely() {
+    let redis = RedisServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("m.db");
+    let app = app(env(&db, redis.port, &[])).await;
+    {
+        let mut con = rusqlite::Connection::open(&db).unwrap();
+        let tx = con.transaction().unwrap();
+        for id in 1..=1200 {
+            tx.execute(
+                "INSERT INTO cache_outbox (tag, created_ms) VALUES (?1, 0)",
+                [format!("member:{id}")],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let mut pending = usize::MAX;
+    for _ in 0..200 {
+        pending = app.state.cache.status().await["pending_invalidations"]
+            .as_array()
+            .unwrap()
+            .len();
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pending, 0, "the outbox was not drained");
+    let mut con = redis.con().await;
+    let versions: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(
+            (1..=1200)
+                .map(|id| format!("membership:tagver:member:{id}"))
+                .collect::<Vec<_>>(),
+        )
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(
+        versions.iter().all(Option::is_some),
+        "every tag got a new version"
+    );
+}

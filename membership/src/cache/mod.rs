@@ -119,6 +119,9 @@ const REPLAY_WINDOW: Duration = Duration::from_secs(60);
 /// How often each instance looks for outbox rows left behind by a failed invalidation.
 const DRAIN_EVERY: Duration = Duration::from_millis(250);
 
+/// Outbox rows applied per Redis call (one short script each, well inside the timeout).
+const DRAIN_BATCH: usize = 500;
+
 /// Rows younger than this are left to the write that recorded them.
 const DRAIN_MIN_AGE_MS: i64 = 500;
 
@@ -540,35 +543,38 @@ impl Cache {
         if !self.enabled || self.outbox.pending().is_some_and(|p| p.is_empty()) {
             return 0;
         }
-        let rows = match self.outbox.older_than(DRAIN_MIN_AGE_MS, 10_000).await {
-            Ok(r) if !r.ids.is_empty() => r,
-            Ok(_) => return 0,
-            Err(e) => {
-                tracing::warn!("cannot read the cache outbox: {e}");
-                return 0;
+        let mut drained = 0;
+        loop {
+            let rows = match self.outbox.older_than(DRAIN_MIN_AGE_MS, DRAIN_BATCH).await {
+                Ok(r) if !r.ids.is_empty() => r,
+                Ok(_) => return drained,
+                Err(e) => {
+                    tracing::warn!("cannot read the cache outbox: {e}");
+                    return drained;
+                }
+            };
+            let full = rows.ids.len() == DRAIN_BATCH;
+            let mut tags = rows.tags.clone();
+            tags.sort();
+            tags.dedup();
+            if self.invalidate(&tags).await.is_err() {
+                return drained;
             }
-        };
-        let mut tags = rows.tags.clone();
-        tags.sort();
-        tags.dedup();
-        if self.invalidate(&tags).await.is_err() {
-            return 0;
-        }
-        self.remember(&tags);
-        let n = rows.ids.len();
-        match self.outbox.remove(rows.ids).await {
-            Ok(()) => {
-                tracing::info!(
-                    "applied {n} deferred invalidation(s) from the outbox ({})",
-                    summary(&tags)
-                );
-                n
-            }
-            Err(e) => {
+            self.remember(&tags);
+            let n = rows.ids.len();
+            if let Err(e) = self.outbox.remove(rows.ids).await {
                 tracing::warn!(
                     "deferred invalidations applied but not removed from the outbox: {e}"
                 );
-                0
+                return drained;
+            }
+            tracing::info!(
+                "applied {n} deferred invalidation(s) from the outbox ({})",
+                summary(&tags)
+            );
+            drained += n;
+            if !full {
+                return drained;
             }
         }
     }
