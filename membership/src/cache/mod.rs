@@ -257,19 +257,7 @@ impl Cache {
         F: FnOnce(redis::aio::MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = Result<T, redis::RedisError>>,
     {
-        if !self.breaker.allow() {
-            return Err(CacheError::Unavailable);
-        }
-        match self.link.run(f).await {
-            Ok(v) => {
-                self.breaker.success();
-                Ok(v)
-            }
-            Err(e) => {
-                self.breaker.failure();
-                Err(e.into())
-            }
-        }
+        Ok(self.call_id(|con, _| f(con)).await?.0)
     }
 
     /// [`Cache::call`], with the server incarnation given to `f` and returned.
