@@ -374,6 +374,14 @@ async fn an_entry_whose_bookkeeping_was_evicted_is_never_served_stale() {
     );
 }
 
+/// Reads each path twice: the second read must be a HIT.
+async fn cache_all(r: &Router, paths: &[&str]) {
+    for p in paths {
+        get(r, p).await;
+        assert_eq!(get(r, p).await.cache(), "HIT", "{p} is cached");
+    }
+}
+
 /// Reads `paths` through `via` until each is a HIT again, asserting every read equals the
 /// database; returns the X-Cache values seen.
 async fn read_until_hit(via: &Router, truth: &Router, paths: &[&str]) -> Vec<String> {
@@ -409,10 +417,7 @@ async fn a_write_deferred_on_one_instance_is_honoured_by_another() {
         .await
         .router;
     let paths = ["/api/v1/members/20", "/api/v1/statistics/system"];
-    for p in paths {
-        get(&b.router, p).await;
-        assert_eq!(get(&b.router, p).await.cache(), "HIT");
-    }
+    cache_all(&b.router, &paths).await;
     redis.pause(true);
     let u = put(
         &a.router,
@@ -449,10 +454,7 @@ async fn a_write_deferred_before_a_restart_is_honoured_after_it() {
     let paths = ["/api/v1/members/21", "/api/v1/statistics/system"];
     {
         let a = app(env(&db, redis.port, &[])).await;
-        for p in paths {
-            get(&a.router, p).await;
-            assert_eq!(get(&a.router, p).await.cache(), "HIT");
-        }
+        cache_all(&a.router, &paths).await;
         redis.pause(true);
         let u = put(
             &a.router,
@@ -568,10 +570,7 @@ async fn a_redis_restart_that_lost_an_invalidation_serves_no_stale_hit() {
         .await
         .router;
     let paths = ["/api/v1/members/30", "/api/v1/statistics/system"];
-    for p in paths {
-        get(&cached.router, p).await;
-        assert_eq!(get(&cached.router, p).await.cache(), "HIT");
-    }
+    cache_all(&cached.router, &paths).await;
     let _: () = redis::cmd("SAVE")
         .query_async(&mut redis.con().await)
         .await
