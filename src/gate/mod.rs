@@ -5,7 +5,8 @@
 //!
 //! - [`Targets`]: the YAML targets file.
 //! - [`evaluate`]: results (+ baseline) → verdicts.
-//! - [`junit`] / [`markdown`]: CI-native renderings.
+//! - [`junit`] / [`markdown`] / [`verdict_table`]: CI-native renderings, through the
+//!   shared [`crate::report`] pieces.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -14,6 +15,7 @@ use loadtests::LoadResults;
 
 use crate::config::DrillGates;
 use crate::drill::report::DrillReport;
+use crate::report::{escape, Table};
 use serde::{Deserialize, Serialize};
 
 /// Errors loading a targets file.
@@ -297,14 +299,6 @@ pub fn evaluate(r: &LoadResults, t: &Targets, baseline: Option<&LoadResults>) ->
     out
 }
 
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
-}
-
 /// The drill gates of `targets` merged over `config`'s: a threshold set in the targets
 /// file wins.
 pub fn merge_drill_gates(config: &DrillGates, targets: &DrillGates) -> DrillGates {
@@ -368,7 +362,7 @@ pub fn junit(verdicts: &[Verdict]) -> String {
         let _ = write!(
             out,
             "    <testcase classname=\"gates\" name=\"{}\"",
-            xml(&v.name)
+            escape(&v.name)
         );
         if v.passed {
             out.push_str("/>\n");
@@ -376,8 +370,8 @@ pub fn junit(verdicts: &[Verdict]) -> String {
             let _ = write!(
                 out,
                 ">\n      <failure message=\"measured {} required {}\"/>\n    </testcase>\n",
-                xml(&v.measured_text()),
-                xml(&v.required)
+                escape(&v.measured_text()),
+                escape(&v.required)
             );
         }
     }
@@ -385,21 +379,32 @@ pub fn junit(verdicts: &[Verdict]) -> String {
     out
 }
 
+/// The verdicts as a table (target, measured, required, result); `fail` is the result
+/// cell of a failed target (`FAIL`, or `**FAIL**` for Markdown).
+pub fn verdict_table(verdicts: &[Verdict], fail: &str) -> Table {
+    let rows = verdicts
+        .iter()
+        .map(|v| {
+            vec![
+                v.name.clone(),
+                v.measured_text(),
+                v.required.clone(),
+                if v.passed { "pass" } else { fail }.into(),
+            ]
+        })
+        .collect();
+    Table::new(&["target", "measured", "required", "result"], rows)
+}
+
 /// Markdown table for a CI job summary.
 pub fn markdown(verdicts: &[Verdict]) -> String {
     let failed = verdicts.iter().filter(|v| !v.passed).count();
-    let mut out = format!("## Gates: {} of {} passed\n\n| target | measured | required | result |\n|---|---|---|---|\n", verdicts.len() - failed, verdicts.len());
-    for v in verdicts {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} |",
-            v.name,
-            v.measured_text(),
-            v.required,
-            if v.passed { "pass" } else { "**FAIL**" }
-        );
-    }
-    out
+    format!(
+        "## Gates: {} of {} passed\n\n{}",
+        verdicts.len() - failed,
+        verdicts.len(),
+        verdict_table(verdicts, "**FAIL**").to_markdown()
+    )
 }
 
 #[cfg(test)]
@@ -484,6 +489,28 @@ mod tests {
             &gates,
         );
         assert!(drill_verdicts(&rep).iter().all(|v| v.passed));
+    }
+
+    #[test]
+    fn markdown_and_junit_render_the_verdicts() {
+        let v = vec![
+            verdict("hit rate".into(), Some(0.5), ">= 0.9".into(), |x| x >= 0.9),
+            verdict("p99 <x> 'y'".into(), Some(10.0), "<= 20 µs".into(), |x| {
+                x <= 20.0
+            }),
+        ];
+        assert_eq!(
+            markdown(&v),
+            "## Gates: 1 of 2 passed\n\n| target | measured | required | result |\n|---|---|---|---|\n\
+             | hit rate | 0.5 | >= 0.9 | **FAIL** |\n| p99 <x> 'y' | 10 | <= 20 µs | pass |\n"
+        );
+        let j = junit(&v);
+        assert!(j.contains("tests=\"2\" failures=\"1\""), "{j}");
+        assert!(
+            j.contains("<failure message=\"measured 0.5 required &gt;= 0.9\"/>"),
+            "{j}"
+        );
+        assert!(j.contains("name=\"p99 &lt;x&gt; &apos;y&apos;\"/>"), "{j}");
     }
 
     #[test]

@@ -3,13 +3,8 @@
 
 use std::fmt::Write as _;
 
-/// Escapes text for HTML.
-pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+/// The shared escape, under the name the chart code has always used.
+pub use super::escape as esc;
 
 /// One line of a chart.
 #[derive(Debug, Clone)]
@@ -230,29 +225,9 @@ impl Chart {
     }
 }
 
-/// An HTML table; cells are escaped.
+/// An HTML table; cells are escaped (see [`Table::to_html`](super::Table::to_html)).
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut o = String::from("<table><thead><tr>");
-    for h in headers {
-        let _ = write!(o, "<th>{}</th>", esc(h));
-    }
-    o.push_str("</tr></thead><tbody>");
-    for r in rows {
-        o.push_str("<tr>");
-        for c in r {
-            let class = if c == "FAIL" {
-                " class=\"fail\""
-            } else if c == "pass" {
-                " class=\"pass\""
-            } else {
-                ""
-            };
-            let _ = write!(o, "<td{class}>{}</td>", esc(c));
-        }
-        o.push_str("</tr>");
-    }
-    o.push_str("</tbody></table>\n");
-    o
+    super::Table::new(headers, rows.to_vec()).to_html()
 }
 
 /// A whole page around `body` (already HTML).

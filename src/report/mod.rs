@@ -1,5 +1,6 @@
-//! Renderings shared by the reports: terminal and Markdown tables, and a self-contained
-//! HTML page with inline SVG charts ([`html`]).
+//! Renderings shared by the reports: a [`Table`] built once and rendered to the terminal,
+//! Markdown and HTML, the one text escape for HTML and XML ([`escape`]), and a
+//! self-contained HTML page with inline SVG charts ([`html`]).
 
 pub mod html;
 
@@ -9,27 +10,89 @@ use std::path::{Path, PathBuf};
 /// Rows of cells.
 pub type Rows = Vec<Vec<String>>;
 
+/// Escapes text for HTML and XML (element text and double-quoted attributes).
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// A table built once and rendered to any of the report formats.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Table {
+    /// Column headers.
+    pub headers: Vec<String>,
+    /// Rows of cells, each as long as `headers`.
+    pub rows: Rows,
+}
+
+impl Table {
+    /// A table from header names and rows.
+    pub fn new(headers: &[&str], rows: Rows) -> Self {
+        Self {
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            rows,
+        }
+    }
+
+    /// A terminal table.
+    pub fn to_text(&self) -> String {
+        let mut t = comfy_table::Table::new();
+        t.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY)
+            .set_header(self.headers.clone());
+        for r in &self.rows {
+            t.add_row(r.clone());
+        }
+        t.to_string()
+    }
+
+    /// A Markdown table: header, separator and one line per row (no blank line after).
+    pub fn to_markdown(&self) -> String {
+        let mut o = format!(
+            "| {} |\n|{}\n",
+            self.headers.join(" | "),
+            "---|".repeat(self.headers.len())
+        );
+        for r in &self.rows {
+            let _ = writeln!(o, "| {} |", r.join(" | "));
+        }
+        o
+    }
+
+    /// An HTML table; cells are escaped, `pass` and `FAIL` cells are coloured.
+    pub fn to_html(&self) -> String {
+        let mut o = String::from("<table><thead><tr>");
+        for h in &self.headers {
+            let _ = write!(o, "<th>{}</th>", escape(h));
+        }
+        o.push_str("</tr></thead><tbody>");
+        for r in &self.rows {
+            o.push_str("<tr>");
+            for c in r {
+                let class = match c.as_str() {
+                    "FAIL" => " class=\"fail\"",
+                    "pass" => " class=\"pass\"",
+                    _ => "",
+                };
+                let _ = write!(o, "<td{class}>{}</td>", escape(c));
+            }
+            o.push_str("</tr>");
+        }
+        o.push_str("</tbody></table>\n");
+        o
+    }
+}
+
 /// A terminal table.
 pub fn text_table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY)
-        .set_header(headers.to_vec());
-    for r in rows {
-        t.add_row(r.clone());
-    }
-    t.to_string()
+    Table::new(headers, rows.to_vec()).to_text()
 }
 
 /// A Markdown table followed by a blank line.
 pub fn markdown_table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut o = format!(
-        "| {} |\n|{}\n",
-        headers.join(" | "),
-        "---|".repeat(headers.len())
-    );
-    for r in rows {
-        let _ = writeln!(o, "| {} |", r.join(" | "));
-    }
+    let mut o = Table::new(headers, rows.to_vec()).to_markdown();
     o.push('\n');
     o
 }
@@ -44,4 +107,45 @@ pub fn write_files(dir: &Path, files: Vec<(&str, String)>) -> std::io::Result<Ve
             std::fs::write(&p, text).map(|()| p)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Table {
+        Table::new(
+            &["name", "result"],
+            vec![
+                vec!["a <b> & \"c\" 'd'".into(), "pass".into()],
+                vec!["e".into(), "FAIL".into()],
+            ],
+        )
+    }
+
+    #[test]
+    fn markdown_is_the_same_through_the_table_and_the_function() {
+        let t = sample();
+        assert_eq!(
+            t.to_markdown(),
+            "| name | result |\n|---|---|\n| a <b> & \"c\" 'd' | pass |\n| e | FAIL |\n"
+        );
+        assert_eq!(
+            markdown_table(&["name", "result"], &t.rows),
+            format!("{}\n", t.to_markdown())
+        );
+        assert_eq!(text_table(&["name", "result"], &t.rows), t.to_text());
+    }
+
+    #[test]
+    fn html_escapes_every_cell_and_marks_results() {
+        let h = sample().to_html();
+        assert!(
+            h.contains("<td>a &lt;b&gt; &amp; &quot;c&quot; &apos;d&apos;</td>"),
+            "{h}"
+        );
+        assert!(h.contains("<td class=\"pass\">pass</td>"));
+        assert!(h.contains("<td class=\"fail\">FAIL</td>"));
+        assert_eq!(html::table(&["name", "result"], &sample().rows), h);
+    }
 }

@@ -13,7 +13,7 @@ use super::Profile;
 use crate::drill::report::DrillReport;
 use crate::gate::{self, Verdict};
 use crate::report::html::{self, Chart, Series, Shade};
-use crate::report::markdown_table;
+use crate::report::{escape, markdown_table, Table};
 
 /// Identifier and version of the JSON layout.
 pub const SCHEMA: &str = "redis-harness/verify-report/v1";
@@ -254,33 +254,18 @@ pub fn html_page(r: &VerifyReport) -> String {
         "<p class=\"verdict {}\">{}</p><p>{}</p>",
         if r.passed { "ok" } else { "bad" },
         if r.passed { "PASSED" } else { "FAILED" },
-        html::esc(&headline(r))
+        escape(&headline(r))
     );
     if let Some(f) = fault_line(r) {
-        let _ = write!(b, "<p>{}</p>", html::esc(&f));
+        let _ = write!(b, "<p>{}</p>", escape(&f));
     }
     for c in charts(&r.load, r.fault_window_s) {
         b.push_str(&c.svg());
     }
     b.push_str("<h2>Targets</h2>");
-    let rows: Vec<Vec<String>> = r
-        .verdicts
-        .iter()
-        .map(|v| {
-            vec![
-                v.name.clone(),
-                v.measured_text(),
-                v.required.clone(),
-                if v.passed { "pass" } else { "FAIL" }.into(),
-            ]
-        })
-        .collect();
-    b.push_str(&html::table(
-        &["target", "measured", "required", "result"],
-        &rows,
-    ));
+    b.push_str(&gate::verdict_table(&r.verdicts, "FAIL").to_html());
     b.push_str("<h2>Latency per route and X-Cache (µs)</h2>");
-    b.push_str(&html::table(&ROUTE_HEADERS, &route_rows(&r.load)));
+    b.push_str(&Table::new(&ROUTE_HEADERS, route_rows(&r.load)).to_html());
     if let Some(d) = &r.drill {
         b.push_str("<h2>Drill</h2>");
         if let Some(run) = d.runs.first() {
@@ -290,7 +275,7 @@ pub fn html_page(r: &VerifyReport) -> String {
                     pick(&run.figures).map(|v| vec![n.to_string(), format!("{v:.1}")])
                 })
                 .collect();
-            b.push_str(&html::table(&["figure", "value"], &rows));
+            b.push_str(&Table::new(&["figure", "value"], rows).to_html());
             let rows: Vec<Vec<String>> = run
                 .timeline
                 .iter()
@@ -304,7 +289,7 @@ pub fn html_page(r: &VerifyReport) -> String {
                 })
                 .collect();
             b.push_str("<h3>Timeline (ms from the fault)</h3>");
-            b.push_str(&html::table(&["ms", "source", "event", "detail"], &rows));
+            b.push_str(&Table::new(&["ms", "source", "event", "detail"], rows).to_html());
         }
     }
     b.push_str("<h2>Phases</h2>");
@@ -313,7 +298,7 @@ pub fn html_page(r: &VerifyReport) -> String {
         .iter()
         .map(|p| vec![p.name.clone(), format!("{:.1}", p.seconds)])
         .collect();
-    b.push_str(&html::table(&["phase", "seconds"], &rows));
+    b.push_str(&Table::new(&["phase", "seconds"], rows).to_html());
     html::page(
         &format!("redis-harness {} — profile {}", r.kind, r.profile.name),
         &b,
