@@ -6,6 +6,9 @@
 //!   redis-benchmark, stop the server.
 //! - [`read_criterion`]: every `new/estimates.json` under `target/criterion`.
 //! - [`parse_redis_benchmark`]: redis-benchmark's `--csv` output.
+//! - [`report`]: renderings ([`report::terminal`], [`report::markdown`]).
+
+pub mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,7 +17,6 @@ use serde::Serialize;
 
 use crate::config::HarnessConfig;
 use crate::progress::Progress;
-use crate::report::{markdown_table, text_table, Rows};
 use crate::topology::{Topology, TopologyError};
 
 /// Identifier and version of the JSON layout.
@@ -309,87 +311,6 @@ pub async fn run(
         redis_benchmark: rb,
         payload_bytes: payload,
     })
-}
-
-fn dur(ns: f64) -> String {
-    if ns >= 1e6 {
-        format!("{:.2} ms", ns / 1e6)
-    } else if ns >= 1e3 {
-        format!("{:.1} µs", ns / 1e3)
-    } else {
-        format!("{ns:.0} ns")
-    }
-}
-
-fn rows(r: &BenchReport) -> (Rows, Rows, Rows) {
-    let c = r
-        .criterion
-        .iter()
-        .map(|e| {
-            vec![
-                e.id.clone(),
-                dur(e.mean_ns),
-                format!("± {}", dur(e.mean_ci_ns)),
-                dur(e.median_ns),
-            ]
-        })
-        .collect();
-    let q = r
-        .ratios
-        .iter()
-        .map(|x| vec![x.name.clone(), format!("{:.2}x", x.ratio)])
-        .collect();
-    let b = r
-        .redis_benchmark
-        .iter()
-        .map(|x| {
-            vec![
-                x.test.clone(),
-                x.clients.to_string(),
-                format!("{:.0}", x.rps),
-                format!("{:.3}", x.avg_ms),
-                format!("{:.3}", x.p50_ms),
-                format!("{:.3}", x.p99_ms),
-            ]
-        })
-        .collect();
-    (c, q, b)
-}
-
-const C_HEADERS: [&str; 4] = ["benchmark", "mean", "95% CI", "median"];
-const Q_HEADERS: [&str; 2] = ["ratio", "value"];
-const B_HEADERS: [&str; 6] = [
-    "redis-benchmark",
-    "clients",
-    "req/s",
-    "avg ms",
-    "p50 ms",
-    "p99 ms",
-];
-
-/// Terminal rendering.
-pub fn terminal(r: &BenchReport) -> String {
-    let (c, q, b) = rows(r);
-    format!(
-        "{}\n{}\n{}\n",
-        text_table(&C_HEADERS, &c),
-        text_table(&Q_HEADERS, &q),
-        text_table(&B_HEADERS, &b)
-    )
-}
-
-/// Markdown rendering.
-pub fn markdown(r: &BenchReport) -> String {
-    let (c, q, b) = rows(r);
-    let mut o = String::from("# redis-harness bench\n\n");
-    for (h, rows) in [
-        (&C_HEADERS[..], c),
-        (&Q_HEADERS[..], q),
-        (&B_HEADERS[..], b),
-    ] {
-        o.push_str(&markdown_table(h, &rows));
-    }
-    o
 }
 
 #[cfg(test)]

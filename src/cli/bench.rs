@@ -19,10 +19,10 @@ pub async fn run(cfg: HarnessConfig, args: BenchArgs) -> anyhow::Result<ExitCode
         r = bench::run(&cfg, args.requests, args.filter.as_deref(), &progress) => r?,
         _ = super::up::shutdown_signal() => anyhow::bail!("interrupted; the redis-server was stopped"),
     };
-    print!("{}", bench::terminal(&rep));
+    print!("{}", bench::report::terminal(&rep));
     let files = vec![
         ("bench.json", serde_json::to_string_pretty(&rep)?),
-        ("bench.md", bench::markdown(&rep)),
+        ("bench.md", bench::report::markdown(&rep)),
     ];
     let written = crate::report::write_files(&args.out, files)
         .with_context(|| format!("writing the reports into {}", args.out.display()))?;
