@@ -1,6 +1,9 @@
 //! The system under test on a running topology: the membership API served in-process in
 //! Sentinel mode (its SQLite database in the topology's directory), for drills, load runs
 //! and `verify`.
+//!
+//! - [`redis_target`]: how the API reaches a topology.
+//! - [`ApiServer`]: start and stop it; [`StackError`] says why it did not start.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,8 +12,47 @@ use tokio::sync::watch;
 
 use membership::config::RedisTarget;
 
+use crate::drill::DrillError;
 use crate::topology::state::TopologyState;
 use crate::topology::{NodeKind, Topology, TopologyError};
+
+/// How long [`ApiServer::start`] waits for the API to listen.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Errors starting the membership API on a topology.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// A setting handed to the API breaks its rule (the message names the variable).
+    #[error("membership API config: {0}")]
+    Config(#[from] membership::config::ConfigError),
+    /// The API stopped with an error before it listened.
+    #[error("membership API failed to start: {0}")]
+    Start(#[from] membership::StartError),
+    /// The API did not listen in time (or ended without saying why).
+    #[error("membership API failed to start: did not start within {} s", .waited.as_secs())]
+    NotListening {
+        /// How long it was given.
+        waited: Duration,
+    },
+}
+
+/// Until the drill has a variant of its own for the API, its failures to start it read
+/// as a node that failed to start (not as a state-file error).
+impl From<StackError> for DrillError {
+    fn from(e: StackError) -> Self {
+        let detail = match e {
+            StackError::Config(c) => format!("config: {c}"),
+            StackError::Start(s) => s.to_string(),
+            StackError::NotListening { waited } => {
+                format!("did not start within {} s", waited.as_secs())
+            }
+        };
+        DrillError::Topology(TopologyError::Start {
+            node: "membership API".into(),
+            detail,
+        })
+    }
+}
 
 /// How the API reaches a topology: its Sentinels (Sentinel mode), or its master when it
 /// has none.
@@ -46,7 +88,7 @@ impl ApiServer {
     /// Starts the API on a free loopback port against `topo`'s Sentinels (or its master
     /// when it has none), generating `members` members into a fresh database, and waits
     /// until it listens (the cache warm-up of the critical routes is done by then).
-    pub async fn start(topo: &Topology, members: u64) -> Result<Self, TopologyError> {
+    pub async fn start(topo: &Topology, members: u64) -> Result<Self, StackError> {
         let vars: HashMap<&str, String> = [
             (
                 "DATABASE_URL",
@@ -59,8 +101,7 @@ impl ApiServer {
         ]
         .into_iter()
         .collect();
-        let mut api_cfg = membership::ApiConfig::from_lookup(|k| vars.get(k).cloned())
-            .map_err(|e| TopologyError::State(format!("membership API config: {e}")))?;
+        let mut api_cfg = membership::ApiConfig::from_lookup(|k| vars.get(k).cloned())?;
         api_cfg.redis = redis_target(topo.state());
         api_cfg.redis_password = topo.config().password.clone();
         let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
@@ -74,19 +115,18 @@ impl ApiServer {
                 let _ = stop_rx.changed().await;
             },
         ));
-        match tokio::time::timeout(Duration::from_secs(120), addr_rx).await {
+        match tokio::time::timeout(START_TIMEOUT, addr_rx).await {
             Ok(Ok(addr)) => Ok(Self {
                 base: format!("http://{addr}"),
                 stop,
                 task: Some(task),
             }),
-            _ => {
-                let detail = match task.await {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "did not start within 120 s".into(),
-                };
-                Err(TopologyError::State(format!("membership API: {detail}")))
-            }
+            _ => Err(match task.await {
+                Ok(Err(e)) => StackError::Start(e),
+                _ => StackError::NotListening {
+                    waited: START_TIMEOUT,
+                },
+            }),
         }
     }
 

@@ -19,7 +19,7 @@ use crate::config::HarnessConfig;
 use crate::drill::{self, DrillError, DrillKind};
 use crate::gate::{self, Targets};
 use crate::progress::Progress;
-use crate::stack::ApiServer;
+use crate::stack::{ApiServer, StackError};
 use crate::topology::{Topology, TopologyError};
 
 /// The built-in targets of `verify` (used without `--targets`).
@@ -28,9 +28,12 @@ pub const DEFAULT_TARGETS: &str = include_str!("../../targets/verify.yaml");
 /// Errors that stop a run before it could be judged.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    /// The topology or the API failed to start or stop.
+    /// The topology failed to start or stop.
     #[error(transparent)]
     Topology(#[from] TopologyError),
+    /// The membership API failed to start.
+    #[error(transparent)]
+    Api(#[from] StackError),
     /// The drill could not run.
     #[error(transparent)]
     Drill(#[from] DrillError),
