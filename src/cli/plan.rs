@@ -31,11 +31,11 @@ pub async fn run(cfg: HarnessConfig, args: PlanArgs) -> anyhow::Result<ExitCode>
         r = plan::run(&cfg, &o, &progress) => r?,
         _ = super::up::shutdown_signal() => anyhow::bail!("interrupted; everything started was stopped"),
     };
-    print!("{}", plan::terminal(&rep));
+    print!("{}", plan::report::terminal(&rep));
     let files = vec![
         ("plan.json", serde_json::to_string_pretty(&rep)?),
-        ("plan.md", plan::markdown(&rep)),
-        ("plan.html", plan::html_page(&rep)),
+        ("plan.md", plan::report::markdown(&rep)),
+        ("plan.html", plan::report::html_page(&rep)),
     ];
     let written = crate::report::write_files(&args.out, files)
         .with_context(|| format!("writing the reports into {}", args.out.display()))?;

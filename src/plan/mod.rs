@@ -3,8 +3,13 @@
 //! from the measured bytes per cached member.
 //!
 //! - [`run`]: the search on our own topology and API.
+//! - [`knee`]: the search itself, a pure function of a "measure this rate" callback.
 //! - [`Memory`] / [`project`]: measured bytes per key and the projection.
-//! - rendering: [`terminal`], [`markdown`], [`html_page`].
+//! - [`report`]: renderings ([`report::terminal`], [`report::markdown`],
+//!   [`report::html_page`]).
+
+pub mod knee;
+pub mod report;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,11 +19,28 @@ use serde::Serialize;
 
 use crate::config::HarnessConfig;
 use crate::progress::Progress;
-use crate::report::html::{self, Chart, Series};
-use crate::report::{markdown_table, text_table, Rows};
-use crate::stack::ApiServer;
+use crate::stack::{ApiServer, StackError};
 use crate::topology::{probe, Topology, TopologyError};
-use crate::verify::VerifyError;
+
+/// Errors that stop a plan before it could report.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Options out of range; nothing was started.
+    #[error("plan: {0}")]
+    Options(&'static str),
+    /// The topology failed to start or stop.
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    /// The membership API failed to start.
+    #[error(transparent)]
+    Api(#[from] StackError),
+    /// The load generator failed.
+    #[error("load test: {0}")]
+    Load(#[from] loadtests::LoadError),
+    /// Reading the master's memory failed.
+    #[error("memory probe: {0}")]
+    MemoryProbe(#[from] redis::RedisError),
+}
 
 /// Identifier and version of the JSON layout.
 pub const SCHEMA: &str = "redis-harness/plan-report/v1";
@@ -141,7 +163,7 @@ async fn step(
     o: &PlanOptions,
     phase: &'static str,
     progress: &Progress,
-) -> Result<Step, VerifyError> {
+) -> Result<Step, loadtests::LoadError> {
     let rec = Arc::new(Recorder::new());
     let bar = progress.load_bar(o.step_s.ceil() as u64, &rec);
     let r = loadtests::run_open_into(
@@ -185,18 +207,11 @@ async fn step(
     Ok(s)
 }
 
-async fn memory(topo: &Topology) -> Result<Memory, TopologyError> {
+async fn memory(topo: &Topology) -> Result<Memory, redis::RedisError> {
     let m = &topo.state().initial_master().spec;
     let pw = topo.config().password.clone();
-    let mut c = probe::connect(&m.host, m.port, pw.as_deref(), Duration::from_secs(2))
-        .await
-        .map_err(|e| TopologyError::State(format!("memory probe: {e}")))?;
-    let err = |e: redis::RedisError| TopologyError::State(format!("memory probe: {e}"));
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query_async(&mut c)
-        .await
-        .map_err(err)?;
+    let mut c = probe::connect(&m.host, m.port, pw.as_deref(), Duration::from_secs(2)).await?;
+    let info: String = redis::cmd("INFO").arg("memory").query_async(&mut c).await?;
     let field = |name: &str| -> u64 {
         info.lines()
             .find_map(|l| l.strip_prefix(&format!("{name}:")))
@@ -206,10 +221,7 @@ async fn memory(topo: &Topology) -> Result<Memory, TopologyError> {
     let mut mem = Memory {
         used_memory: field("used_memory"),
         used_memory_dataset: field("used_memory_dataset"),
-        keys: redis::cmd("DBSIZE")
-            .query_async(&mut c)
-            .await
-            .map_err(err)?,
+        keys: redis::cmd("DBSIZE").query_async(&mut c).await?,
         ..Default::default()
     };
     let mut cursor = 0u64;
@@ -222,8 +234,7 @@ async fn memory(topo: &Topology) -> Result<Memory, TopologyError> {
             .arg("COUNT")
             .arg(1000)
             .query_async(&mut c)
-            .await
-            .map_err(err)?;
+            .await?;
         for k in keys {
             if k.contains("/by-id-number/") {
                 by_idn.push(k);
@@ -250,8 +261,7 @@ async fn memory(topo: &Topology) -> Result<Memory, TopologyError> {
                 .arg("USAGE")
                 .arg(k)
                 .query_async(&mut c)
-                .await
-                .map_err(err)?;
+                .await?;
             if let Some(b) = b {
                 total += b;
                 n += 1;
@@ -269,7 +279,7 @@ pub async fn run(
     cfg: &HarnessConfig,
     o: &PlanOptions,
     progress: &Progress,
-) -> Result<PlanReport, VerifyError> {
+) -> Result<PlanReport, PlanError> {
     if o.slo_p99_us == 0
         || o.step_s <= 0.0
         || o.start_rate <= 0.0
@@ -277,8 +287,8 @@ pub async fn run(
         || o.resolution <= 1.0
         || !(0.0..=1.0).contains(&o.max_error_rate)
     {
-        return Err(VerifyError::Config(
-            "plan: SLO, step and rates must be positive, max rate >= start rate, resolution > 1, error rate 0-1".into(),
+        return Err(PlanError::Options(
+            "SLO, step and rates must be positive, max rate >= start rate, resolution > 1, error rate 0-1",
         ));
     }
     let mut cfg = cfg.clone();
@@ -312,53 +322,7 @@ pub async fn run(
             o.max_error_rate * 100.0
         ),
     );
-    let mut steps = Vec::new();
-    let (mut lo, mut hi): (Option<f64>, Option<f64>) = (None, None);
-    let mut rate = o.start_rate;
-    loop {
-        let s = step(&host, rate, o, "ramp", progress).await?;
-        let ok = s.ok;
-        steps.push(s);
-        if ok {
-            lo = Some(rate);
-            if rate >= o.max_rate {
-                break;
-            }
-            rate = (rate * 2.0).min(o.max_rate);
-        } else {
-            hi = Some(rate);
-            break;
-        }
-    }
-    if let (Some(l), Some(h)) = (lo, hi) {
-        let (mut l, mut h) = (l, h);
-        while h / l > o.resolution {
-            let mid = (l * h).sqrt();
-            let s = step(&host, mid, o, "bisect", progress).await?;
-            if s.ok {
-                l = mid;
-            } else {
-                h = mid;
-            }
-            steps.push(s);
-        }
-        lo = Some(l);
-    }
-    let mut confirmed = false;
-    if let Some(l) = lo {
-        let mut candidate = l;
-        for _ in 0..2 {
-            let s = step(&host, candidate, o, "confirm", progress).await?;
-            let ok = s.ok;
-            steps.push(s);
-            if ok {
-                confirmed = true;
-                break;
-            }
-            candidate *= 0.9;
-        }
-        lo = confirmed.then_some(candidate);
-    }
+    let knee = knee::search(o, |phase, rate| step(&host, rate, o, phase, progress)).await?;
     progress.step(5, 5, "measuring memory and tearing down");
     let memory = memory(&topo).await?;
     api.stop().await;
@@ -371,189 +335,13 @@ pub async fn run(
     Ok(PlanReport {
         schema: SCHEMA,
         options: o.clone(),
-        steps,
-        knee_rps: lo,
-        confirmed,
+        steps: knee.steps,
+        knee_rps: knee.knee_rps,
+        confirmed: knee.confirmed,
         memory,
         projections,
         data_nodes: 1 + cfg.topology.replicas,
     })
-}
-
-fn mib(b: u64) -> String {
-    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
-}
-
-fn step_rows(r: &PlanReport) -> Rows {
-    r.steps
-        .iter()
-        .map(|s| {
-            vec![
-                s.phase.to_string(),
-                format!("{:.0}", s.offered_rps),
-                format!("{:.0}", s.achieved_rps),
-                s.p50_us.to_string(),
-                s.p99_us.to_string(),
-                format!("{:.2}%", s.error_rate * 100.0),
-                s.hit_rate
-                    .map(|h| format!("{:.1}%", h * 100.0))
-                    .unwrap_or_else(|| "-".into()),
-                if s.ok { "pass" } else { "FAIL" }.into(),
-            ]
-        })
-        .collect()
-}
-
-const STEP_HEADERS: [&str; 8] = [
-    "phase",
-    "offered req/s",
-    "achieved req/s",
-    "p50 µs",
-    "p99 µs",
-    "errors",
-    "hit rate",
-    "SLO",
-];
-
-fn projection_rows(r: &PlanReport) -> Rows {
-    r.projections
-        .iter()
-        .map(|p| {
-            vec![
-                p.members.to_string(),
-                mib(p.all_cached_bytes),
-                mib(p.hot20_bytes),
-                mib(p.all_cached_bytes * r.data_nodes as u64),
-            ]
-        })
-        .collect()
-}
-
-const PROJECTION_HEADERS: [&str; 4] = [
-    "members",
-    "all cached, per node",
-    "20% hot, per node",
-    "all cached, all data nodes",
-];
-
-fn knee_line(r: &PlanReport) -> String {
-    match r.knee_rps {
-        Some(k) => format!(
-            "knee: {k:.0} req/s with p99 <= {} µs and errors <= {}% (confirmed)",
-            r.options.slo_p99_us,
-            r.options.max_error_rate * 100.0
-        ),
-        None => format!(
-            "knee: none found; even {:.0} req/s missed p99 <= {} µs / errors <= {}%{}",
-            r.options.start_rate,
-            r.options.slo_p99_us,
-            r.options.max_error_rate * 100.0,
-            if r.steps.iter().any(|s| s.ok) {
-                " on confirmation"
-            } else {
-                ""
-            }
-        ),
-    }
-}
-
-fn memory_line(m: &Memory) -> String {
-    format!(
-        "memory: used_memory {} with {} keys; {} members/{{id}} entries at {:.0} B, {} by-id-number entries at {:.0} B (MEMORY USAGE over {} sampled)",
-        mib(m.used_memory),
-        m.keys,
-        m.member_keys,
-        m.bytes_per_member_key,
-        m.id_number_keys,
-        m.bytes_per_id_number_key,
-        m.sampled
-    )
-}
-
-/// Terminal rendering.
-pub fn terminal(r: &PlanReport) -> String {
-    format!(
-        "{}\n{}\n{}\n{}\n{}\n",
-        text_table(&STEP_HEADERS, &step_rows(r)),
-        knee_line(r),
-        memory_line(&r.memory),
-        text_table(&PROJECTION_HEADERS, &projection_rows(r)),
-        "projection: the measured non-member memory stays, member entries scale with the count"
-    )
-}
-
-/// Markdown rendering.
-pub fn markdown(r: &PlanReport) -> String {
-    format!(
-        "# redis-harness plan\n\n{}\n\n{}{}\n\n{}",
-        knee_line(r),
-        markdown_table(&STEP_HEADERS, &step_rows(r)),
-        memory_line(&r.memory),
-        markdown_table(&PROJECTION_HEADERS, &projection_rows(r))
-    )
-}
-
-/// The self-contained HTML page with the p99-vs-rate chart.
-pub fn html_page(r: &PlanReport) -> String {
-    let mut sorted: Vec<&Step> = r.steps.iter().collect();
-    sorted.sort_by(|a, b| a.offered_rps.total_cmp(&b.offered_rps));
-    let pts = |f: fn(&Step) -> f64| sorted.iter().map(|s| (s.offered_rps, f(s))).collect();
-    let slo = r.options.slo_p99_us as f64;
-    let chart = Chart {
-        title: "Latency against offered rate (open model; µs, logarithmic)".into(),
-        x_label: "offered requests per second".into(),
-        y_label: "µs".into(),
-        series: vec![
-            Series {
-                name: "p99".into(),
-                color: "#d62728",
-                points: pts(|s| s.p99_us as f64),
-            },
-            Series {
-                name: "p50".into(),
-                color: "#1f77b4",
-                points: pts(|s| s.p50_us as f64),
-            },
-            Series {
-                name: "SLO".into(),
-                color: "#999999",
-                points: sorted.iter().map(|s| (s.offered_rps, slo)).collect(),
-            },
-        ],
-        shades: Vec::new(),
-        markers: true,
-        log_y: true,
-    };
-    let tput = Chart {
-        title: "Achieved against offered rate".into(),
-        x_label: "offered requests per second".into(),
-        y_label: "req/s".into(),
-        series: vec![
-            Series {
-                name: "achieved".into(),
-                color: "#2ca02c",
-                points: pts(|s| s.achieved_rps),
-            },
-            Series {
-                name: "offered".into(),
-                color: "#999999",
-                points: pts(|s| s.offered_rps),
-            },
-        ],
-        shades: Vec::new(),
-        markers: true,
-        log_y: false,
-    };
-    let body = format!(
-        "<p class=\"verdict\">{}</p>{}{}<h2>Steps</h2>{}<h2>Memory</h2><p>{}</p>{}",
-        html::esc(&knee_line(r)),
-        chart.svg(),
-        tput.svg(),
-        html::table(&STEP_HEADERS, &step_rows(r)),
-        html::esc(&memory_line(&r.memory)),
-        html::table(&PROJECTION_HEADERS, &projection_rows(r))
-    );
-    html::page("redis-harness plan", &body)
 }
 
 #[cfg(test)]
