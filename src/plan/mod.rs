@@ -3,12 +3,12 @@
 //! from the measured bytes per cached member.
 //!
 //! - [`run`]: the search on our own topology and API.
-//! - [`knee`]: the search itself, a pure function of a "measure this rate" callback.
+//! - `knee`: the search itself, a pure function of a "measure this rate" callback.
 //! - [`Memory`] / [`project`]: measured bytes per key and the projection.
 //! - [`report`]: renderings ([`report::terminal`], [`report::markdown`],
 //!   [`report::html_page`]).
 
-pub mod knee;
+pub(crate) mod knee;
 pub mod report;
 
 use std::sync::Arc;
