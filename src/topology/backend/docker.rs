@@ -8,7 +8,7 @@
 //! The engine is driven through the bollard client that testcontainers ships. Containers
 //! are created with bollard directly rather than through testcontainers' runner: in
 //! testcontainers 0.23 a request without mapped ports gets `PublishAllPorts: true` (every
-//! port the image EXPOSEs published on 0.0.0.0 and [::]), and mapped ports are bound with
+//! port the image EXPOSEs published on 0.0.0.0 and `[::]`), and mapped ports are bound with
 //! no host address, i.e. on every interface; neither can be turned off. The network is
 //! created here too, so it carries the topology's labels from its first moment.
 //!

@@ -2,13 +2,13 @@
 //!
 //! [`Topology`](super::Topology) runs the common flow (prepare the directory, plan the
 //! nodes, write their configs, start data nodes, wait, start Sentinels, wait, write the
-//! state file) and every fault and teardown through the [`Backend`] trait; each backend
+//! state file) and every fault and teardown through the `Backend` trait; each backend
 //! supplies only what differs.
 //!
 //! - [`process`]: local `redis-server` processes on loopback.
 //! - [`docker`]: containers on a private network per topology.
 //!
-//! A new backend is a module implementing [`Backend`] plus one arm in `construct` and
+//! A new backend is a module implementing `Backend` plus one arm in `construct` and
 //! one in [`capabilities`].
 
 pub mod docker;
@@ -28,7 +28,7 @@ use super::TopologyError;
 use crate::config::{BackendKind, HarnessConfig, PartitionDirection};
 
 /// A boxed, sendable future: what keeps [`Backend`] object-safe.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Which faults a backend can inject; ask before anything starts (e.g. a drill checks
 /// that its fault is possible on the configured backend).

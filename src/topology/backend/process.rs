@@ -466,4 +466,44 @@ mod tests {
         let e = locate_binary(Path::new("")).unwrap_err();
         assert!(matches!(e, TopologyError::BinaryNotFound { .. }), "{e}");
     }
+
+    #[tokio::test]
+    async fn pausing_a_node_that_is_not_running_names_it() {
+        use crate::topology::backend::Backend as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let record = NodeRecord {
+            spec: NodeSpec {
+                name: "replica-1".into(),
+                kind: NodeKind::Replica,
+                host: "127.0.0.1".into(),
+                port: 1,
+            },
+            pid: None,
+            dir: tmp.path().to_path_buf(),
+            config_file: tmp.path().join("redis.conf"),
+            log_file: tmp.path().join("redis.log"),
+            container: None,
+        };
+        let b = ProcessBackend::new(Origin::State(&TopologyState {
+            version: crate::topology::state::STATE_VERSION,
+            name: "t".into(),
+            backend: BackendKind::Process,
+            master_name: "m".into(),
+            password: None,
+            redis_version: String::new(),
+            started_unix_ms: 0,
+            nodes: vec![record.clone()],
+            network: None,
+        }));
+        for e in [
+            b.pause(&record).await.unwrap_err(),
+            b.resume(&record).await.unwrap_err(),
+        ] {
+            assert_eq!(
+                e.to_string(),
+                "no node replica-1 (not running) in this topology"
+            );
+        }
+        assert_eq!(b.live_pid(&record), None);
+    }
 }
