@@ -456,10 +456,10 @@ pub async fn run_on(
             } else {
                 3 * s.down_after_ms as u64
             };
-            topo.signal("master", libc::SIGSTOP).await?;
+            topo.pause("master").await?;
             act("fault", format!("SIGSTOP master for {pause} ms"));
             tokio::time::sleep(Duration::from_millis(pause)).await;
-            topo.signal("master", libc::SIGCONT).await?;
+            topo.resume("master").await?;
             act("restore", "SIGCONT master".into());
             rejoin_target = Some(master.clone());
         }
@@ -538,10 +538,10 @@ pub async fn run_on(
         DrillKind::PauseSentinel => {
             let pause = if d.pause_ms > 0 { d.pause_ms } else { 4000 };
             let name = sentinels[0].name.clone();
-            topo.signal(&name, libc::SIGSTOP).await?;
+            topo.pause(&name).await?;
             act("fault", format!("SIGSTOP {name} for {pause} ms"));
             tokio::time::sleep(Duration::from_millis(pause)).await;
-            topo.signal(&name, libc::SIGCONT).await?;
+            topo.resume(&name).await?;
             act("restore", format!("SIGCONT {name}"));
             tokio::time::sleep(Duration::from_millis(1000)).await;
         }

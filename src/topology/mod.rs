@@ -3,15 +3,19 @@
 //!
 //! - [`spec`]: which nodes, with which roles and ports.
 //! - [`conf`]: their `redis.conf` / `sentinel.conf`.
-//! - [`process`]: the process backend (local `redis-server` binaries on loopback).
-//! - [`docker`]: the docker backend (containers on a private network, partitions).
+//! - [`backend`]: the one interface every backend implements, and what each can do
+//!   ([`capabilities`]); [`process`] (local `redis-server` binaries on loopback) and
+//!   [`docker`] (containers on a private network, partitions) implement it.
+//! - [`node`]: what backends share about a node (config files, log tails, stop outcomes).
 //! - [`probe`]: readiness and live status over the Redis protocol (backend-independent).
 //! - [`state`]: the state file that lets another shell find a running topology.
+//! - `error`: [`TopologyError`].
 
+pub mod backend;
 pub mod conf;
-pub mod docker;
+mod error;
+pub mod node;
 pub mod probe;
-pub mod process;
 pub mod spec;
 pub mod state;
 
@@ -20,9 +24,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::config::{BackendKind, HarnessConfig};
+use crate::config::{BackendKind, HarnessConfig, PartitionDirection};
+pub use backend::{capabilities, docker, process, Capabilities};
+use backend::{Backend, Leftovers};
+pub use error::TopologyError;
+pub use node::StopOutcome;
 pub use probe::NodeStatus;
-use process::{ProcessNode, StopOutcome};
 pub use spec::{NodeKind, NodeSpec};
 use state::{NodeRecord, TopologyState, STATE_VERSION};
 
@@ -32,111 +39,6 @@ const MARKER: &str = ".redis-harness-topology";
 
 /// How long `down` lets nodes exit on SIGTERM before it SIGKILLs them.
 pub const DOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// Errors of topology operations.
-#[derive(Debug, thiserror::Error)]
-pub enum TopologyError {
-    /// The redis-server binary is missing.
-    #[error("redis-server binary not found: {binary}; {hint}")]
-    BinaryNotFound {
-        /// What was looked for.
-        binary: PathBuf,
-        /// How to install it.
-        hint: &'static str,
-    },
-    /// The redis-server binary exists but cannot be run.
-    #[error("redis-server binary {} exists but is not executable ({problem}); `chmod +x` it or set `redis_server:` in harness.yaml to an executable", binary.display())]
-    BinaryNotExecutable {
-        /// The file that was found.
-        binary: PathBuf,
-        /// What is wrong with it (a directory, no execute permission).
-        problem: String,
-    },
-    /// A file-system operation on a path failed.
-    #[error("cannot {action} {}: {error}", path.display())]
-    File {
-        /// What was attempted, e.g. "create the topology directory".
-        action: &'static str,
-        /// The path it was attempted on.
-        path: PathBuf,
-        /// The operating system's answer.
-        error: std::io::Error,
-    },
-    /// The docker backend failed: no engine, no image, an engine call refused.
-    #[error("docker backend: {0}")]
-    Docker(String),
-    /// The operation needs another backend.
-    #[error("{what} needs the {needs} backend")]
-    NeedsBackend {
-        /// The operation.
-        what: String,
-        /// The backend it needs.
-        needs: BackendKind,
-    },
-    /// A topology with this name is already running.
-    #[error(
-        "topology '{name}' is already up (state file {state}); run `redis-harness down` first"
-    )]
-    AlreadyUp {
-        /// Topology name.
-        name: String,
-        /// Its state file.
-        state: PathBuf,
-    },
-    /// No running topology was found.
-    #[error("no topology '{name}' is up (no state file in {dir})")]
-    NotUp {
-        /// Topology name.
-        name: String,
-        /// Directory searched.
-        dir: PathBuf,
-    },
-    /// A node could not be started or exited during start-up.
-    #[error("node {node} failed to start: {detail}")]
-    Start {
-        /// Node name.
-        node: String,
-        /// What happened, with the end of its log.
-        detail: String,
-    },
-    /// Readiness was not reached in time.
-    #[error("topology not ready after {waited_ms} ms: {problem}")]
-    NotReady {
-        /// How long it waited.
-        waited_ms: u64,
-        /// The last readiness problem seen.
-        problem: String,
-    },
-    /// No node of that name.
-    #[error("no node {0} in this topology")]
-    UnknownNode(String),
-    /// A run directory is not one the harness created.
-    #[error("refusing to wipe {0}: it exists and is not a redis-harness topology directory")]
-    ForeignDirectory(PathBuf),
-    /// Free ports could not be found.
-    #[error("port allocation failed: {0}")]
-    Ports(String),
-    /// The state file is unreadable.
-    #[error("state file: {0}")]
-    State(String),
-    /// File-system error.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}
-
-impl TopologyError {
-    /// A [`TopologyError::File`] naming `path` and what was attempted on it.
-    pub fn file<'a>(
-        action: &'static str,
-        path: &'a Path,
-    ) -> impl FnOnce(std::io::Error) -> Self + 'a {
-        move |error| TopologyError::File {
-            action,
-            path: path.to_path_buf(),
-            error,
-        }
-    }
-}
 
 /// What a client needs to connect to the topology.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -208,251 +110,63 @@ pub struct TeardownReport {
 pub struct Topology {
     cfg: HarnessConfig,
     dir: PathBuf,
+    /// The recorded state; `state.nodes` holds every node started so far.
     state: TopologyState,
-    nodes: Vec<Node>,
-    docker: Option<docker::Docker>,
+    backend: Box<dyn Backend>,
     detached: bool,
-}
-
-/// A running node of either backend.
-#[derive(Debug)]
-enum Node {
-    Process(ProcessNode),
-    Docker(Box<docker::DockerNode>),
-}
-
-impl Node {
-    fn record(&self) -> &NodeRecord {
-        match self {
-            Node::Process(n) => &n.record,
-            Node::Docker(n) => &n.record,
-        }
-    }
-
-    async fn exit_report(&mut self, d: Option<&docker::Docker>) -> Option<String> {
-        match (self, d) {
-            (Node::Process(n), _) => n.exit_report(),
-            (Node::Docker(n), Some(d)) => n.exit_report(d).await,
-            (Node::Docker(_), None) => None,
-        }
-    }
-}
-
-/// Creates `node`'s directory under `topo_dir`, writes its config (paths as the node will
-/// see them: `conf_dir`; `extra` appended) and returns its record.
-fn write_node(
-    cfg: &HarnessConfig,
-    topo_dir: &Path,
-    node: &NodeSpec,
-    master: &NodeSpec,
-    conf_dir: Option<&Path>,
-    extra: &str,
-) -> Result<NodeRecord, TopologyError> {
-    let node_dir = topo_dir.join(&node.name);
-    std::fs::create_dir_all(&node_dir)
-        .map_err(TopologyError::file("create the node directory", &node_dir))?;
-    let conf_dir = conf_dir.unwrap_or(&node_dir);
-    let (file, log, mut text) = if node.kind == NodeKind::Sentinel {
-        (
-            "sentinel.conf",
-            "sentinel.log",
-            conf::sentinel_conf(cfg, node, master, conf_dir),
-        )
-    } else {
-        (
-            "redis.conf",
-            "redis.log",
-            conf::redis_conf(cfg, node, master, conf_dir),
-        )
-    };
-    text.push_str(extra);
-    let config_file = node_dir.join(file);
-    std::fs::write(&config_file, text)
-        .map_err(TopologyError::file("write the node config", &config_file))?;
-    Ok(NodeRecord {
-        spec: node.clone(),
-        pid: None,
-        log_file: node_dir.join(log),
-        dir: node_dir,
-        config_file,
-        container: None,
-    })
 }
 
 impl Topology {
     /// Starts the topology described by `cfg` and waits until it is ready.
     pub async fn up(cfg: &HarnessConfig) -> Result<Topology, TopologyError> {
-        match cfg.backend {
-            BackendKind::Process => Self::up_process(cfg).await,
-            BackendKind::Docker => Self::up_docker(cfg).await,
-        }
-    }
-
-    fn new_state(cfg: &HarnessConfig, version: String) -> TopologyState {
-        TopologyState {
-            version: STATE_VERSION,
-            name: cfg.name.clone(),
-            backend: cfg.backend,
-            master_name: cfg.topology.master_name.clone(),
-            password: cfg.password.clone(),
-            redis_version: version,
-            started_unix_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
-            nodes: Vec::new(),
-            network: None,
-        }
-    }
-
-    async fn up_process(cfg: &HarnessConfig) -> Result<Topology, TopologyError> {
-        let binary = process::locate_binary(&cfg.redis_server)?;
-        let version = process::binary_version(&binary)?;
         let dir = absolute(&cfg.topology_dir())?;
+        let mut backend = backend::for_config(cfg);
+        let version = backend.preflight(cfg, &dir).await?;
         prepare_dir(&dir, &cfg.name)?;
-        let specs = spec::plan_nodes(cfg)?;
-        let master = specs[0].clone();
+        let specs = backend.plan(cfg)?;
         let mut topo = Topology {
             cfg: cfg.clone(),
             dir: dir.clone(),
-            state: Self::new_state(cfg, version),
-            nodes: Vec::new(),
-            docker: None,
+            state: new_state(cfg, version),
+            backend,
             detached: false,
         };
+        topo.backend.provision(&mut topo.state).await?;
         let started = Instant::now();
         let deadline = started + Duration::from_millis(cfg.readiness_timeout_ms);
         // Data nodes first, then Sentinels: a Sentinel that finds the replicas already
         // linked learns them from its first INFO instead of ten seconds later.
+        let mut master: Option<NodeSpec> = None;
         for phase in [false, true] {
             for node in specs
                 .iter()
                 .filter(|n| (n.kind == NodeKind::Sentinel) == phase)
             {
-                topo.start_node(&binary, node, &master)?;
-            }
-            topo.wait_ready(deadline, started, phase).await?;
-        }
-        topo.state.nodes = topo.nodes.iter().map(|n| n.record().clone()).collect();
-        topo.state.write(&dir)?;
-        tracing::info!(
-            "topology '{}' ready in {} ms",
-            cfg.name,
-            started.elapsed().as_millis()
-        );
-        Ok(topo)
-    }
-
-    async fn up_docker(cfg: &HarnessConfig) -> Result<Topology, TopologyError> {
-        let d = docker::client()?;
-        docker::check_engine(&d).await?;
-        docker::ensure_image(&d, &cfg.docker.image).await?;
-        let dir = absolute(&cfg.topology_dir())?;
-        let run_dir = absolute(&cfg.run_dir)?;
-        let network = docker::network_name(&cfg.name, &dir);
-        let leftovers: Vec<String> =
-            docker::containers_labelled(&d, docker::LABEL_RUN_DIR, &run_dir.display().to_string())
-                .await?
-                .into_iter()
-                .map(|(_, name)| name)
-                .filter(|n| n.starts_with(&format!("{network}-")))
-                .collect();
-        if !leftovers.is_empty() {
-            return Err(TopologyError::Docker(format!(
-                "containers of topology '{}' already exist ({}); run `redis-harness down` (or `down --all` after a crash) first",
-                cfg.name,
-                leftovers.join(", ")
-            )));
-        }
-        prepare_dir(&dir, &cfg.name)?;
-        let mut topo = Topology {
-            cfg: cfg.clone(),
-            dir: dir.clone(),
-            state: Self::new_state(cfg, format!("image {}", cfg.docker.image)),
-            nodes: Vec::new(),
-            docker: Some(d.clone()),
-            detached: false,
-        };
-        let labels = docker::topology_labels(&cfg.name, &run_dir);
-        // Labelled from its creation: a run killed from here on leaves nothing that
-        // `down --all` cannot find. Once it is recorded, dropping `topo` removes it.
-        docker::create_network(&d, &network, &labels).await?;
-        topo.state.network = Some(network.clone());
-        let started = Instant::now();
-        let deadline = started + Duration::from_millis(cfg.readiness_timeout_ms);
-        let mut master: Option<NodeSpec> = None;
-        for phase in [false, true] {
-            for (name, kind) in spec::node_names(cfg)
-                .into_iter()
-                .filter(|(_, k)| (*k == NodeKind::Sentinel) == phase)
-            {
-                let sentinel = kind == NodeKind::Sentinel;
-                let port = if sentinel {
-                    docker::SENTINEL_PORT
-                } else {
-                    docker::DATA_PORT
-                };
-                // Inside the container the node listens on every interface of its own
-                // network namespace; its address is known once the container runs.
-                let bind = NodeSpec {
-                    name: name.clone(),
-                    kind,
-                    host: "0.0.0.0".into(),
-                    port,
-                };
-                let m = master.clone().unwrap_or_else(|| bind.clone());
-                // The network is the topology's own; nodes accept its peers and the host.
-                let record = write_node(
-                    cfg,
-                    &dir,
-                    &bind,
-                    &m,
-                    Some(Path::new("/data")),
-                    "protected-mode no\n",
-                )?;
-                tracing::info!("starting {name} as a container on network {network}");
-                let (mut node, ip) = docker::start(
-                    &d,
-                    &cfg.docker.image,
-                    &network,
-                    &labels,
-                    cfg.docker.publish,
-                    record,
-                    sentinel,
-                )
-                .await?;
-                node.record.spec.host = ip.to_string();
-                tracing::info!("{name} is at {}", node.record.spec.addr());
-                if kind == NodeKind::Master {
-                    master = Some(node.record.spec.clone());
+                // The master is planned (and so started) first; its config names itself.
+                let m = master.clone().unwrap_or_else(|| node.clone());
+                let view = topo.backend.config_view();
+                let record = node::write_node(cfg, &dir, node, &m, view)?;
+                let record = topo.backend.start(record).await?;
+                if node.kind == NodeKind::Master {
+                    master = Some(record.spec.clone());
                 }
-                topo.nodes.push(Node::Docker(Box::new(node)));
+                topo.state.nodes.push(record);
             }
             topo.wait_ready(deadline, started, phase).await?;
         }
-        topo.state.nodes = topo.nodes.iter().map(|n| n.record().clone()).collect();
         topo.state.write(&dir)?;
+        let network = topo
+            .state
+            .network
+            .as_ref()
+            .map(|n| format!(" ({}, network {n})", topo.backend.kind()))
+            .unwrap_or_default();
         tracing::info!(
-            "topology '{}' ready in {} ms (docker, network {network})",
+            "topology '{}' ready in {} ms{network}",
             cfg.name,
             started.elapsed().as_millis()
         );
         Ok(topo)
-    }
-
-    fn start_node(
-        &mut self,
-        binary: &Path,
-        node: &NodeSpec,
-        master: &NodeSpec,
-    ) -> Result<(), TopologyError> {
-        let sentinel = node.kind == NodeKind::Sentinel;
-        let record = write_node(&self.cfg, &self.dir, node, master, None, "")?;
-        tracing::info!("starting {} on {}", node.name, node.addr());
-        self.nodes.push(Node::Process(process::spawn_node(
-            binary, record, sentinel,
-        )?));
-        Ok(())
     }
 
     /// Polls until the started nodes are ready (data nodes only, or everything when
@@ -463,7 +177,7 @@ impl Topology {
         started: Instant,
         with_sentinels: bool,
     ) -> Result<(), TopologyError> {
-        let master_addr = self.nodes[0].record().spec.addr();
+        let master_addr = self.state.nodes[0].spec.addr();
         let replicas = self.cfg.topology.replicas as usize;
         let sentinels = if with_sentinels {
             self.cfg.topology.sentinels as usize
@@ -472,11 +186,10 @@ impl Topology {
         };
         let mut last = String::new();
         loop {
-            let d = self.docker.clone();
-            for n in &mut self.nodes {
-                if let Some(report) = n.exit_report(d.as_ref()).await {
+            for n in &self.state.nodes {
+                if let Some(report) = self.backend.exit_report(n).await {
                     return Err(TopologyError::Start {
-                        node: n.record().spec.name.clone(),
+                        node: n.spec.name.clone(),
                         detail: report,
                     });
                 }
@@ -503,9 +216,10 @@ impl Topology {
 
     async fn probe(&self) -> Vec<NodeStatus> {
         let nodes: Vec<_> = self
+            .state
             .nodes
             .iter()
-            .map(|n| (n.record().spec.clone(), n.record().pid))
+            .map(|n| (n.spec.clone(), n.pid))
             .collect();
         probe::topology_status(
             &nodes,
@@ -525,6 +239,11 @@ impl Topology {
         &self.dir
     }
 
+    /// What this topology's backend can do.
+    pub fn capabilities(&self) -> Capabilities {
+        self.backend.capabilities()
+    }
+
     /// Connection details for clients.
     pub fn connection_info(&self) -> ConnectionInfo {
         ConnectionInfo::from_state(&self.state)
@@ -539,89 +258,44 @@ impl Topology {
     /// state file; node directories (logs, data) stay for inspection until the next `up`.
     pub async fn down(mut self) -> Result<TeardownReport, TopologyError> {
         let started = Instant::now();
-        let nodes = std::mem::take(&mut self.nodes);
         self.detached = true;
-        let outcomes = match &self.docker {
-            Some(d) => {
-                let ids: Vec<Option<String>> =
-                    nodes.iter().map(|n| n.record().container.clone()).collect();
-                docker::remove(d, &ids, self.state.network.as_deref(), DOWN_GRACE).await
-            }
-            None => {
-                let mut procs: Vec<ProcessNode> = nodes
-                    .into_iter()
-                    .filter_map(|n| match n {
-                        Node::Process(p) => Some(p),
-                        Node::Docker(_) => None,
-                    })
-                    .collect();
-                tokio::task::spawn_blocking(move || process::stop_all(&mut procs, DOWN_GRACE))
-                    .await
-                    .expect("teardown task panicked")
-            }
-        };
+        let outcomes = self.backend.stop(&self.state, DOWN_GRACE).await?;
         TopologyState::remove(&self.dir)?;
-        Ok(teardown_report(&self.state, outcomes, started).await)
+        Ok(teardown_report(self.backend.as_ref(), &self.state, outcomes, started).await)
     }
 
     /// The record of node `name`.
     pub fn node(&self, name: &str) -> Result<&NodeRecord, TopologyError> {
-        self.nodes
+        self.state
+            .nodes
             .iter()
-            .map(Node::record)
             .find(|r| r.spec.name == name)
             .ok_or_else(|| TopologyError::UnknownNode(name.to_string()))
     }
 
     fn node_index(&self, name: &str) -> Result<usize, TopologyError> {
-        self.nodes
+        self.state
+            .nodes
             .iter()
-            .position(|n| n.record().spec.name == name)
+            .position(|n| n.spec.name == name)
             .ok_or_else(|| TopologyError::UnknownNode(name.to_string()))
     }
 
-    /// Sends `signal` to node `name`. On docker, SIGSTOP / SIGCONT are `docker pause` /
-    /// `unpause` and SIGKILL kills the container; other signals are refused.
-    pub async fn signal(&self, name: &str, signal: i32) -> Result<(), TopologyError> {
-        let i = self.node_index(name)?;
-        match &self.nodes[i] {
-            Node::Process(n) => {
-                let r = &n.record;
-                match r.pid.filter(|pid| process::is_our_process(*pid, r)) {
-                    Some(pid) => {
-                        process::send_signal(pid, signal);
-                        Ok(())
-                    }
-                    None => Err(TopologyError::UnknownNode(format!("{name} (not running)"))),
-                }
-            }
-            Node::Docker(n) => {
-                let d = self.docker.as_ref().expect("docker nodes have a client");
-                match signal {
-                    libc::SIGSTOP => n.pause(d, true).await,
-                    libc::SIGCONT => n.pause(d, false).await,
-                    libc::SIGKILL => n.kill(d).await,
-                    _ => Err(TopologyError::Docker(format!(
-                        "signal {signal} is not supported on containers"
-                    ))),
-                }
-            }
-        }
+    /// Freezes node `name` (process: SIGSTOP; docker: `docker pause`) until
+    /// [`Topology::resume`].
+    pub async fn pause(&self, name: &str) -> Result<(), TopologyError> {
+        self.backend.pause(self.node(name)?).await
+    }
+
+    /// Lets a paused node `name` go on (process: SIGCONT; docker: `docker unpause`).
+    pub async fn resume(&self, name: &str) -> Result<(), TopologyError> {
+        self.backend.resume(self.node(name)?).await
     }
 
     /// Kills node `name` without grace (SIGKILL) and waits until it is gone.
     pub async fn kill(&mut self, name: &str) -> Result<(), TopologyError> {
         let i = self.node_index(name)?;
-        match &mut self.nodes[i] {
-            Node::Process(n) => {
-                process::stop_all(std::slice::from_mut(n), Duration::ZERO);
-                Ok(())
-            }
-            Node::Docker(n) => {
-                n.kill(self.docker.as_ref().expect("docker nodes have a client"))
-                    .await
-            }
-        }
+        self.backend.kill(&self.state.nodes[i]).await
     }
 
     /// Cuts node `name` off from `peers` (node names) in `direction`; the host still
@@ -630,32 +304,19 @@ impl Topology {
         &self,
         name: &str,
         peers: &[&str],
-        direction: crate::config::PartitionDirection,
+        direction: PartitionDirection,
     ) -> Result<(), TopologyError> {
-        let i = self.node_index(name)?;
+        let record = self.node(name)?;
         let addrs: Vec<String> = peers
             .iter()
             .map(|p| self.node(p).map(|r| r.spec.host.clone()))
             .collect::<Result<_, _>>()?;
-        match (&self.nodes[i], &self.docker) {
-            (Node::Docker(n), Some(d)) => n.partition(d, &addrs, direction).await,
-            _ => Err(TopologyError::NeedsBackend {
-                what: "a network partition".into(),
-                needs: BackendKind::Docker,
-            }),
-        }
+        self.backend.partition(record, &addrs, direction).await
     }
 
     /// Removes the partition rules of node `name`.
     pub async fn heal(&self, name: &str) -> Result<(), TopologyError> {
-        let i = self.node_index(name)?;
-        match (&self.nodes[i], &self.docker) {
-            (Node::Docker(n), Some(d)) => n.heal(d).await,
-            _ => Err(TopologyError::NeedsBackend {
-                what: "healing a partition".into(),
-                needs: BackendKind::Docker,
-            }),
-        }
+        self.backend.heal(self.node(name)?).await
     }
 
     /// Starts node `name` again from its own directory and config (a data node keeps its
@@ -663,33 +324,21 @@ impl Topology {
     /// answers.
     pub async fn restart(&mut self, name: &str) -> Result<(), TopologyError> {
         let i = self.node_index(name)?;
-        let d = self.docker.clone();
-        match &mut self.nodes[i] {
-            Node::Process(n) => {
-                let binary = process::locate_binary(&self.cfg.redis_server)?;
-                let record = n.record.clone();
-                process::stop_all(std::slice::from_mut(n), Duration::ZERO);
-                let sentinel = record.spec.kind == NodeKind::Sentinel;
-                *n = process::spawn_node(&binary, record, sentinel)?;
-                self.state.nodes[i] = n.record.clone();
-                self.state.write(&self.dir)?;
-            }
-            Node::Docker(n) => {
-                let d = d.as_ref().expect("docker nodes have a client");
-                n.kill(d).await?;
-                n.restart(d).await?;
-            }
+        let before = self.state.nodes[i].clone();
+        self.backend.restart(&mut self.state.nodes[i]).await?;
+        if self.state.nodes[i] != before {
+            self.state.write(&self.dir)?;
         }
-        let sentinel = self.nodes[i].record().spec.kind == NodeKind::Sentinel;
-        let pw = if sentinel {
+        let record = self.state.nodes[i].clone();
+        let pw = if record.spec.kind == NodeKind::Sentinel {
             None
         } else {
             self.cfg.password.as_deref()
         };
-        let spec = self.nodes[i].record().spec.clone();
+        let spec = &record.spec;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(report) = self.nodes[i].exit_report(d.as_ref()).await {
+            if let Some(report) = self.backend.exit_report(&record).await {
                 return Err(TopologyError::Start {
                     node: name.to_string(),
                     detail: report,
@@ -746,38 +395,37 @@ impl Drop for Topology {
         if self.detached {
             return;
         }
-        if let Some(network) = self.state.network.clone() {
-            // Docker: the network exists from early in `up`, possibly with no node yet.
-            let ids = self
-                .nodes
-                .iter()
-                .filter_map(|n| n.record().container.clone())
-                .collect();
-            let run_dir = absolute(&self.cfg.run_dir)
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            docker::remove_blocking(ids, network, run_dir);
-            let _ = TopologyState::remove(&self.dir);
-        } else if !self.nodes.is_empty() {
-            for n in &mut self.nodes {
-                if let Node::Process(p) = n {
-                    process::stop_all(std::slice::from_mut(p), Duration::ZERO);
-                }
-            }
+        if self.backend.cleanup_blocking(&self.state) {
             let _ = TopologyState::remove(&self.dir);
         }
     }
 }
 
+/// A fresh state for `cfg`, with no node yet; `redis_version` says what runs the nodes.
+fn new_state(cfg: &HarnessConfig, redis_version: String) -> TopologyState {
+    TopologyState {
+        version: STATE_VERSION,
+        name: cfg.name.clone(),
+        backend: cfg.backend,
+        master_name: cfg.topology.master_name.clone(),
+        password: cfg.password.clone(),
+        redis_version,
+        started_unix_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        nodes: Vec::new(),
+        network: None,
+    }
+}
+
 /// Live status of a topology known from its state file.
 pub async fn status_of(state: &TopologyState) -> StatusReport {
+    let backend = backend::for_state(state);
     let nodes: Vec<_> = state
         .nodes
         .iter()
-        .map(|n| {
-            let alive = n.pid.is_some_and(|pid| process::is_our_process(pid, n));
-            (n.spec.clone(), n.pid.filter(|_| alive))
-        })
+        .map(|n| (n.spec.clone(), backend.live_pid(n)))
         .collect();
     let statuses =
         probe::topology_status(&nodes, state.password.as_deref(), &state.master_name).await;
@@ -825,67 +473,23 @@ pub async fn down_dir(dir: &Path, name: &str) -> Result<TeardownReport, Topology
         dir: dir.to_path_buf(),
     })?;
     let started = Instant::now();
-    let outcomes = match state.backend {
-        BackendKind::Docker => {
-            let d = docker::client()?;
-            docker::check_engine(&d).await?;
-            let ids: Vec<Option<String>> =
-                state.nodes.iter().map(|n| n.container.clone()).collect();
-            docker::remove(&d, &ids, state.network.as_deref(), DOWN_GRACE).await
-        }
-        BackendKind::Process => {
-            let records = state.nodes.clone();
-            tokio::task::spawn_blocking(move || process::stop_records(&records, DOWN_GRACE))
-                .await
-                .expect("teardown task panicked")
-        }
-    };
+    let mut backend = backend::for_state(&state);
+    let outcomes = backend.stop(&state, DOWN_GRACE).await?;
     TopologyState::remove(dir)?;
-    Ok(teardown_report(&state, outcomes, started).await)
+    Ok(teardown_report(backend.as_ref(), &state, outcomes, started).await)
 }
 
 async fn teardown_report(
+    backend: &dyn Backend,
     state: &TopologyState,
     outcomes: Vec<StopOutcome>,
     started: Instant,
 ) -> TeardownReport {
     let elapsed_ms = started.elapsed().as_millis() as u64;
-    let mut ports_still_open = Vec::new();
-    let mut containers_left = Vec::new();
-    match state.backend {
-        // Container addresses vanish with their network; ask the engine instead of
-        // sending traffic to an address that is no longer ours.
-        BackendKind::Docker => {
-            if let Ok(d) = docker::client() {
-                for n in &state.nodes {
-                    if let Some(id) = &n.container {
-                        if d.inspect_container(id, None).await.is_ok() {
-                            containers_left.push(n.spec.name.clone());
-                        }
-                    }
-                }
-                if let Some(net) = &state.network {
-                    if d.inspect_network::<String>(net, None).await.is_ok() {
-                        containers_left.push(format!("network {net}"));
-                    }
-                }
-            }
-        }
-        BackendKind::Process => {
-            for n in &state.nodes {
-                let addr = n.spec.addr();
-                let open = tokio::time::timeout(
-                    Duration::from_millis(500),
-                    tokio::net::TcpStream::connect(&addr),
-                )
-                .await
-                .is_ok_and(|r| r.is_ok());
-                if open {
-                    ports_still_open.push(n.spec.port);
-                }
-            }
-        }
-    }
+    let Leftovers {
+        ports_still_open,
+        containers_left,
+    } = backend.leftovers(state).await;
     TeardownReport {
         nodes: state
             .nodes
@@ -903,10 +507,8 @@ async fn teardown_report(
 /// or when it holds anything the harness did not create.
 fn prepare_dir(dir: &Path, name: &str) -> Result<(), TopologyError> {
     if let Some(state) = TopologyState::read(dir).unwrap_or(None) {
-        let alive = state
-            .nodes
-            .iter()
-            .any(|n| n.pid.is_some_and(|pid| process::is_our_process(pid, n)));
+        let backend = backend::for_state(&state);
+        let alive = state.nodes.iter().any(|n| backend.live_pid(n).is_some());
         if alive {
             return Err(TopologyError::AlreadyUp {
                 name: name.to_string(),

@@ -5,14 +5,27 @@
 //! command line (which names the node's config file) before any signal is sent, so a
 //! recycled pid is never killed by mistake.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::state::NodeRecord;
-use super::TopologyError;
+use super::{BoxFuture, Capabilities, Leftovers, Origin};
+use crate::config::{BackendKind, HarnessConfig};
+pub use crate::topology::node::StopOutcome;
+use crate::topology::node::{log_tail, ConfigView};
+use crate::topology::spec::{self, NodeKind, NodeSpec};
+use crate::topology::state::{NodeRecord, TopologyState};
+use crate::topology::TopologyError;
+
+/// Processes can be killed, restarted and paused (SIGSTOP / SIGCONT), not partitioned.
+pub const CAPABILITIES: Capabilities = Capabilities {
+    kill_restart: true,
+    pause: true,
+    partition: false,
+};
 
 /// How to install redis-server, quoted in "binary not found" errors.
 pub const INSTALL_HINT: &str = "install it with `apt-get install redis-server` (Debian/Ubuntu; \
@@ -93,21 +106,14 @@ pub fn binary_version(binary: &Path) -> Result<String, TopologyError> {
     Ok(text)
 }
 
-/// A node process started by this harness.
-#[derive(Debug)]
-pub struct ProcessNode {
-    /// What the state file records about it.
-    pub record: NodeRecord,
-    child: Option<Child>,
-}
-
 /// Starts one node: `redis-server <config> [--sentinel]` in its own process group, with
-/// stdout/stderr captured to `stdout.log` in its directory.
+/// stdout/stderr captured to `stdout.log` in its directory. Returns its record (with the
+/// pid) and the child to reap.
 pub fn spawn_node(
     binary: &Path,
-    record: NodeRecord,
+    mut record: NodeRecord,
     sentinel: bool,
-) -> Result<ProcessNode, TopologyError> {
+) -> Result<(NodeRecord, Child), TopologyError> {
     let log = record.dir.join("stdout.log");
     let out =
         File::create(&log).map_err(TopologyError::file("create the node's output log", &log))?;
@@ -126,41 +132,8 @@ pub fn spawn_node(
         node: record.spec.name.clone(),
         detail: format!("cannot run {}: {e}", binary.display()),
     })?;
-    let mut record = record;
     record.pid = Some(child.id());
-    Ok(ProcessNode {
-        record,
-        child: Some(child),
-    })
-}
-
-impl ProcessNode {
-    /// When the process has exited: a description with the end of its logs.
-    pub fn exit_report(&mut self) -> Option<String> {
-        let child = self.child.as_mut()?;
-        let status = child.try_wait().ok().flatten()?;
-        Some(format!(
-            "exited with {status}; last log lines:\n{}",
-            log_tail(&self.record, 15)
-        ))
-    }
-}
-
-/// The last `n` lines of a node's captured stdout and its log file.
-pub fn log_tail(record: &NodeRecord, n: usize) -> String {
-    let mut lines = Vec::new();
-    for path in [record.dir.join("stdout.log"), record.log_file.clone()] {
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-            let start = all.len().saturating_sub(n);
-            lines.extend(all[start..].iter().map(|l| format!("    {l}")));
-        }
-    }
-    if lines.is_empty() {
-        "    (no output)".into()
-    } else {
-        lines.join("\n")
-    }
+    Ok((record, child))
 }
 
 /// Whether `pid` is a live (not zombie) node process of `record`.
@@ -205,34 +178,9 @@ pub fn send_signal(pid: u32, signal: i32) {
     }
 }
 
-/// How a node was stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StopOutcome {
-    /// It was not running.
-    NotRunning,
-    /// It exited after SIGTERM within the grace period.
-    Terminated,
-    /// It had to be SIGKILLed.
-    Killed,
-}
-
-/// Stops nodes: SIGTERM to all, then SIGKILL to whatever is still alive after `grace`
-/// (at once when `grace` is zero), and waits until every one is gone.
-pub fn stop_all(nodes: &mut [ProcessNode], grace: Duration) -> Vec<StopOutcome> {
-    let records: Vec<NodeRecord> = nodes.iter().map(|n| n.record.clone()).collect();
-    let outcomes = stop_records(&records, grace);
-    // Reap our own children so no zombie is left behind.
-    for n in nodes.iter_mut() {
-        if let Some(mut child) = n.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-    outcomes
-}
-
-/// Like [`stop_all`] for nodes known only from a state file.
+/// Stops nodes known from their records: SIGTERM to all, then SIGKILL to whatever is
+/// still alive after `grace` (at once when `grace` is zero), and waits until every one is
+/// gone.
 pub fn stop_records(records: &[NodeRecord], grace: Duration) -> Vec<StopOutcome> {
     let live = |r: &NodeRecord| r.pid.filter(|pid| is_our_process(*pid, r));
     let mut outcomes: Vec<StopOutcome> = records
@@ -270,6 +218,205 @@ pub fn stop_records(records: &[NodeRecord], grace: Duration) -> Vec<StopOutcome>
         std::thread::sleep(Duration::from_millis(10));
     }
     outcomes
+}
+
+/// The process backend: finds the binary, spawns and signals the nodes, and reaps the
+/// children it started.
+#[derive(Debug)]
+pub(crate) struct ProcessBackend {
+    /// `redis_server` as configured (located again on restart).
+    redis_server: PathBuf,
+    /// The binary found by the preflight.
+    binary: Option<PathBuf>,
+    /// Children started here, by node name, reaped when they are stopped.
+    children: HashMap<String, Child>,
+}
+
+impl ProcessBackend {
+    pub(crate) fn new(origin: Origin<'_>) -> Self {
+        let redis_server = match origin {
+            Origin::Config(cfg) => cfg.redis_server.clone(),
+            Origin::State(_) => PathBuf::from("redis-server"),
+        };
+        Self {
+            redis_server,
+            binary: None,
+            children: HashMap::new(),
+        }
+    }
+
+    fn binary(&mut self) -> Result<PathBuf, TopologyError> {
+        match &self.binary {
+            Some(b) => Ok(b.clone()),
+            None => {
+                let b = locate_binary(&self.redis_server)?;
+                self.binary = Some(b.clone());
+                Ok(b)
+            }
+        }
+    }
+
+    /// SIGKILLs (or SIGTERMs, given a `grace`) `records`, waits until they are gone and
+    /// reaps their children so no zombie is left behind.
+    fn stop_and_reap(&mut self, records: &[NodeRecord], grace: Duration) -> Vec<StopOutcome> {
+        let outcomes = stop_records(records, grace);
+        for r in records {
+            if let Some(mut child) = self.children.remove(&r.spec.name) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        outcomes
+    }
+
+    /// Sends `signal` to the node's process, if it is still ours.
+    fn signal(&self, record: &NodeRecord, signal: i32) -> Result<(), TopologyError> {
+        match record.pid.filter(|pid| is_our_process(*pid, record)) {
+            Some(pid) => {
+                send_signal(pid, signal);
+                Ok(())
+            }
+            None => Err(TopologyError::UnknownNode(format!(
+                "{} (not running)",
+                record.spec.name
+            ))),
+        }
+    }
+}
+
+impl super::Backend for ProcessBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Process
+    }
+
+    fn preflight<'a>(
+        &'a mut self,
+        cfg: &'a HarnessConfig,
+        _dir: &'a Path,
+    ) -> BoxFuture<'a, Result<String, TopologyError>> {
+        Box::pin(async move {
+            self.redis_server = cfg.redis_server.clone();
+            self.binary = None;
+            let binary = self.binary()?;
+            binary_version(&binary)
+        })
+    }
+
+    fn plan(&self, cfg: &HarnessConfig) -> Result<Vec<NodeSpec>, TopologyError> {
+        spec::plan_nodes(cfg)
+    }
+
+    fn config_view(&self) -> ConfigView {
+        ConfigView {
+            dir: None,
+            extra: "",
+        }
+    }
+
+    fn start(&mut self, record: NodeRecord) -> BoxFuture<'_, Result<NodeRecord, TopologyError>> {
+        Box::pin(async move {
+            let binary = self.binary()?;
+            tracing::info!("starting {} on {}", record.spec.name, record.spec.addr());
+            let sentinel = record.spec.kind == NodeKind::Sentinel;
+            let (record, child) = spawn_node(&binary, record, sentinel)?;
+            self.children.insert(record.spec.name.clone(), child);
+            Ok(record)
+        })
+    }
+
+    fn exit_report<'a>(&'a mut self, record: &'a NodeRecord) -> BoxFuture<'a, Option<String>> {
+        let report = self.children.get_mut(&record.spec.name).and_then(|child| {
+            let status = child.try_wait().ok().flatten()?;
+            Some(format!(
+                "exited with {status}; last log lines:\n{}",
+                log_tail(record, 15)
+            ))
+        });
+        Box::pin(async move { report })
+    }
+
+    fn live_pid(&self, record: &NodeRecord) -> Option<u32> {
+        record.pid.filter(|pid| is_our_process(*pid, record))
+    }
+
+    fn kill<'a>(&'a mut self, record: &'a NodeRecord) -> BoxFuture<'a, Result<(), TopologyError>> {
+        self.stop_and_reap(std::slice::from_ref(record), Duration::ZERO);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn restart<'a>(
+        &'a mut self,
+        record: &'a mut NodeRecord,
+    ) -> BoxFuture<'a, Result<(), TopologyError>> {
+        Box::pin(async move {
+            let binary = locate_binary(&self.redis_server)?;
+            self.stop_and_reap(std::slice::from_ref(record), Duration::ZERO);
+            let sentinel = record.spec.kind == NodeKind::Sentinel;
+            let (started, child) = spawn_node(&binary, record.clone(), sentinel)?;
+            self.children.insert(started.spec.name.clone(), child);
+            *record = started;
+            Ok(())
+        })
+    }
+
+    fn pause<'a>(&'a self, record: &'a NodeRecord) -> BoxFuture<'a, Result<(), TopologyError>> {
+        let r = self.signal(record, libc::SIGSTOP);
+        Box::pin(async move { r })
+    }
+
+    fn resume<'a>(&'a self, record: &'a NodeRecord) -> BoxFuture<'a, Result<(), TopologyError>> {
+        let r = self.signal(record, libc::SIGCONT);
+        Box::pin(async move { r })
+    }
+
+    fn stop<'a>(
+        &'a mut self,
+        state: &'a TopologyState,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<Vec<StopOutcome>, TopologyError>> {
+        let records = state.nodes.clone();
+        let mut children = std::mem::take(&mut self.children);
+        Box::pin(async move {
+            let outcomes = tokio::task::spawn_blocking(move || {
+                let outcomes = stop_records(&records, grace);
+                for (_, mut child) in children.drain() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                outcomes
+            })
+            .await
+            .expect("teardown task panicked");
+            Ok(outcomes)
+        })
+    }
+
+    fn leftovers<'a>(&'a self, state: &'a TopologyState) -> BoxFuture<'a, Leftovers> {
+        Box::pin(async move {
+            let mut left = Leftovers::default();
+            for n in &state.nodes {
+                let addr = n.spec.addr();
+                let open = tokio::time::timeout(
+                    Duration::from_millis(500),
+                    tokio::net::TcpStream::connect(&addr),
+                )
+                .await
+                .is_ok_and(|r| r.is_ok());
+                if open {
+                    left.ports_still_open.push(n.spec.port);
+                }
+            }
+            left
+        })
+    }
+
+    fn cleanup_blocking(&mut self, state: &TopologyState) -> bool {
+        if state.nodes.is_empty() {
+            return false;
+        }
+        self.stop_and_reap(&state.nodes, Duration::ZERO);
+        true
+    }
 }
 
 #[cfg(test)]
@@ -318,5 +465,45 @@ mod tests {
     fn an_empty_name_is_not_found_rather_than_a_directory_on_path() {
         let e = locate_binary(Path::new("")).unwrap_err();
         assert!(matches!(e, TopologyError::BinaryNotFound { .. }), "{e}");
+    }
+
+    #[tokio::test]
+    async fn pausing_a_node_that_is_not_running_names_it() {
+        use crate::topology::backend::Backend as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let record = NodeRecord {
+            spec: NodeSpec {
+                name: "replica-1".into(),
+                kind: NodeKind::Replica,
+                host: "127.0.0.1".into(),
+                port: 1,
+            },
+            pid: None,
+            dir: tmp.path().to_path_buf(),
+            config_file: tmp.path().join("redis.conf"),
+            log_file: tmp.path().join("redis.log"),
+            container: None,
+        };
+        let b = ProcessBackend::new(Origin::State(&TopologyState {
+            version: crate::topology::state::STATE_VERSION,
+            name: "t".into(),
+            backend: BackendKind::Process,
+            master_name: "m".into(),
+            password: None,
+            redis_version: String::new(),
+            started_unix_ms: 0,
+            nodes: vec![record.clone()],
+            network: None,
+        }));
+        for e in [
+            b.pause(&record).await.unwrap_err(),
+            b.resume(&record).await.unwrap_err(),
+        ] {
+            assert_eq!(
+                e.to_string(),
+                "no node replica-1 (not running) in this topology"
+            );
+        }
+        assert_eq!(b.live_pid(&record), None);
     }
 }

@@ -8,7 +8,7 @@
 //! The engine is driven through the bollard client that testcontainers ships. Containers
 //! are created with bollard directly rather than through testcontainers' runner: in
 //! testcontainers 0.23 a request without mapped ports gets `PublishAllPorts: true` (every
-//! port the image EXPOSEs published on 0.0.0.0 and [::]), and mapped ports are bound with
+//! port the image EXPOSEs published on 0.0.0.0 and `[::]`), and mapped ports are bound with
 //! no host address, i.e. on every interface; neither can be turned off. The network is
 //! created here too, so it carries the topology's labels from its first moment.
 //!
@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use testcontainers::bollard::container::{
@@ -30,10 +30,19 @@ use testcontainers::bollard::models::{HostConfig, Mount, MountTypeEnum, PortBind
 use testcontainers::bollard::network::{CreateNetworkOptions, ListNetworksOptions};
 pub use testcontainers::bollard::Docker;
 
-use super::process::{log_tail, StopOutcome};
-use super::state::NodeRecord;
-use super::TopologyError;
-use crate::config::PartitionDirection;
+use super::{BoxFuture, Capabilities, Leftovers, Origin};
+use crate::config::{BackendKind, HarnessConfig, PartitionDirection};
+use crate::topology::node::{log_tail, ConfigView, StopOutcome};
+use crate::topology::spec::{self, NodeKind, NodeSpec};
+use crate::topology::state::{NodeRecord, TopologyState};
+use crate::topology::{absolute, TopologyError};
+
+/// Containers can be killed, restarted, paused and partitioned.
+pub const CAPABILITIES: Capabilities = Capabilities {
+    kill_restart: true,
+    pause: true,
+    partition: true,
+};
 
 /// Label naming the topology.
 pub const LABEL_TOPOLOGY: &str = "org.redis-harness.topology";
@@ -183,15 +192,9 @@ pub async fn containers_labelled(
         .collect())
 }
 
-/// One node's container. Removing it is the topology's job (`down`, or its drop).
-#[derive(Debug)]
-pub struct DockerNode {
-    /// What the state file records about it (`container` holds the id).
-    pub record: NodeRecord,
-}
-
 /// Starts a node's container on `network` with its directory mounted at `/data`
-/// (its config file must already be there) and returns it with its address. Nothing is
+/// (its config file must already be there) and returns its record (`container` holds the
+/// id) with its address. Removing it is the topology's job (`down`, or its drop). Nothing is
 /// published on the host unless `publish`, and then only the node's port on `127.0.0.1`
 /// (a port the engine picks).
 pub async fn start(
@@ -202,7 +205,7 @@ pub async fn start(
     publish: bool,
     mut record: NodeRecord,
     sentinel: bool,
-) -> Result<(DockerNode, IpAddr), TopologyError> {
+) -> Result<(NodeRecord, IpAddr), TopologyError> {
     let node = record.spec.name.clone();
     let failed = |detail: String| TopologyError::Start {
         node: node.clone(),
@@ -287,7 +290,7 @@ pub async fn start(
             tracing::info!("{node} is published on 127.0.0.1:{hp}");
         }
     }
-    Ok((DockerNode { record }, ip))
+    Ok((record, ip))
 }
 
 /// The host port a container's node port is published on, when it is.
@@ -303,96 +306,95 @@ async fn published_port(d: &Docker, id: &str) -> Option<String> {
         .find_map(|b| b.host_port)
 }
 
-impl DockerNode {
-    fn id(&self) -> &str {
-        self.record.container.as_deref().unwrap_or("")
-    }
+fn id(record: &NodeRecord) -> &str {
+    record.container.as_deref().unwrap_or("")
+}
 
-    /// When the container is no longer running: its state and the end of the node's log.
-    pub async fn exit_report(&self, d: &Docker) -> Option<String> {
-        let st = d
-            .inspect_container(self.id(), None::<InspectContainerOptions>)
-            .await
-            .ok()?
-            .state?;
-        if st.running == Some(true) {
-            return None;
+/// When the container is no longer running: its state and the end of the node's log.
+async fn exit_report(d: &Docker, record: &NodeRecord) -> Option<String> {
+    let st = d
+        .inspect_container(id(record), None::<InspectContainerOptions>)
+        .await
+        .ok()?
+        .state?;
+    if st.running == Some(true) {
+        return None;
+    }
+    Some(format!(
+        "container exited (code {}); log:\n{}",
+        st.exit_code.unwrap_or(-1),
+        log_tail(record, 15)
+    ))
+}
+
+/// SIGKILL (no grace); the container stays, stopped.
+async fn kill(d: &Docker, record: &NodeRecord) -> Result<(), TopologyError> {
+    match d
+        .kill_container(id(record), Some(KillContainerOptions { signal: "SIGKILL" }))
+        .await
+    {
+        Ok(()) => Ok(()),
+        // Already stopped.
+        Err(e) if e.to_string().contains("is not running") => Ok(()),
+        Err(e) => Err(err(&format!("killing {}", record.spec.name), e)),
+    }
+}
+
+/// Starts the stopped container again; refuses if it came back on another address
+/// (Sentinels and replicas know it by address).
+async fn restart(d: &Docker, record: &NodeRecord) -> Result<(), TopologyError> {
+    d.start_container(id(record), None::<StartContainerOptions<String>>)
+        .await
+        .map_err(|e| err(&format!("starting {}", record.spec.name), e))?;
+    let now = container_ip(d, id(record)).await?;
+    if now != record.spec.host {
+        return Err(TopologyError::Start {
+            node: record.spec.name.clone(),
+            detail: format!(
+                "the engine gave it a new address on restart ({now}, was {}); the topology cannot follow",
+                record.spec.host
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// `docker pause` (`true`) or `docker unpause` (`false`).
+async fn pause(d: &Docker, record: &NodeRecord, paused: bool) -> Result<(), TopologyError> {
+    let r = if paused {
+        d.pause_container(id(record)).await
+    } else {
+        d.unpause_container(id(record)).await
+    };
+    let what = if paused { "pausing" } else { "unpausing" };
+    r.map_err(|e| err(&format!("{what} {}", record.spec.name), e))
+}
+
+/// Drops the traffic between this container and `peers` (their addresses) in the
+/// given direction; everything else, the host included, still gets through.
+async fn partition(
+    d: &Docker,
+    record: &NodeRecord,
+    peers: &[String],
+    direction: PartitionDirection,
+) -> Result<(), TopologyError> {
+    let pid = container_pid(d, id(record)).await?;
+    for peer in peers {
+        if direction != PartitionDirection::Outbound {
+            nsenter_iptables(pid, &["-A", "INPUT", "-s", peer, "-j", "DROP"])?;
         }
-        Some(format!(
-            "container exited (code {}); log:\n{}",
-            st.exit_code.unwrap_or(-1),
-            log_tail(&self.record, 15)
-        ))
-    }
-
-    /// SIGKILL (no grace); the container stays, stopped.
-    pub async fn kill(&self, d: &Docker) -> Result<(), TopologyError> {
-        match d
-            .kill_container(self.id(), Some(KillContainerOptions { signal: "SIGKILL" }))
-            .await
-        {
-            Ok(()) => Ok(()),
-            // Already stopped.
-            Err(e) if e.to_string().contains("is not running") => Ok(()),
-            Err(e) => Err(err(&format!("killing {}", self.record.spec.name), e)),
+        if direction != PartitionDirection::Inbound {
+            nsenter_iptables(pid, &["-A", "OUTPUT", "-d", peer, "-j", "DROP"])?;
         }
     }
+    Ok(())
+}
 
-    /// Starts the stopped container again; refuses if it came back on another address
-    /// (Sentinels and replicas know it by address).
-    pub async fn restart(&self, d: &Docker) -> Result<(), TopologyError> {
-        d.start_container(self.id(), None::<StartContainerOptions<String>>)
-            .await
-            .map_err(|e| err(&format!("starting {}", self.record.spec.name), e))?;
-        let now = container_ip(d, self.id()).await?;
-        if now != self.record.spec.host {
-            return Err(TopologyError::Start {
-                node: self.record.spec.name.clone(),
-                detail: format!(
-                    "the engine gave it a new address on restart ({now}, was {}); the topology cannot follow",
-                    self.record.spec.host
-                ),
-            });
-        }
-        Ok(())
-    }
-
-    /// `docker pause` (`true`) or `docker unpause` (`false`).
-    pub async fn pause(&self, d: &Docker, paused: bool) -> Result<(), TopologyError> {
-        let r = if paused {
-            d.pause_container(self.id()).await
-        } else {
-            d.unpause_container(self.id()).await
-        };
-        r.map_err(|e| err(&format!("pausing {}", self.record.spec.name), e))
-    }
-
-    /// Drops the traffic between this container and `peers` (their addresses) in the
-    /// given direction; everything else, the host included, still gets through.
-    pub async fn partition(
-        &self,
-        d: &Docker,
-        peers: &[String],
-        direction: PartitionDirection,
-    ) -> Result<(), TopologyError> {
-        let pid = container_pid(d, self.id()).await?;
-        for peer in peers {
-            if direction != PartitionDirection::Outbound {
-                nsenter_iptables(pid, &["-A", "INPUT", "-s", peer, "-j", "DROP"])?;
-            }
-            if direction != PartitionDirection::Inbound {
-                nsenter_iptables(pid, &["-A", "OUTPUT", "-d", peer, "-j", "DROP"])?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes every partition rule.
-    pub async fn heal(&self, d: &Docker) -> Result<(), TopologyError> {
-        let pid = container_pid(d, self.id()).await?;
-        nsenter_iptables(pid, &["-F", "INPUT"])?;
-        nsenter_iptables(pid, &["-F", "OUTPUT"])
-    }
+/// Removes every partition rule.
+async fn heal(d: &Docker, record: &NodeRecord) -> Result<(), TopologyError> {
+    let pid = container_pid(d, id(record)).await?;
+    nsenter_iptables(pid, &["-F", "INPUT"])?;
+    nsenter_iptables(pid, &["-F", "OUTPUT"])
 }
 
 async fn container_pid(d: &Docker, id: &str) -> Result<i64, TopologyError> {
@@ -582,4 +584,274 @@ pub fn network_name(name: &str, dir: &Path) -> String {
         h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
     }
     format!("rh-{name}-{:08x}", h as u32)
+}
+
+/// The docker backend: one engine client, one network per topology, a container per node.
+#[derive(Debug)]
+pub(crate) struct DockerBackend {
+    /// The engine; connected by the preflight, or on first use for a recorded topology.
+    docker: Option<Docker>,
+    /// Image the nodes run.
+    image: String,
+    /// Publish node ports on `127.0.0.1`.
+    publish: bool,
+    /// Topology name (labels).
+    name: String,
+    /// Absolute run directory (labels, and what a cleanup matches).
+    run_dir: Option<PathBuf>,
+    /// The topology's network.
+    network: Option<String>,
+}
+
+impl DockerBackend {
+    pub(crate) fn new(origin: Origin<'_>) -> Self {
+        match origin {
+            Origin::Config(cfg) => Self {
+                docker: None,
+                image: cfg.docker.image.clone(),
+                publish: cfg.docker.publish,
+                name: cfg.name.clone(),
+                run_dir: None,
+                network: None,
+            },
+            Origin::State(state) => Self {
+                docker: None,
+                image: String::new(),
+                publish: false,
+                name: state.name.clone(),
+                run_dir: None,
+                network: state.network.clone(),
+            },
+        }
+    }
+
+    /// The engine client of a started topology.
+    fn engine(&self) -> Result<&Docker, TopologyError> {
+        self.docker
+            .as_ref()
+            .ok_or_else(|| TopologyError::Docker("no engine client: nothing was started".into()))
+    }
+
+    /// The engine client, connecting (and checking that the engine answers) if needed.
+    async fn connect(&mut self) -> Result<Docker, TopologyError> {
+        if let Some(d) = &self.docker {
+            return Ok(d.clone());
+        }
+        let d = client()?;
+        check_engine(&d).await?;
+        self.docker = Some(d.clone());
+        Ok(d)
+    }
+
+    fn labels(&self) -> Vec<(&'static str, String)> {
+        let run_dir = self.run_dir.clone().unwrap_or_default();
+        topology_labels(&self.name, &run_dir)
+    }
+}
+
+impl super::Backend for DockerBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Docker
+    }
+
+    fn preflight<'a>(
+        &'a mut self,
+        cfg: &'a HarnessConfig,
+        dir: &'a Path,
+    ) -> BoxFuture<'a, Result<String, TopologyError>> {
+        Box::pin(async move {
+            let d = client()?;
+            check_engine(&d).await?;
+            ensure_image(&d, &cfg.docker.image).await?;
+            self.docker = Some(d.clone());
+            let run_dir = absolute(&cfg.run_dir)?;
+            let network = network_name(&cfg.name, dir);
+            let leftovers: Vec<String> =
+                containers_labelled(&d, LABEL_RUN_DIR, &run_dir.display().to_string())
+                    .await?
+                    .into_iter()
+                    .map(|(_, name)| name)
+                    .filter(|n| n.starts_with(&format!("{network}-")))
+                    .collect();
+            if !leftovers.is_empty() {
+                return Err(TopologyError::Docker(format!(
+                    "containers of topology '{}' already exist ({}); run `redis-harness down` (or `down --all` after a crash) first",
+                    cfg.name,
+                    leftovers.join(", ")
+                )));
+            }
+            self.run_dir = Some(run_dir);
+            self.network = Some(network);
+            Ok(format!("image {}", cfg.docker.image))
+        })
+    }
+
+    fn plan(&self, cfg: &HarnessConfig) -> Result<Vec<NodeSpec>, TopologyError> {
+        // Inside its container a node listens on every interface of its own network
+        // namespace; its address is known once the container runs.
+        Ok(spec::node_names(cfg)
+            .into_iter()
+            .map(|(name, kind)| NodeSpec {
+                name,
+                kind,
+                host: "0.0.0.0".into(),
+                port: if kind == NodeKind::Sentinel {
+                    SENTINEL_PORT
+                } else {
+                    DATA_PORT
+                },
+            })
+            .collect())
+    }
+
+    fn provision<'a>(
+        &'a mut self,
+        state: &'a mut TopologyState,
+    ) -> BoxFuture<'a, Result<(), TopologyError>> {
+        Box::pin(async move {
+            let d = self.engine()?.clone();
+            let network = self
+                .network
+                .clone()
+                .ok_or_else(|| TopologyError::Docker("no network planned".into()))?;
+            // Labelled from its creation: a run killed from here on leaves nothing that
+            // `down --all` cannot find. Once it is recorded, dropping the topology
+            // removes it.
+            create_network(&d, &network, &self.labels()).await?;
+            state.network = Some(network);
+            Ok(())
+        })
+    }
+
+    fn config_view(&self) -> ConfigView {
+        // The network is the topology's own; nodes accept its peers and the host.
+        ConfigView {
+            dir: Some("/data"),
+            extra: "protected-mode no\n",
+        }
+    }
+
+    fn start(&mut self, record: NodeRecord) -> BoxFuture<'_, Result<NodeRecord, TopologyError>> {
+        Box::pin(async move {
+            let d = self.engine()?;
+            let network = self.network.as_deref().unwrap_or_default();
+            let name = record.spec.name.clone();
+            let sentinel = record.spec.kind == NodeKind::Sentinel;
+            tracing::info!("starting {name} as a container on network {network}");
+            let (mut record, ip) = start(
+                d,
+                &self.image,
+                network,
+                &self.labels(),
+                self.publish,
+                record,
+                sentinel,
+            )
+            .await?;
+            record.spec.host = ip.to_string();
+            tracing::info!("{name} is at {}", record.spec.addr());
+            Ok(record)
+        })
+    }
+
+    fn exit_report<'a>(&'a mut self, record: &'a NodeRecord) -> BoxFuture<'a, Option<String>> {
+        Box::pin(async move {
+            match &self.docker {
+                Some(d) => exit_report(d, record).await,
+                None => None,
+            }
+        })
+    }
+
+    fn kill<'a>(&'a mut self, record: &'a NodeRecord) -> BoxFuture<'a, Result<(), TopologyError>> {
+        Box::pin(async move { kill(self.engine()?, record).await })
+    }
+
+    fn restart<'a>(
+        &'a mut self,
+        record: &'a mut NodeRecord,
+    ) -> BoxFuture<'a, Result<(), TopologyError>> {
+        Box::pin(async move {
+            let d = self.engine()?;
+            kill(d, record).await?;
+            restart(d, record).await
+        })
+    }
+
+    fn pause<'a>(&'a self, record: &'a NodeRecord) -> BoxFuture<'a, Result<(), TopologyError>> {
+        Box::pin(async move { pause(self.engine()?, record, true).await })
+    }
+
+    fn resume<'a>(&'a self, record: &'a NodeRecord) -> BoxFuture<'a, Result<(), TopologyError>> {
+        Box::pin(async move { pause(self.engine()?, record, false).await })
+    }
+
+    fn partition<'a>(
+        &'a self,
+        record: &'a NodeRecord,
+        peers: &'a [String],
+        direction: PartitionDirection,
+    ) -> BoxFuture<'a, Result<(), TopologyError>> {
+        Box::pin(async move { partition(self.engine()?, record, peers, direction).await })
+    }
+
+    fn heal<'a>(&'a self, record: &'a NodeRecord) -> BoxFuture<'a, Result<(), TopologyError>> {
+        Box::pin(async move { heal(self.engine()?, record).await })
+    }
+
+    fn stop<'a>(
+        &'a mut self,
+        state: &'a TopologyState,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<Vec<StopOutcome>, TopologyError>> {
+        Box::pin(async move {
+            let d = self.connect().await?;
+            let ids: Vec<Option<String>> =
+                state.nodes.iter().map(|n| n.container.clone()).collect();
+            Ok(remove(&d, &ids, state.network.as_deref(), grace).await)
+        })
+    }
+
+    fn leftovers<'a>(&'a self, state: &'a TopologyState) -> BoxFuture<'a, Leftovers> {
+        // Container addresses vanish with their network; ask the engine instead of
+        // sending traffic to an address that is no longer ours.
+        Box::pin(async move {
+            let mut left = Leftovers::default();
+            let Some(d) = self.docker.clone().or_else(|| client().ok()) else {
+                return left;
+            };
+            for n in &state.nodes {
+                if let Some(id) = &n.container {
+                    if d.inspect_container(id, None).await.is_ok() {
+                        left.containers_left.push(n.spec.name.clone());
+                    }
+                }
+            }
+            if let Some(net) = &state.network {
+                if d.inspect_network::<String>(net, None).await.is_ok() {
+                    left.containers_left.push(format!("network {net}"));
+                }
+            }
+            left
+        })
+    }
+
+    fn cleanup_blocking(&mut self, state: &TopologyState) -> bool {
+        // The network exists from early in `up`, possibly with no node yet.
+        let Some(network) = state.network.clone() else {
+            return false;
+        };
+        let ids = state
+            .nodes
+            .iter()
+            .filter_map(|n| n.container.clone())
+            .collect();
+        let run_dir = self
+            .run_dir
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        remove_blocking(ids, network, run_dir);
+        true
+    }
 }

@@ -1,0 +1,255 @@
+//! The one seam between a topology and what runs its nodes.
+//!
+//! [`Topology`](super::Topology) runs the common flow (prepare the directory, plan the
+//! nodes, write their configs, start data nodes, wait, start Sentinels, wait, write the
+//! state file) and every fault and teardown through the `Backend` trait; each backend
+//! supplies only what differs.
+//!
+//! - [`process`]: local `redis-server` processes on loopback.
+//! - [`docker`]: containers on a private network per topology.
+//!
+//! A new backend is a module implementing `Backend` plus one arm in `construct` and
+//! one in [`capabilities`].
+
+pub mod docker;
+pub mod process;
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::node::{ConfigView, StopOutcome};
+use super::spec::NodeSpec;
+use super::state::{NodeRecord, TopologyState};
+use super::TopologyError;
+use crate::config::{BackendKind, HarnessConfig, PartitionDirection};
+
+/// A boxed, sendable future: what keeps [`Backend`] object-safe.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Which faults a backend can inject; ask before anything starts (e.g. a drill checks
+/// that its fault is possible on the configured backend).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// Kill a node without grace and start it again.
+    pub kill_restart: bool,
+    /// Freeze a node and let it go on (SIGSTOP / `docker pause`).
+    pub pause: bool,
+    /// Cut a node off from chosen peers while clients still reach it.
+    pub partition: bool,
+}
+
+/// What `kind` can do, without starting anything.
+pub fn capabilities(kind: BackendKind) -> Capabilities {
+    match kind {
+        BackendKind::Process => process::CAPABILITIES,
+        BackendKind::Docker => docker::CAPABILITIES,
+    }
+}
+
+/// What a teardown left behind (both should be empty).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Leftovers {
+    /// Ports of the topology still accepting connections.
+    pub ports_still_open: Vec<u16>,
+    /// Containers and networks still present.
+    pub containers_left: Vec<String>,
+}
+
+/// Where a backend takes its settings from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Origin<'a> {
+    /// A topology about to be started from this configuration.
+    Config(&'a HarnessConfig),
+    /// A running topology known only from its state file.
+    State(&'a TopologyState),
+}
+
+/// The backend for `kind`. Cheap: nothing is contacted until it is used.
+fn construct(kind: BackendKind, origin: Origin<'_>) -> Box<dyn Backend> {
+    match kind {
+        BackendKind::Process => Box::new(process::ProcessBackend::new(origin)),
+        BackendKind::Docker => Box::new(docker::DockerBackend::new(origin)),
+    }
+}
+
+/// The backend that will start the topology `cfg` describes.
+pub(crate) fn for_config(cfg: &HarnessConfig) -> Box<dyn Backend> {
+    construct(cfg.backend, Origin::Config(cfg))
+}
+
+/// The backend of a topology known from its state file (`status`, `down` from another
+/// shell).
+pub(crate) fn for_state(state: &TopologyState) -> Box<dyn Backend> {
+    construct(state.backend, Origin::State(state))
+}
+
+/// Runs a topology's nodes. Methods that take a node take its record; the record list
+/// itself ([`TopologyState::nodes`]) is the topology's.
+///
+/// An operation the backend cannot do returns [`TopologyError::NeedsBackend`] or
+/// [`TopologyError::Unsupported`] (the defaults here), matching [`Backend::capabilities`].
+pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
+    /// Which backend this is.
+    fn kind(&self) -> BackendKind;
+
+    /// What it can do.
+    fn capabilities(&self) -> Capabilities {
+        capabilities(self.kind())
+    }
+
+    /// Checks everything needed to start in `dir` (binary, engine, image, leftovers of an
+    /// earlier run) before anything is touched; returns what runs the nodes, as the state
+    /// file records it.
+    fn preflight<'a>(
+        &'a mut self,
+        cfg: &'a HarnessConfig,
+        dir: &'a Path,
+    ) -> BoxFuture<'a, Result<String, TopologyError>>;
+
+    /// The nodes to start, master first, then replicas, then Sentinels; an address a
+    /// backend only learns on start is filled in by [`Backend::start`].
+    fn plan(&self, cfg: &HarnessConfig) -> Result<Vec<NodeSpec>, TopologyError>;
+
+    /// Sets up what the nodes share before the first one starts and records it in
+    /// `state` (so a failed start cleans it up). Nothing by default.
+    fn provision<'a>(
+        &'a mut self,
+        _state: &'a mut TopologyState,
+    ) -> BoxFuture<'a, Result<(), TopologyError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// How nodes see their directory in their config files.
+    fn config_view(&self) -> ConfigView;
+
+    /// Starts one node whose directory and config are written; returns its record with
+    /// what identifies the running node (pid, container, address).
+    fn start(&mut self, record: NodeRecord) -> BoxFuture<'_, Result<NodeRecord, TopologyError>>;
+
+    /// When the node started here is no longer running: why, with the end of its log.
+    fn exit_report<'a>(&'a mut self, record: &'a NodeRecord) -> BoxFuture<'a, Option<String>>;
+
+    /// The pid of a node, when it is a live process of this backend (for status reports
+    /// and to tell whether a recorded topology is still up).
+    fn live_pid(&self, _record: &NodeRecord) -> Option<u32> {
+        None
+    }
+
+    /// Kills the node without grace and waits until it is gone.
+    fn kill<'a>(&'a mut self, _record: &'a NodeRecord) -> BoxFuture<'a, Result<(), TopologyError>> {
+        unsupported("killing a node", self.kind())
+    }
+
+    /// Starts a killed node again from its own directory and config, updating `record`.
+    fn restart<'a>(
+        &'a mut self,
+        _record: &'a mut NodeRecord,
+    ) -> BoxFuture<'a, Result<(), TopologyError>> {
+        unsupported("restarting a node", self.kind())
+    }
+
+    /// Freezes the node.
+    fn pause<'a>(&'a self, _record: &'a NodeRecord) -> BoxFuture<'a, Result<(), TopologyError>> {
+        unsupported("pausing a node", self.kind())
+    }
+
+    /// Lets a frozen node go on.
+    fn resume<'a>(&'a self, _record: &'a NodeRecord) -> BoxFuture<'a, Result<(), TopologyError>> {
+        unsupported("resuming a node", self.kind())
+    }
+
+    /// Cuts the node off from `peers` (their addresses) in `direction`.
+    fn partition<'a>(
+        &'a self,
+        _record: &'a NodeRecord,
+        _peers: &'a [String],
+        _direction: PartitionDirection,
+    ) -> BoxFuture<'a, Result<(), TopologyError>> {
+        needs_docker("a network partition")
+    }
+
+    /// Removes the node's partition rules.
+    fn heal<'a>(&'a self, _record: &'a NodeRecord) -> BoxFuture<'a, Result<(), TopologyError>> {
+        needs_docker("healing a partition")
+    }
+
+    /// Stops every node of `state` (graceful for `grace`, then forced) and removes what
+    /// the backend set up for them.
+    fn stop<'a>(
+        &'a mut self,
+        state: &'a TopologyState,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<Vec<StopOutcome>, TopologyError>>;
+
+    /// What is left of `state`'s topology after a teardown.
+    fn leftovers<'a>(&'a self, state: &'a TopologyState) -> BoxFuture<'a, Leftovers>;
+
+    /// Kills and removes everything started so far, blocking, from any context (a drop,
+    /// a panic); `true` when there was something to remove.
+    fn cleanup_blocking(&mut self, state: &TopologyState) -> bool;
+}
+
+fn unsupported<'a>(what: &str, backend: BackendKind) -> BoxFuture<'a, Result<(), TopologyError>> {
+    let e = TopologyError::Unsupported {
+        what: what.to_string(),
+        backend,
+    };
+    Box::pin(async move { Err(e) })
+}
+
+fn needs_docker<'a>(what: &str) -> BoxFuture<'a, Result<(), TopologyError>> {
+    let e = TopologyError::NeedsBackend {
+        what: what.to_string(),
+        needs: BackendKind::Docker,
+    };
+    Box::pin(async move { Err(e) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_docker_partitions_and_both_pause() {
+        let p = capabilities(BackendKind::Process);
+        let d = capabilities(BackendKind::Docker);
+        assert!(p.pause && p.kill_restart && !p.partition);
+        assert!(d.pause && d.kill_restart && d.partition);
+    }
+
+    #[tokio::test]
+    async fn a_process_topology_refuses_partitions_naming_the_backend_it_needs() {
+        let cfg = HarnessConfig::default();
+        let b = for_config(&cfg);
+        let record = NodeRecord {
+            spec: NodeSpec {
+                name: "master".into(),
+                kind: super::super::NodeKind::Master,
+                host: "127.0.0.1".into(),
+                port: 1,
+            },
+            pid: None,
+            dir: "/nonexistent".into(),
+            config_file: "/nonexistent/redis.conf".into(),
+            log_file: "/nonexistent/redis.log".into(),
+            container: None,
+        };
+        let e = b
+            .partition(&record, &[], PartitionDirection::Both)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "a network partition needs the docker backend"
+        );
+        let e = b.heal(&record).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "healing a partition needs the docker backend"
+        );
+    }
+}
