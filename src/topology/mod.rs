@@ -609,6 +609,16 @@ impl Topology {
         }
     }
 
+    /// Stops node `name` where it is (SIGSTOP; `docker pause` on docker).
+    pub async fn pause(&self, name: &str) -> Result<(), TopologyError> {
+        self.signal(name, libc::SIGSTOP).await
+    }
+
+    /// Lets a paused node `name` continue (SIGCONT; `docker unpause` on docker).
+    pub async fn resume(&self, name: &str) -> Result<(), TopologyError> {
+        self.signal(name, libc::SIGCONT).await
+    }
+
     /// Kills node `name` without grace (SIGKILL) and waits until it is gone.
     pub async fn kill(&mut self, name: &str) -> Result<(), TopologyError> {
         let i = self.node_index(name)?;
