@@ -7,12 +7,16 @@
 //!
 //! - [`clock`]: the monotonic drill clock.
 //! - [`history`]: operations, the final read, and the checker.
+//! - [`figures`]: what a run measured, and a typed handle on each figure.
+//! - [`gates`]: thresholds on figures.
 //! - [`observe`]: ROLE polling and Sentinel events.
 //! - [`workload`]: writers and readers.
 //! - [`report`]: figures over repeats, gates, terminal/Markdown/JSON output.
 
 pub mod api_load;
 pub mod clock;
+pub mod figures;
+pub mod gates;
 pub mod history;
 pub mod observe;
 pub mod report;
@@ -28,6 +32,8 @@ use crate::topology::{probe, NodeKind, NodeSpec, Topology, TopologyError};
 use clock::Clock;
 use history::{Analysis, History};
 use observe::{RoleSample, SentinelEvent};
+
+pub use figures::{Figure, Figures};
 
 /// Errors that stop a drill from running at all.
 #[derive(Debug, thiserror::Error)]
@@ -141,45 +147,6 @@ pub fn check_supported(cfg: &HarnessConfig, kind: DrillKind) -> Result<(), Drill
         return no("it needs at least one replica (topology.replicas is 0)".into());
     }
     Ok(())
-}
-
-/// What one drill run measured. Times are milliseconds from the fault.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Figures {
-    /// Fault → first `+sdown` of the master.
-    pub sdown_ms: Option<f64>,
-    /// Fault → first `+odown` (detection).
-    pub detection_ms: Option<f64>,
-    /// Fault → `+switch-master` (promotion).
-    pub promotion_ms: Option<f64>,
-    /// Longest gap between acknowledged writes ending after the fault.
-    pub write_unavailable_ms: Option<f64>,
-    /// The same for reads.
-    pub read_unavailable_ms: Option<f64>,
-    /// Acknowledged writes.
-    pub acked_writes: u64,
-    /// Acknowledged writes missing after healing.
-    pub lost_acked_writes: u64,
-    /// The same in percent.
-    pub lost_acked_percent: f64,
-    /// Operations with unknown outcome.
-    pub unknown_ops: u64,
-    /// Refused operations.
-    pub failed_ops: u64,
-    /// Time two nodes answered ROLE with master.
-    pub two_masters_ms: f64,
-    /// Fault → the old master answers ROLE as a connected replica.
-    pub rejoin_ms: Option<f64>,
-    /// Fault → the topology is healthy again (one master, replicas linked, Sentinels agreeing).
-    pub heal_ms: Option<f64>,
-    /// `+tilt` events seen.
-    pub tilt_events: u64,
-    /// With `--api`: API responses that were not 2xx (whole run).
-    pub api_errors: Option<u64>,
-    /// With `--api`: responses answered with `X-Cache: BYPASS` (whole run).
-    pub api_bypasses: Option<u64>,
-    /// With `--api`: p99 API latency in µs from the fault until healed.
-    pub api_fault_p99_us: Option<f64>,
 }
 
 /// The API's side of a `--api` drill.

@@ -2,11 +2,12 @@
 //! results, rendered as a terminal table, Markdown, or JSON (schema
 //! [`SCHEMA`], documented in the README).
 
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use serde::Serialize;
 
-use super::{DrillKind, DrillRun, Figures};
-use crate::config::{DrillGates, HarnessConfig};
+use super::gates::{gate_name, DrillGates};
+use super::{DrillKind, DrillRun, Figure, Figures};
+use crate::config::HarnessConfig;
+use crate::report::{markdown_table, text_table};
 
 /// Identifier and version of the JSON layout.
 pub const SCHEMA: &str = "redis-harness/drill-report/v1";
@@ -30,7 +31,10 @@ pub struct FigureSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct GateResult {
     /// Gate name, as in `drill.gates`.
-    pub gate: &'static str,
+    pub gate: String,
+    /// The figure it bounds.
+    #[serde(skip)]
+    pub figure: Figure,
     /// The threshold.
     pub threshold: f64,
     /// Worst measured value over the runs (`None`: no run produced the figure).
@@ -87,33 +91,29 @@ pub struct DrillReport {
 
 type Pick = fn(&Figures) -> Option<f64>;
 
-/// The figures, in report order.
+/// The figures in report order as (name, reader) pairs, for renderers written before
+/// [`Figure`]; new code iterates [`Figure::ALL`].
 pub const FIGURES: [(&str, Pick); 17] = [
-    ("sdown_ms", |f| f.sdown_ms),
-    ("detection_ms", |f| f.detection_ms),
-    ("promotion_ms", |f| f.promotion_ms),
-    ("write_unavailable_ms", |f| f.write_unavailable_ms),
-    ("read_unavailable_ms", |f| f.read_unavailable_ms),
-    ("acked_writes", |f| Some(f.acked_writes as f64)),
-    ("lost_acked_writes", |f| Some(f.lost_acked_writes as f64)),
-    ("lost_acked_percent", |f| Some(f.lost_acked_percent)),
-    ("unknown_ops", |f| Some(f.unknown_ops as f64)),
-    ("failed_ops", |f| Some(f.failed_ops as f64)),
-    ("two_masters_ms", |f| Some(f.two_masters_ms)),
-    ("rejoin_ms", |f| f.rejoin_ms),
-    ("heal_ms", |f| f.heal_ms),
-    ("tilt_events", |f| Some(f.tilt_events as f64)),
-    ("api_errors", |f| f.api_errors.map(|v| v as f64)),
-    ("api_bypasses", |f| f.api_bypasses.map(|v| v as f64)),
-    ("api_fault_p99_us", |f| f.api_fault_p99_us),
+    ("sdown_ms", |f| Figure::SdownMs.read(f)),
+    ("detection_ms", |f| Figure::DetectionMs.read(f)),
+    ("promotion_ms", |f| Figure::PromotionMs.read(f)),
+    ("write_unavailable_ms", |f| {
+        Figure::WriteUnavailableMs.read(f)
+    }),
+    ("read_unavailable_ms", |f| Figure::ReadUnavailableMs.read(f)),
+    ("acked_writes", |f| Figure::AckedWrites.read(f)),
+    ("lost_acked_writes", |f| Figure::LostAckedWrites.read(f)),
+    ("lost_acked_percent", |f| Figure::LostAckedPercent.read(f)),
+    ("unknown_ops", |f| Figure::UnknownOps.read(f)),
+    ("failed_ops", |f| Figure::FailedOps.read(f)),
+    ("two_masters_ms", |f| Figure::TwoMastersMs.read(f)),
+    ("rejoin_ms", |f| Figure::RejoinMs.read(f)),
+    ("heal_ms", |f| Figure::HealMs.read(f)),
+    ("tilt_events", |f| Figure::TiltEvents.read(f)),
+    ("api_errors", |f| Figure::ApiErrors.read(f)),
+    ("api_bypasses", |f| Figure::ApiBypasses.read(f)),
+    ("api_fault_p99_us", |f| Figure::ApiFaultP99Us.read(f)),
 ];
-
-fn gate_list(g: &DrillGates) -> Vec<(&'static str, &'static str, f64)> {
-    g.entries()
-        .into_iter()
-        .filter_map(|(gate, figure, v)| Some((gate, figure, v?)))
-        .collect()
-}
 
 fn median(sorted: &[f64]) -> Option<f64> {
     let n = sorted.len();
@@ -136,13 +136,16 @@ pub fn build_with_gates(
     runs: Vec<DrillRun>,
     gates: &DrillGates,
 ) -> DrillReport {
-    let summary: Vec<FigureSummary> = FIGURES
+    let summary: Vec<FigureSummary> = Figure::ALL
         .iter()
-        .map(|(name, pick)| {
-            let mut v: Vec<f64> = runs.iter().filter_map(|r| pick(&r.figures)).collect();
+        .map(|figure| {
+            let mut v: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| figure.read(&r.figures))
+                .collect();
             v.sort_by(f64::total_cmp);
             FigureSummary {
-                name,
+                name: figure.name(),
                 samples: v.len(),
                 min: v.first().copied(),
                 median: median(&v),
@@ -150,19 +153,15 @@ pub fn build_with_gates(
             }
         })
         .collect();
-    let gates: Vec<GateResult> = gate_list(gates)
-        .into_iter()
-        .map(|(gate, figure, threshold)| {
-            let pick = FIGURES
-                .iter()
-                .find(|(n, _)| *n == figure)
-                .expect("known figure")
-                .1;
-            let values: Vec<Option<f64>> = runs.iter().map(|r| pick(&r.figures)).collect();
+    let gates: Vec<GateResult> = gates
+        .set()
+        .map(|(figure, threshold)| {
+            let values: Vec<Option<f64>> = runs.iter().map(|r| figure.read(&r.figures)).collect();
             let all = !values.is_empty() && values.iter().all(Option::is_some);
             let measured = values.iter().flatten().copied().reduce(f64::max);
             GateResult {
-                gate,
+                gate: gate_name(figure),
+                figure,
                 threshold,
                 measured,
                 passed: all && measured.is_some_and(|m| m <= threshold),
@@ -191,6 +190,32 @@ pub fn build_with_gates(
         gates,
         passed,
     }
+}
+
+/// `figure`, one column per run, then min / median / max.
+fn figure_headers(r: &DrillReport) -> Vec<String> {
+    let mut header = vec!["figure".to_string()];
+    header.extend(r.runs.iter().map(|x| format!("run {}", x.run)));
+    header.extend(["min", "median", "max"].map(String::from));
+    header
+}
+
+fn as_strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// One row per figure: its value in each run, then over the runs.
+fn figure_rows(r: &DrillReport) -> Vec<Vec<String>> {
+    Figure::ALL
+        .iter()
+        .zip(&r.summary)
+        .map(|(figure, s)| {
+            let mut row = vec![figure.name().to_string()];
+            row.extend(r.runs.iter().map(|x| fmt(figure.read(&x.figures))));
+            row.extend([fmt(s.min), fmt(s.median), fmt(s.max)]);
+            row
+        })
+        .collect()
 }
 
 fn fmt(v: Option<f64>) -> String {
@@ -230,18 +255,8 @@ pub fn failures(r: &DrillReport) -> Vec<String> {
 
 /// The terminal rendering: figures per run and over runs, then checks and gates.
 pub fn terminal(r: &DrillReport) -> String {
-    let mut t = Table::new();
-    let mut header = vec!["figure".to_string()];
-    header.extend(r.runs.iter().map(|x| format!("run {}", x.run)));
-    header.extend(["min", "median", "max"].map(String::from));
-    t.load_preset(UTF8_BORDERS_ONLY).set_header(header);
-    for (i, (name, pick)) in FIGURES.iter().enumerate() {
-        let mut row = vec![name.to_string()];
-        row.extend(r.runs.iter().map(|x| fmt(pick(&x.figures))));
-        let s = &r.summary[i];
-        row.extend([fmt(s.min), fmt(s.median), fmt(s.max)]);
-        t.add_row(row);
-    }
+    let headers = figure_headers(r);
+    let t = text_table(&as_strs(&headers), &figure_rows(r));
     let s = &r.setup;
     let mut out = format!(
         "drill {} x{}: {} replicas, {} Sentinels (quorum {}), down-after {} ms, min-replicas-to-write {}, WAIT {}, {} writers x {}/s\n{t}\n",
@@ -310,34 +325,14 @@ pub fn markdown(r: &DrillReport) -> String {
         s.replicas, s.sentinels, s.quorum, s.down_after_ms, s.failover_timeout_ms, s.min_replicas_to_write, s.wait_replicas, s.writers, s.write_rate,
         if s.aof { "on" } else { "off" }, s.appendfsync
     ));
-    out.push_str("| figure |");
-    for run in &r.runs {
-        out.push_str(&format!(" run {} |", run.run));
-    }
-    out.push_str(" min | median | max |\n|---|");
-    for _ in 0..r.runs.len() + 3 {
-        out.push_str("---|");
-    }
-    out.push('\n');
-    for (i, (name, pick)) in FIGURES.iter().enumerate() {
-        out.push_str(&format!("| {name} |"));
-        for run in &r.runs {
-            out.push_str(&format!(" {} |", fmt(pick(&run.figures))));
-        }
-        let sm = &r.summary[i];
-        out.push_str(&format!(
-            " {} | {} | {} |\n",
-            fmt(sm.min),
-            fmt(sm.median),
-            fmt(sm.max)
-        ));
-    }
+    let headers = figure_headers(r);
+    out.push_str(&markdown_table(&as_strs(&headers), &figure_rows(r)));
     for run in &r.runs {
         if let Some(line) = api_line(run) {
-            out.push_str(&format!("\nRun {} {line}.\n", run.run));
+            out.push_str(&format!("Run {} {line}.\n\n", run.run));
         }
     }
-    out.push_str("\n| check | result | detail |\n|---|---|---|\n");
+    out.push_str("| check | result | detail |\n|---|---|---|\n");
     for run in &r.runs {
         for c in &run.checks {
             out.push_str(&format!(

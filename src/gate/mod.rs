@@ -12,7 +12,7 @@ use std::path::Path;
 
 use loadtests::LoadResults;
 
-use crate::config::DrillGates;
+use crate::drill::gates::DrillGates;
 use crate::drill::report::DrillReport;
 use serde::{Deserialize, Serialize};
 
@@ -308,25 +308,7 @@ fn xml(s: &str) -> String {
 /// The drill gates of `targets` merged over `config`'s: a threshold set in the targets
 /// file wins.
 pub fn merge_drill_gates(config: &DrillGates, targets: &DrillGates) -> DrillGates {
-    let pick_i = |t: Option<i64>, c: Option<i64>| t.or(c);
-    DrillGates {
-        max_write_unavailable_ms: pick_i(
-            targets.max_write_unavailable_ms,
-            config.max_write_unavailable_ms,
-        ),
-        max_read_unavailable_ms: pick_i(
-            targets.max_read_unavailable_ms,
-            config.max_read_unavailable_ms,
-        ),
-        max_lost_acked_writes: pick_i(targets.max_lost_acked_writes, config.max_lost_acked_writes),
-        max_lost_acked_percent: targets
-            .max_lost_acked_percent
-            .or(config.max_lost_acked_percent),
-        max_promotion_ms: pick_i(targets.max_promotion_ms, config.max_promotion_ms),
-        max_two_masters_ms: pick_i(targets.max_two_masters_ms, config.max_two_masters_ms),
-        max_unknown_ops: pick_i(targets.max_unknown_ops, config.max_unknown_ops),
-        max_api_errors: pick_i(targets.max_api_errors, config.max_api_errors),
-    }
+    config.overridden_by(targets)
 }
 
 /// A drill report as verdicts: every check of every run (a failed check fails), then
