@@ -388,7 +388,7 @@ pub fn markdown(verdicts: &[Verdict]) -> String {
 mod tests {
     use super::*;
     use crate::config::HarnessConfig;
-    use crate::drill::{Check, DrillKind, DrillRun, Figures};
+    use crate::drill::{Check, DrillKind, DrillRun, Figure, Figures};
 
     fn run(promotion_ms: f64, healed: bool) -> DrillRun {
         DrillRun {
@@ -431,6 +431,17 @@ mod tests {
         assert_eq!(g.max_promotion_ms, Some(5000));
         assert_eq!(g.max_two_masters_ms, Some(10));
         assert_eq!(g.max_unknown_ops, Some(3));
+        let t = Targets::parse("drill:\n  max_lost_acked_percent: 0.5\n", "t.yaml").unwrap();
+        let config = DrillGates {
+            max_lost_acked_percent: Some(1.0),
+            max_api_errors: Some(0),
+            ..Default::default()
+        };
+        let g = merge_drill_gates(&config, &t.drill);
+        assert_eq!(
+            g.set().collect::<Vec<_>>(),
+            [(Figure::LostAckedPercent, 0.5), (Figure::ApiErrors, 0.0)]
+        );
         let e = Targets::parse("drill:\n  max_promotion: 5000\n", "t.yaml").unwrap_err();
         assert!(e.to_string().contains("max_promotion"), "{e}");
     }
