@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::drill::gates::{gate_name, DrillGates};
+
 /// Errors raised while loading or validating a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -183,69 +185,6 @@ pub struct DrillSection {
     pub partition: PartitionDirection,
     /// Thresholds; a drill exceeding one fails.
     pub gates: DrillGates,
-}
-
-/// Drill thresholds; absent ones are not checked.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DrillGates {
-    /// Longest client-visible write outage.
-    pub max_write_unavailable_ms: Option<i64>,
-    /// Longest client-visible read outage.
-    pub max_read_unavailable_ms: Option<i64>,
-    /// Acknowledged writes missing from the final read.
-    pub max_lost_acked_writes: Option<i64>,
-    /// The same as a percentage of acknowledged writes.
-    pub max_lost_acked_percent: Option<f64>,
-    /// Fault to `+switch-master`.
-    pub max_promotion_ms: Option<i64>,
-    /// Time with two nodes claiming to be master.
-    pub max_two_masters_ms: Option<i64>,
-    /// Operations whose outcome is unknown.
-    pub max_unknown_ops: Option<i64>,
-    /// API responses that were not 2xx (with `api`).
-    pub max_api_errors: Option<i64>,
-}
-
-impl DrillGates {
-    /// Every gate: its name, the drill figure it bounds, and its threshold when set.
-    pub fn entries(&self) -> [(&'static str, &'static str, Option<f64>); 8] {
-        let ms = |v: Option<i64>| v.map(|v| v as f64);
-        [
-            (
-                "max_write_unavailable_ms",
-                "write_unavailable_ms",
-                ms(self.max_write_unavailable_ms),
-            ),
-            (
-                "max_read_unavailable_ms",
-                "read_unavailable_ms",
-                ms(self.max_read_unavailable_ms),
-            ),
-            (
-                "max_lost_acked_writes",
-                "lost_acked_writes",
-                ms(self.max_lost_acked_writes),
-            ),
-            (
-                "max_lost_acked_percent",
-                "lost_acked_percent",
-                self.max_lost_acked_percent,
-            ),
-            (
-                "max_promotion_ms",
-                "promotion_ms",
-                ms(self.max_promotion_ms),
-            ),
-            (
-                "max_two_masters_ms",
-                "two_masters_ms",
-                ms(self.max_two_masters_ms),
-            ),
-            ("max_unknown_ops", "unknown_ops", ms(self.max_unknown_ops)),
-            ("max_api_errors", "api_errors", ms(self.max_api_errors)),
-        ]
-    }
 }
 
 impl Default for DrillSection {
@@ -679,10 +618,11 @@ impl HarnessConfig {
         if d.api_members == 0 {
             p.push("drill.api_members: at least 1".into());
         }
-        for (name, _, v) in d.gates.entries() {
-            if let Some(v) = v.filter(|v| *v < 0.0) {
+        for (figure, v) in d.gates.set() {
+            if v < 0.0 {
                 p.push(format!(
-                    "drill.gates.{name}: must not be negative (got {v})"
+                    "drill.gates.{}: must not be negative (got {v})",
+                    gate_name(figure)
                 ));
             }
         }

@@ -12,9 +12,8 @@ use tokio::sync::watch;
 
 use membership::config::RedisTarget;
 
-use crate::drill::DrillError;
 use crate::topology::state::TopologyState;
-use crate::topology::{NodeKind, Topology, TopologyError};
+use crate::topology::{NodeKind, Topology};
 
 /// How long [`ApiServer::start`] waits for the API to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -34,24 +33,6 @@ pub enum StackError {
         /// How long it was given.
         waited: Duration,
     },
-}
-
-/// Until the drill has a variant of its own for the API, its failures to start it read
-/// as a node that failed to start (not as a state-file error).
-impl From<StackError> for DrillError {
-    fn from(e: StackError) -> Self {
-        let detail = match e {
-            StackError::Config(c) => format!("config: {c}"),
-            StackError::Start(s) => s.to_string(),
-            StackError::NotListening { waited } => {
-                format!("did not start within {} s", waited.as_secs())
-            }
-        };
-        DrillError::Topology(TopologyError::Start {
-            node: "membership API".into(),
-            detail,
-        })
-    }
 }
 
 /// How the API reaches a topology: its Sentinels (Sentinel mode), or its master when it

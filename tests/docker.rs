@@ -235,7 +235,7 @@ async fn kill_master_on_docker_with_a_sentinel_client_on_the_host() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let cfg = docker_config(tmp.path(), "dkkill");
-    let r = drill::run_once(&cfg, DrillKind::KillMaster, 1, &mut Rng(3), false)
+    let r = drill::run_once(&cfg, DrillKind::KillMaster, 1, &mut Rng::new(3), false)
         .await
         .expect("drill runs");
     assert!(r.passed(), "{:#?}", r.checks);
@@ -255,7 +255,7 @@ async fn partition_loses_acknowledged_writes_unless_min_replicas_bounds_them() {
     // Asynchronous replication, no min-replicas-to-write: the isolated master keeps
     // acknowledging writes that the failover then discards.
     let unsafe_cfg = docker_config(tmp.path(), "dkpart");
-    let r = drill::run_once(&unsafe_cfg, DrillKind::Partition, 1, &mut Rng(5), true)
+    let r = drill::run_once(&unsafe_cfg, DrillKind::Partition, 1, &mut Rng::new(5), true)
         .await
         .expect("drill runs");
     assert!(r.passed(), "{:#?}", r.checks);
@@ -274,7 +274,7 @@ async fn partition_loses_acknowledged_writes_unless_min_replicas_bounds_them() {
     safe.replication.min_replicas_to_write = 1;
     safe.replication.min_replicas_max_lag = 1;
     safe.sentinel.down_after_ms = 3000;
-    let s = drill::run_once(&safe, DrillKind::Partition, 1, &mut Rng(5), true)
+    let s = drill::run_once(&safe, DrillKind::Partition, 1, &mut Rng::new(5), true)
         .await
         .expect("drill runs");
     assert!(s.passed(), "{:#?}", s.checks);

@@ -15,7 +15,7 @@ fn drill_config(dir: &std::path::Path, name: &str) -> HarnessConfig {
 }
 
 async fn run(cfg: &HarnessConfig, kind: DrillKind) -> DrillRun {
-    let r = drill::run_once(cfg, kind, 1, &mut Rng(7), true)
+    let r = drill::run_once(cfg, kind, 1, &mut Rng::new(7), true)
         .await
         .expect("drill runs");
     assert!(
@@ -227,7 +227,7 @@ async fn pause_sentinel_triggers_tilt_without_failover() {
 async fn partition_is_refused_on_the_process_backend_before_anything_starts() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = drill_config(tmp.path(), "part");
-    let err = drill::run_once(&cfg, DrillKind::Partition, 1, &mut Rng(1), false)
+    let err = drill::run_once(&cfg, DrillKind::Partition, 1, &mut Rng::new(1), false)
         .await
         .expect_err("refused");
     assert!(

@@ -35,7 +35,7 @@ pub async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Result<Exit
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
     });
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut runs = Vec::new();
     for i in 1..=args.repeat {
         eprintln!(

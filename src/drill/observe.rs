@@ -184,57 +184,34 @@ pub fn record_events(
     })
 }
 
-/// Total time, in ms, during which at least two nodes answered ROLE with `master`
-/// (each poll round counts until the next round).
-pub fn two_masters_ms(samples: &[RoleSample]) -> f64 {
-    // (round, first answer time, masters in the round), in round order.
-    let mut rounds: Vec<(u64, i64, usize)> = Vec::new();
-    for s in samples {
-        match rounds.last_mut() {
-            Some(r) if r.0 == s.round => {
-                r.1 = r.1.min(s.t_us);
-                r.2 += usize::from(s.role == "master");
-            }
-            _ => rounds.push((s.round, s.t_us, usize::from(s.role == "master"))),
-        }
-    }
-    rounds
-        .windows(2)
-        .filter(|w| w[0].2 >= 2)
-        .map(|w| (w[1].1 - w[0].1) as f64 / 1000.0)
-        .fold(0.0, |a, b| a + b)
+/// Both observers of a drill, running until [`Observers::stop`].
+pub(crate) struct Observers {
+    stop: watch::Sender<bool>,
+    roles: JoinHandle<Vec<RoleSample>>,
+    events: JoinHandle<Vec<SentinelEvent>>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample(round: u64, t_ms: i64, node: &str, role: &str) -> RoleSample {
-        RoleSample {
-            round,
-            t_us: t_ms * 1000,
-            node: node.into(),
-            role: role.into(),
-            following: None,
-            connected: false,
+impl Observers {
+    /// Starts polling ROLE on `data_nodes` and recording every event of `sentinels`.
+    pub(crate) fn start(
+        data_nodes: Vec<NodeSpec>,
+        sentinels: Vec<NodeSpec>,
+        password: Option<String>,
+        clock: Clock,
+    ) -> Self {
+        let (stop, rx) = watch::channel(false);
+        Self {
+            roles: poll_roles(data_nodes, password, clock, rx.clone()),
+            events: record_events(sentinels, clock, rx),
+            stop,
         }
     }
 
-    #[test]
-    fn two_masters_counts_rounds_not_timestamps() {
-        // Round 1 ends late (a dead node timed out) and round 2 starts 1 ms later: the
-        // single master of each round must not add up to two.
-        let s = vec![
-            sample(1, 100, "a", "master"),
-            sample(1, 100, "b", "down"),
-            sample(2, 101, "a", "master"),
-            sample(2, 101, "b", "slave"),
-            sample(3, 150, "a", "master"),
-            sample(3, 150, "b", "master"),
-            sample(4, 200, "a", "master"),
-            sample(4, 200, "b", "slave"),
-        ];
-        assert_eq!(two_masters_ms(&s), 50.0);
-        assert_eq!(two_masters_ms(&s[..4]).to_string(), "0", "no negative zero");
+    /// Stops both; returns the ROLE samples and the Sentinel events.
+    pub(crate) async fn stop(self) -> (Vec<RoleSample>, Vec<SentinelEvent>) {
+        let _ = self.stop.send(true);
+        let samples = self.roles.await.unwrap_or_default();
+        let events = self.events.await.unwrap_or_default();
+        (samples, events)
     }
 }

@@ -2,11 +2,12 @@
 //! results, rendered as a terminal table, Markdown, or JSON (schema
 //! [`SCHEMA`], documented in the README).
 
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use serde::Serialize;
 
-use super::{DrillKind, DrillRun, Figures};
-use crate::config::{DrillGates, HarnessConfig};
+use super::gates::{gate_name, DrillGates};
+use super::{DrillKind, DrillRun, Figure};
+use crate::config::HarnessConfig;
+use crate::report::{markdown_table, text_table, Rows, Table};
 
 /// Identifier and version of the JSON layout.
 pub const SCHEMA: &str = "redis-harness/drill-report/v1";
@@ -14,7 +15,7 @@ pub const SCHEMA: &str = "redis-harness/drill-report/v1";
 /// One figure over all runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct FigureSummary {
-    /// Figure name (as in [`Figures`]).
+    /// Figure name (as in [`Figures`](super::Figures)).
     pub name: &'static str,
     /// Runs that produced a value.
     pub samples: usize,
@@ -30,7 +31,10 @@ pub struct FigureSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct GateResult {
     /// Gate name, as in `drill.gates`.
-    pub gate: &'static str,
+    pub gate: String,
+    /// The figure it bounds.
+    #[serde(skip)]
+    pub figure: Figure,
     /// The threshold.
     pub threshold: f64,
     /// Worst measured value over the runs (`None`: no run produced the figure).
@@ -85,36 +89,6 @@ pub struct DrillReport {
     pub passed: bool,
 }
 
-type Pick = fn(&Figures) -> Option<f64>;
-
-/// The figures, in report order.
-pub const FIGURES: [(&str, Pick); 17] = [
-    ("sdown_ms", |f| f.sdown_ms),
-    ("detection_ms", |f| f.detection_ms),
-    ("promotion_ms", |f| f.promotion_ms),
-    ("write_unavailable_ms", |f| f.write_unavailable_ms),
-    ("read_unavailable_ms", |f| f.read_unavailable_ms),
-    ("acked_writes", |f| Some(f.acked_writes as f64)),
-    ("lost_acked_writes", |f| Some(f.lost_acked_writes as f64)),
-    ("lost_acked_percent", |f| Some(f.lost_acked_percent)),
-    ("unknown_ops", |f| Some(f.unknown_ops as f64)),
-    ("failed_ops", |f| Some(f.failed_ops as f64)),
-    ("two_masters_ms", |f| Some(f.two_masters_ms)),
-    ("rejoin_ms", |f| f.rejoin_ms),
-    ("heal_ms", |f| f.heal_ms),
-    ("tilt_events", |f| Some(f.tilt_events as f64)),
-    ("api_errors", |f| f.api_errors.map(|v| v as f64)),
-    ("api_bypasses", |f| f.api_bypasses.map(|v| v as f64)),
-    ("api_fault_p99_us", |f| f.api_fault_p99_us),
-];
-
-fn gate_list(g: &DrillGates) -> Vec<(&'static str, &'static str, f64)> {
-    g.entries()
-        .into_iter()
-        .filter_map(|(gate, figure, v)| Some((gate, figure, v?)))
-        .collect()
-}
-
 fn median(sorted: &[f64]) -> Option<f64> {
     let n = sorted.len();
     match n {
@@ -136,13 +110,16 @@ pub fn build_with_gates(
     runs: Vec<DrillRun>,
     gates: &DrillGates,
 ) -> DrillReport {
-    let summary: Vec<FigureSummary> = FIGURES
+    let summary: Vec<FigureSummary> = Figure::ALL
         .iter()
-        .map(|(name, pick)| {
-            let mut v: Vec<f64> = runs.iter().filter_map(|r| pick(&r.figures)).collect();
+        .map(|figure| {
+            let mut v: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| figure.read(&r.figures))
+                .collect();
             v.sort_by(f64::total_cmp);
             FigureSummary {
-                name,
+                name: figure.name(),
                 samples: v.len(),
                 min: v.first().copied(),
                 median: median(&v),
@@ -150,19 +127,15 @@ pub fn build_with_gates(
             }
         })
         .collect();
-    let gates: Vec<GateResult> = gate_list(gates)
-        .into_iter()
-        .map(|(gate, figure, threshold)| {
-            let pick = FIGURES
-                .iter()
-                .find(|(n, _)| *n == figure)
-                .expect("known figure")
-                .1;
-            let values: Vec<Option<f64>> = runs.iter().map(|r| pick(&r.figures)).collect();
+    let gates: Vec<GateResult> = gates
+        .set()
+        .map(|(figure, threshold)| {
+            let values: Vec<Option<f64>> = runs.iter().map(|r| figure.read(&r.figures)).collect();
             let all = !values.is_empty() && values.iter().all(Option::is_some);
             let measured = values.iter().flatten().copied().reduce(f64::max);
             GateResult {
-                gate,
+                gate: gate_name(figure),
+                figure,
                 threshold,
                 measured,
                 passed: all && measured.is_some_and(|m| m <= threshold),
@@ -191,6 +164,32 @@ pub fn build_with_gates(
         gates,
         passed,
     }
+}
+
+/// `figure`, one column per run, then min / median / max.
+fn figure_headers(r: &DrillReport) -> Vec<String> {
+    let mut header = vec!["figure".to_string()];
+    header.extend(r.runs.iter().map(|x| format!("run {}", x.run)));
+    header.extend(["min", "median", "max"].map(String::from));
+    header
+}
+
+fn as_strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// One row per figure: its value in each run, then over the runs.
+fn figure_rows(r: &DrillReport) -> Vec<Vec<String>> {
+    Figure::ALL
+        .iter()
+        .zip(&r.summary)
+        .map(|(figure, s)| {
+            let mut row = vec![figure.name().to_string()];
+            row.extend(r.runs.iter().map(|x| fmt(figure.read(&x.figures))));
+            row.extend([fmt(s.min), fmt(s.median), fmt(s.max)]);
+            row
+        })
+        .collect()
 }
 
 fn fmt(v: Option<f64>) -> String {
@@ -230,18 +229,8 @@ pub fn failures(r: &DrillReport) -> Vec<String> {
 
 /// The terminal rendering: figures per run and over runs, then checks and gates.
 pub fn terminal(r: &DrillReport) -> String {
-    let mut t = Table::new();
-    let mut header = vec!["figure".to_string()];
-    header.extend(r.runs.iter().map(|x| format!("run {}", x.run)));
-    header.extend(["min", "median", "max"].map(String::from));
-    t.load_preset(UTF8_BORDERS_ONLY).set_header(header);
-    for (i, (name, pick)) in FIGURES.iter().enumerate() {
-        let mut row = vec![name.to_string()];
-        row.extend(r.runs.iter().map(|x| fmt(pick(&x.figures))));
-        let s = &r.summary[i];
-        row.extend([fmt(s.min), fmt(s.median), fmt(s.max)]);
-        t.add_row(row);
-    }
+    let headers = figure_headers(r);
+    let t = text_table(&as_strs(&headers), &figure_rows(r));
     let s = &r.setup;
     let mut out = format!(
         "drill {} x{}: {} replicas, {} Sentinels (quorum {}), down-after {} ms, min-replicas-to-write {}, WAIT {}, {} writers x {}/s\n{t}\n",
@@ -297,6 +286,63 @@ fn api_line(run: &DrillRun) -> Option<String> {
     ))
 }
 
+/// Every check of every run, then every gate: name, `pass` / `**FAIL**`, the measured fact.
+fn checks_table(r: &DrillReport) -> Table {
+    let verdict = |passed: bool| if passed { "pass" } else { "**FAIL**" }.to_string();
+    let mut rows: Rows = Vec::new();
+    for run in &r.runs {
+        for c in &run.checks {
+            rows.push(vec![
+                format!("run {}: {}", run.run, c.name),
+                verdict(c.passed),
+                c.detail.clone(),
+            ]);
+        }
+    }
+    for g in &r.gates {
+        rows.push(vec![
+            format!("gate {}", g.gate),
+            verdict(g.passed),
+            format!(
+                "measured {} (required ≤ {})",
+                fmt(g.measured),
+                fmt(Some(g.threshold))
+            ),
+        ]);
+    }
+    Table::new(&["check", "result", "detail"], rows)
+}
+
+/// `run`'s timeline in ms from the fault, from `from_ms` on when given.
+pub fn timeline_table(run: &DrillRun, from_ms: Option<f64>) -> Table {
+    let rows = run
+        .timeline
+        .iter()
+        .filter(|e| from_ms.is_none_or(|from| e.at_ms >= from))
+        .map(|e| {
+            vec![
+                format!("{:.0}", e.at_ms),
+                e.source.clone(),
+                e.event.clone(),
+                e.detail.clone(),
+            ]
+        })
+        .collect();
+    Table::new(&["at ms", "source", "event", "detail"], rows)
+}
+
+/// `run`'s figures that have a value: name and value.
+pub fn run_figures_table(run: &DrillRun) -> Table {
+    let rows = Figure::ALL
+        .iter()
+        .filter_map(|f| {
+            f.read(&run.figures)
+                .map(|v| vec![f.name().to_string(), format!("{v:.1}")])
+        })
+        .collect();
+    Table::new(&["figure", "value"], rows)
+}
+
 /// Markdown for a CI job summary.
 pub fn markdown(r: &DrillReport) -> String {
     let mut out = format!(
@@ -310,65 +356,20 @@ pub fn markdown(r: &DrillReport) -> String {
         s.replicas, s.sentinels, s.quorum, s.down_after_ms, s.failover_timeout_ms, s.min_replicas_to_write, s.wait_replicas, s.writers, s.write_rate,
         if s.aof { "on" } else { "off" }, s.appendfsync
     ));
-    out.push_str("| figure |");
-    for run in &r.runs {
-        out.push_str(&format!(" run {} |", run.run));
-    }
-    out.push_str(" min | median | max |\n|---|");
-    for _ in 0..r.runs.len() + 3 {
-        out.push_str("---|");
-    }
-    out.push('\n');
-    for (i, (name, pick)) in FIGURES.iter().enumerate() {
-        out.push_str(&format!("| {name} |"));
-        for run in &r.runs {
-            out.push_str(&format!(" {} |", fmt(pick(&run.figures))));
-        }
-        let sm = &r.summary[i];
-        out.push_str(&format!(
-            " {} | {} | {} |\n",
-            fmt(sm.min),
-            fmt(sm.median),
-            fmt(sm.max)
-        ));
-    }
+    let headers = figure_headers(r);
+    out.push_str(&markdown_table(&as_strs(&headers), &figure_rows(r)));
     for run in &r.runs {
         if let Some(line) = api_line(run) {
-            out.push_str(&format!("\nRun {} {line}.\n", run.run));
+            out.push_str(&format!("Run {} {line}.\n\n", run.run));
         }
     }
-    out.push_str("\n| check | result | detail |\n|---|---|---|\n");
-    for run in &r.runs {
-        for c in &run.checks {
-            out.push_str(&format!(
-                "| run {}: {} | {} | {} |\n",
-                run.run,
-                c.name,
-                if c.passed { "pass" } else { "**FAIL**" },
-                c.detail
-            ));
-        }
-    }
-    for g in &r.gates {
-        out.push_str(&format!(
-            "| gate {} | {} | measured {} (required ≤ {}) |\n",
-            g.gate,
-            if g.passed { "pass" } else { "**FAIL**" },
-            fmt(g.measured),
-            fmt(Some(g.threshold))
-        ));
-    }
+    out.push_str(&checks_table(r).to_markdown());
     if let Some(run) = r.runs.first() {
-        out.push_str(&format!("\n### Timeline of run {} (ms from the fault)\n\n| at ms | source | event | detail |\n|---|---|---|---|\n", run.run));
-        for e in run.timeline.iter().filter(|e| e.at_ms >= -500.0) {
-            out.push_str(&format!(
-                "| {:.0} | {} | {} | {} |\n",
-                e.at_ms,
-                e.source,
-                e.event,
-                e.detail.replace('|', "/")
-            ));
-        }
+        out.push_str(&format!(
+            "\n### Timeline of run {} (ms from the fault)\n\n",
+            run.run
+        ));
+        out.push_str(&timeline_table(run, Some(-500.0)).to_markdown());
     }
     out
 }

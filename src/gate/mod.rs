@@ -13,7 +13,7 @@ use std::path::Path;
 
 use loadtests::LoadResults;
 
-use crate::config::DrillGates;
+use crate::drill::gates::DrillGates;
 use crate::drill::report::DrillReport;
 use crate::report::{escape, Table};
 use serde::{Deserialize, Serialize};
@@ -302,25 +302,7 @@ pub fn evaluate(r: &LoadResults, t: &Targets, baseline: Option<&LoadResults>) ->
 /// The drill gates of `targets` merged over `config`'s: a threshold set in the targets
 /// file wins.
 pub fn merge_drill_gates(config: &DrillGates, targets: &DrillGates) -> DrillGates {
-    let pick_i = |t: Option<i64>, c: Option<i64>| t.or(c);
-    DrillGates {
-        max_write_unavailable_ms: pick_i(
-            targets.max_write_unavailable_ms,
-            config.max_write_unavailable_ms,
-        ),
-        max_read_unavailable_ms: pick_i(
-            targets.max_read_unavailable_ms,
-            config.max_read_unavailable_ms,
-        ),
-        max_lost_acked_writes: pick_i(targets.max_lost_acked_writes, config.max_lost_acked_writes),
-        max_lost_acked_percent: targets
-            .max_lost_acked_percent
-            .or(config.max_lost_acked_percent),
-        max_promotion_ms: pick_i(targets.max_promotion_ms, config.max_promotion_ms),
-        max_two_masters_ms: pick_i(targets.max_two_masters_ms, config.max_two_masters_ms),
-        max_unknown_ops: pick_i(targets.max_unknown_ops, config.max_unknown_ops),
-        max_api_errors: pick_i(targets.max_api_errors, config.max_api_errors),
-    }
+    config.overridden_by(targets)
 }
 
 /// A drill report as verdicts: every check of every run (a failed check fails), then
@@ -411,7 +393,7 @@ pub fn markdown(verdicts: &[Verdict]) -> String {
 mod tests {
     use super::*;
     use crate::config::HarnessConfig;
-    use crate::drill::{Check, DrillKind, DrillRun, Figures};
+    use crate::drill::{Check, DrillKind, DrillRun, Figure, Figures};
 
     fn run(promotion_ms: f64, healed: bool) -> DrillRun {
         DrillRun {
@@ -454,6 +436,17 @@ mod tests {
         assert_eq!(g.max_promotion_ms, Some(5000));
         assert_eq!(g.max_two_masters_ms, Some(10));
         assert_eq!(g.max_unknown_ops, Some(3));
+        let t = Targets::parse("drill:\n  max_lost_acked_percent: 0.5\n", "t.yaml").unwrap();
+        let config = DrillGates {
+            max_lost_acked_percent: Some(1.0),
+            max_api_errors: Some(0),
+            ..Default::default()
+        };
+        let g = merge_drill_gates(&config, &t.drill);
+        assert_eq!(
+            g.set().collect::<Vec<_>>(),
+            [(Figure::LostAckedPercent, 0.5), (Figure::ApiErrors, 0.0)]
+        );
         let e = Targets::parse("drill:\n  max_promotion: 5000\n", "t.yaml").unwrap_err();
         assert!(e.to_string().contains("max_promotion"), "{e}");
     }

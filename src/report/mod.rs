@@ -48,7 +48,8 @@ impl Table {
         t.to_string()
     }
 
-    /// A Markdown table: header, separator and one line per row (no blank line after).
+    /// A Markdown table: header, separator and one line per row (no blank line after);
+    /// a `|` inside a cell is escaped so it cannot split the cell.
     pub fn to_markdown(&self) -> String {
         let mut o = format!(
             "| {} |\n|{}\n",
@@ -56,7 +57,8 @@ impl Table {
             "---|".repeat(self.headers.len())
         );
         for r in &self.rows {
-            let _ = writeln!(o, "| {} |", r.join(" | "));
+            let cells: Vec<String> = r.iter().map(|c| c.replace('|', "\\|")).collect();
+            let _ = writeln!(o, "| {} |", cells.join(" | "));
         }
         o
     }

@@ -269,27 +269,9 @@ pub fn html_page(r: &VerifyReport) -> String {
     if let Some(d) = &r.drill {
         b.push_str("<h2>Drill</h2>");
         if let Some(run) = d.runs.first() {
-            let rows: Vec<Vec<String>> = crate::drill::report::FIGURES
-                .iter()
-                .filter_map(|(n, pick)| {
-                    pick(&run.figures).map(|v| vec![n.to_string(), format!("{v:.1}")])
-                })
-                .collect();
-            b.push_str(&Table::new(&["figure", "value"], rows).to_html());
-            let rows: Vec<Vec<String>> = run
-                .timeline
-                .iter()
-                .map(|e| {
-                    vec![
-                        format!("{:.0}", e.at_ms),
-                        e.source.clone(),
-                        e.event.clone(),
-                        e.detail.clone(),
-                    ]
-                })
-                .collect();
+            b.push_str(&crate::drill::report::run_figures_table(run).to_html());
             b.push_str("<h3>Timeline (ms from the fault)</h3>");
-            b.push_str(&Table::new(&["ms", "source", "event", "detail"], rows).to_html());
+            b.push_str(&crate::drill::report::timeline_table(run, None).to_html());
         }
     }
     b.push_str("<h2>Phases</h2>");

@@ -1,0 +1,84 @@
+//! `partition` (docker backend): cut the master off from the replicas and Sentinels while
+//! clients still reach it, hold until the majority side has failed over and a little
+//! longer, then heal.
+
+use std::time::Duration;
+
+use super::{needs_sentinels, FaultCtx, Nodes, Step};
+use crate::config::{HarnessConfig, PartitionDirection};
+use crate::topology::{NodeSpec, Topology};
+
+/// Partition the master from its peers in `direction`; heal `hold` after the Sentinels
+/// name a new master (or give up waiting).
+pub(crate) struct Partition {
+    direction: PartitionDirection,
+    hold: Duration,
+}
+
+impl Partition {
+    /// Reads the direction from `drill.partition` and the hold from `drill.pause_ms`
+    /// (default 2 s).
+    pub(crate) fn new(cfg: &HarnessConfig) -> Self {
+        let d = &cfg.drill;
+        Self {
+            direction: d.partition,
+            hold: Duration::from_millis(if d.pause_ms > 0 { d.pause_ms } else { 2000 }),
+        }
+    }
+}
+
+impl super::Fault for Partition {
+    fn supports(&self, cfg: &HarnessConfig) -> Result<(), String> {
+        if !crate::topology::capabilities(cfg.backend).partition {
+            return Err(format!(
+                "partitions need the docker backend (network cuts between containers); the {} backend runs every node on one loopback",
+                cfg.backend
+            ));
+        }
+        if cfg.topology.sentinels == 0 || cfg.topology.replicas == 0 {
+            return Err("it needs replicas and Sentinels to cut the master off from".into());
+        }
+        needs_sentinels(&cfg.topology)
+    }
+
+    fn rejoin_target<'n>(&self, nodes: &'n Nodes) -> Option<&'n NodeSpec> {
+        Some(&nodes.master)
+    }
+
+    fn inject<'a>(&'a self, topo: &'a mut Topology, cx: &'a mut FaultCtx) -> Step<'a> {
+        Box::pin(async move {
+            let peers: Vec<&str> = cx
+                .nodes
+                .replicas
+                .iter()
+                .chain(cx.nodes.sentinels.iter())
+                .map(|n| n.name.as_str())
+                .collect();
+            topo.partition("master", &peers, self.direction).await?;
+            let detail = format!(
+                "partition ({}): master cut off from {}; clients still reach it",
+                self.direction,
+                peers.join(", ")
+            );
+            cx.act("fault", detail);
+            cx.observe_failover().await;
+            // Hold the partition a little longer, as a real one would not end on cue.
+            tokio::time::sleep(self.hold).await;
+            Ok(())
+        })
+    }
+
+    fn restore<'a>(&'a self, topo: &'a mut Topology, cx: &'a mut FaultCtx) -> Step<'a> {
+        Box::pin(async move {
+            topo.heal("master").await?;
+            cx.act(
+                "restore",
+                format!(
+                    "healed the partition after {} ms more",
+                    self.hold.as_millis()
+                ),
+            );
+            Ok(())
+        })
+    }
+}
