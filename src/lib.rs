@@ -18,17 +18,23 @@
 //! - [`progress`]: step lines and progress bars.
 //! - [`cli`]: the command line (the binary's edge; `main.rs` only calls [`run`]).
 
-pub mod bench;
-pub mod cli;
+#![warn(unreachable_pub)]
+
+// The library's surface: the configuration, topologies, drills and gates (what the
+// integration tests and embedders use) plus the CLI entry point. Everything else is
+// crate-internal.
 pub mod config;
 pub mod drill;
 pub mod gate;
-pub mod plan;
-pub mod progress;
-pub mod report;
-pub mod stack;
 pub mod topology;
-pub mod verify;
+
+mod bench;
+mod cli;
+mod plan;
+mod progress;
+mod report;
+mod stack;
+mod verify;
 
 pub use cli::{run, Cli};
 

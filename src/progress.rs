@@ -10,7 +10,7 @@ use loadtests::Recorder;
 
 /// Where progress goes (stderr).
 #[derive(Debug, Clone, Copy)]
-pub struct Progress {
+pub(crate) struct Progress {
     tty: bool,
 }
 
@@ -22,19 +22,19 @@ impl Default for Progress {
 
 impl Progress {
     /// Progress on stderr, with bars when it is a terminal.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             tty: std::io::stderr().is_terminal(),
         }
     }
 
     /// Prints `[n/total] msg`.
-    pub fn step(&self, n: usize, total: usize, msg: &str) {
+    pub(crate) fn step(&self, n: usize, total: usize, msg: &str) {
         eprintln!("[{n}/{total}] {msg}");
     }
 
     /// Shows a bar over `seconds` fed by `rec`'s request count until finished.
-    pub fn load_bar(&self, seconds: u64, rec: &Arc<Recorder>) -> Ticker {
+    pub(crate) fn load_bar(&self, seconds: u64, rec: &Arc<Recorder>) -> Ticker {
         let bar = if self.tty {
             let b = ProgressBar::with_draw_target(Some(seconds), ProgressDrawTarget::stderr());
             b.set_style(
@@ -70,14 +70,14 @@ impl Progress {
 }
 
 /// A running progress display; [`Ticker::finish`] removes it.
-pub struct Ticker {
+pub(crate) struct Ticker {
     task: tokio::task::JoinHandle<()>,
     bar: ProgressBar,
 }
 
 impl Ticker {
     /// Stops updating and clears the bar.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         self.task.abort();
         self.bar.finish_and_clear();
     }

@@ -37,7 +37,7 @@ pub enum StackError {
 
 /// How the API reaches a topology: its Sentinels (Sentinel mode), or its master when it
 /// has none.
-pub fn redis_target(state: &TopologyState) -> RedisTarget {
+pub(crate) fn redis_target(state: &TopologyState) -> RedisTarget {
     let sentinels: Vec<(String, u16)> = state
         .nodes
         .iter()
@@ -59,7 +59,7 @@ pub fn redis_target(state: &TopologyState) -> RedisTarget {
 }
 
 /// A running membership API; stop it with [`ApiServer::stop`] (dropping it aborts it).
-pub struct ApiServer {
+pub(crate) struct ApiServer {
     base: String,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<Result<(), membership::StartError>>>,
@@ -69,7 +69,7 @@ impl ApiServer {
     /// Starts the API on a free loopback port against `topo`'s Sentinels (or its master
     /// when it has none), generating `members` members into a fresh database, and waits
     /// until it listens (the cache warm-up of the critical routes is done by then).
-    pub async fn start(topo: &Topology, members: u64) -> Result<Self, StackError> {
+    pub(crate) async fn start(topo: &Topology, members: u64) -> Result<Self, StackError> {
         let vars: HashMap<&str, String> = [
             (
                 "DATABASE_URL",
@@ -112,12 +112,12 @@ impl ApiServer {
     }
 
     /// Base URL, e.g. `http://127.0.0.1:40123`.
-    pub fn base(&self) -> &str {
+    pub(crate) fn base(&self) -> &str {
         &self.base
     }
 
     /// Stops serving (in-flight requests finish, bounded by the API's shutdown grace).
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.stop.send(true);
         if let Some(t) = self.task.take() {
             let _ = t.await;

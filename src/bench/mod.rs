@@ -8,7 +8,7 @@
 //! - [`parse_redis_benchmark`]: redis-benchmark's `--csv` output.
 //! - [`report`]: renderings ([`report::terminal`], [`report::markdown`]).
 
-pub mod report;
+pub(crate) mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -20,11 +20,11 @@ use crate::progress::Progress;
 use crate::topology::{Topology, TopologyError};
 
 /// Identifier and version of the JSON layout.
-pub const SCHEMA: &str = "redis-harness/bench-report/v1";
+pub(crate) const SCHEMA: &str = "redis-harness/bench-report/v1";
 
 /// Errors of a bench run.
 #[derive(Debug, thiserror::Error)]
-pub enum BenchError {
+pub(crate) enum BenchError {
     /// The server could not start or stop.
     #[error(transparent)]
     Topology(#[from] TopologyError),
@@ -35,7 +35,7 @@ pub enum BenchError {
 
 /// One criterion benchmark.
 #[derive(Debug, Clone, Serialize)]
-pub struct Estimate {
+pub(crate) struct Estimate {
     /// Full id, e.g. `redis/cache_lookup_hit`.
     pub id: String,
     /// Mean time per iteration, ns.
@@ -48,7 +48,7 @@ pub struct Estimate {
 
 /// One redis-benchmark test.
 #[derive(Debug, Clone, Serialize)]
-pub struct RedisBenchmark {
+pub(crate) struct RedisBenchmark {
     /// Test name (`SET`, `GET`).
     pub test: String,
     /// Parallel clients.
@@ -65,7 +65,7 @@ pub struct RedisBenchmark {
 
 /// A ratio of two benchmarks.
 #[derive(Debug, Clone, Serialize)]
-pub struct Ratio {
+pub(crate) struct Ratio {
     /// What it says.
     pub name: String,
     /// Numerator id.
@@ -78,7 +78,7 @@ pub struct Ratio {
 
 /// The bench report.
 #[derive(Debug, Clone, Serialize)]
-pub struct BenchReport {
+pub(crate) struct BenchReport {
     /// [`SCHEMA`].
     pub schema: &'static str,
     /// Criterion estimates.
@@ -93,7 +93,7 @@ pub struct BenchReport {
 
 /// Reads the estimates under `dir` (criterion's output directory) written at or after
 /// `since` (older ones are from earlier runs).
-pub fn read_criterion(dir: &Path, since: std::time::SystemTime) -> Vec<Estimate> {
+pub(crate) fn read_criterion(dir: &Path, since: std::time::SystemTime) -> Vec<Estimate> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -138,7 +138,7 @@ fn read_one(new_dir: &Path) -> Option<Estimate> {
 
 /// Parses `redis-benchmark --csv` output (Redis 7: test, rps, avg, min, p50, p95, p99,
 /// max latency in ms).
-pub fn parse_redis_benchmark(csv: &str, clients: u32) -> Vec<RedisBenchmark> {
+pub(crate) fn parse_redis_benchmark(csv: &str, clients: u32) -> Vec<RedisBenchmark> {
     csv.lines()
         .filter(|l| !l.starts_with("\"test\""))
         .filter_map(|l| {
@@ -160,7 +160,7 @@ pub fn parse_redis_benchmark(csv: &str, clients: u32) -> Vec<RedisBenchmark> {
 }
 
 /// The ratios the report leads with, where both sides were measured.
-pub fn ratios(est: &[Estimate]) -> Vec<Ratio> {
+pub(crate) fn ratios(est: &[Estimate]) -> Vec<Ratio> {
     let mean = |id: &str| est.iter().find(|e| e.id == id).map(|e| e.mean_ns);
     [
         (
@@ -228,13 +228,13 @@ fn redis_benchmark(
 }
 
 /// Where the benches live: the source tree this binary was built from.
-pub fn source_dir() -> PathBuf {
+pub(crate) fn source_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Starts a single redis-server (no replicas, no Sentinels), runs the criterion benches
 /// against it, then redis-benchmark with 1 and 50 clients, and stops it.
-pub async fn run(
+pub(crate) async fn run(
     cfg: &HarnessConfig,
     requests: u32,
     filter: Option<&str>,

@@ -65,12 +65,12 @@ fn tables(r: &BenchReport) -> [Table; 3] {
 }
 
 /// Terminal rendering.
-pub fn terminal(r: &BenchReport) -> String {
+pub(crate) fn terminal(r: &BenchReport) -> String {
     tables(r).iter().map(|t| t.to_text() + "\n").collect()
 }
 
 /// Markdown rendering.
-pub fn markdown(r: &BenchReport) -> String {
+pub(crate) fn markdown(r: &BenchReport) -> String {
     let mut o = String::from("# redis-harness bench\n\n");
     for t in tables(r) {
         o.push_str(&t.to_markdown());

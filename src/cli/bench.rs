@@ -10,7 +10,7 @@ use crate::config::HarnessConfig;
 use crate::progress::Progress;
 
 /// Runs the benches and the baseline, prints the tables, writes bench.json / bench.md.
-pub async fn run(cfg: HarnessConfig, args: BenchArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(cfg: HarnessConfig, args: BenchArgs) -> anyhow::Result<ExitCode> {
     cfg.validate()
         .map_err(|p| anyhow::anyhow!("invalid settings:\n  - {}", p.join("\n  - ")))?;
     anyhow::ensure!(args.requests > 0, "--requests must be positive");

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use crate::config::HarnessConfig;
 
 /// Prints the effective configuration as YAML.
-pub fn show(cfg: &HarnessConfig) -> anyhow::Result<ExitCode> {
+pub(super) fn show(cfg: &HarnessConfig) -> anyhow::Result<ExitCode> {
     print!("{}", cfg.to_yaml());
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@ use crate::config::HarnessConfig;
 use crate::topology::{self, state::TopologyState};
 
 /// Stops the configured topology, or every topology under the run directory.
-pub async fn run(cfg: HarnessConfig, args: DownArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(cfg: HarnessConfig, args: DownArgs) -> anyhow::Result<ExitCode> {
     let dirs: Vec<(String, std::path::PathBuf)> = if args.all {
         let mut found = Vec::new();
         if let Ok(entries) = std::fs::read_dir(&cfg.run_dir) {

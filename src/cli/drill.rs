@@ -10,7 +10,7 @@ use crate::config::HarnessConfig;
 use crate::drill::{self, report, Rng};
 
 /// Runs the drill `--repeat` times, prints the table, writes the files, gates.
-pub async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Result<ExitCode> {
     if let Some(v) = args.down_after_ms {
         cfg.sentinel.down_after_ms = v;
     }

@@ -11,7 +11,7 @@ use crate::gate::{self, Targets};
 
 /// Reads load results: a `loadtest --json` / `load.json` file, or the `load` section of
 /// a `verify` / `load` report.json.
-pub fn results(path: &Path) -> anyhow::Result<LoadResults> {
+pub(super) fn results(path: &Path) -> anyhow::Result<LoadResults> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading results {}", path.display()))?;
     let v: serde_json::Value =
@@ -26,7 +26,7 @@ pub fn results(path: &Path) -> anyhow::Result<LoadResults> {
 }
 
 /// Evaluates, prints every verdict, writes the files; exit 4 when any target failed.
-pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
+pub(super) fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
     let targets = Targets::load(&args.targets)?;
     let current = results(&args.results)?;
     let baseline = args.baseline.as_deref().map(results).transpose()?;

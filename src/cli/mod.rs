@@ -23,9 +23,9 @@ use clap::{Parser, Subcommand};
 use crate::config::{BackendKind, HarnessConfig};
 
 /// Exit code of `status` when the topology is up but not healthy.
-pub const EXIT_UNHEALTHY: u8 = 3;
+pub(crate) const EXIT_UNHEALTHY: u8 = 3;
 /// Exit code when a drill check, a drill gate or a load target failed.
-pub const EXIT_CHECK_FAILED: u8 = 4;
+pub(crate) const EXIT_CHECK_FAILED: u8 = 4;
 
 /// redis-harness: bring up a Redis Sentinel topology and measure it honestly.
 #[derive(Debug, Parser)]

@@ -10,7 +10,7 @@ use crate::plan::{self, PlanOptions};
 use crate::progress::Progress;
 
 /// Runs the knee search, prints the tables, writes plan.json / plan.md / plan.html.
-pub async fn run(cfg: HarnessConfig, args: PlanArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(cfg: HarnessConfig, args: PlanArgs) -> anyhow::Result<ExitCode> {
     cfg.validate()
         .map_err(|p| anyhow::anyhow!("invalid settings:\n  - {}", p.join("\n  - ")))?;
     anyhow::ensure!(args.slo_p99_ms > 0.0, "--slo-p99-ms must be positive");

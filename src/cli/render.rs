@@ -9,7 +9,7 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 }
 
 /// One row per node: name, role, address, pid, offset, lag and what it sees.
-pub fn status_table(status: &StatusReport) -> String {
+pub(super) fn status_table(status: &StatusReport) -> String {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
         "node",
@@ -64,7 +64,7 @@ pub fn status_table(status: &StatusReport) -> String {
 }
 
 /// What a client needs, plus the same as environment variables for the membership API.
-pub fn connection_block(c: &ConnectionInfo) -> String {
+pub(super) fn connection_block(c: &ConnectionInfo) -> String {
     let pw = c.password.as_deref().unwrap_or("(none)");
     let mut out = format!(
         "connection:\n  master      {}\n  sentinels   {}\n  master name {}\n  password    {pw}\n",
@@ -84,7 +84,7 @@ pub fn connection_block(c: &ConnectionInfo) -> String {
 }
 
 /// A one-line summary of a teardown.
-pub fn teardown_line(r: &TeardownReport) -> String {
+pub(super) fn teardown_line(r: &TeardownReport) -> String {
     let killed = r
         .nodes
         .iter()

@@ -13,7 +13,7 @@ use crate::config::HarnessConfig;
 use crate::topology::state::TopologyState;
 
 /// Builds the API config: environment, then the running topology, then the flags.
-pub fn api_config(cfg: &HarnessConfig, args: &ServeArgs) -> anyhow::Result<ApiConfig> {
+pub(super) fn api_config(cfg: &HarnessConfig, args: &ServeArgs) -> anyhow::Result<ApiConfig> {
     let env_names_redis = ["REDIS_SENTINELS", "REDIS_HOST", "REDIS_PORT"]
         .iter()
         .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
@@ -43,7 +43,7 @@ pub fn api_config(cfg: &HarnessConfig, args: &ServeArgs) -> anyhow::Result<ApiCo
 }
 
 /// Serves until Ctrl-C or SIGTERM.
-pub async fn run(cfg: HarnessConfig, args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(cfg: HarnessConfig, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let api = api_config(&cfg, &args)?;
     let target = match &api.redis {
         RedisTarget::Standalone { host, port } => format!("standalone Redis at {host}:{port}"),

@@ -25,12 +25,12 @@ fn sender() -> &'static watch::Sender<bool> {
 }
 
 /// Installs the handler (idempotent). Call before anything else installs one.
-pub fn install() {
+pub(super) fn install() {
     sender();
 }
 
 /// Resolves on Ctrl-C, SIGTERM or SIGHUP (immediately if one already arrived).
-pub async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let mut rx = sender().subscribe();
     let _ = rx.wait_for(|s| *s).await;
 }

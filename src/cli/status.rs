@@ -7,7 +7,7 @@ use crate::config::HarnessConfig;
 use crate::topology::{self, state::TopologyState, TopologyError};
 
 /// Prints live status; exits 0 when healthy, [`EXIT_UNHEALTHY`] when not.
-pub async fn run(cfg: HarnessConfig, args: StatusArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(cfg: HarnessConfig, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let dir = cfg.topology_dir();
     let state = TopologyState::read(&dir)?.ok_or_else(|| TopologyError::NotUp {
         name: cfg.name.clone(),

@@ -9,7 +9,7 @@ use crate::config::HarnessConfig;
 use crate::topology::Topology;
 
 /// Starts the topology; detaches it, or holds it until Ctrl-C with `--foreground`.
-pub async fn run(mut cfg: HarnessConfig, args: UpArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(mut cfg: HarnessConfig, args: UpArgs) -> anyhow::Result<ExitCode> {
     if let Some(b) = args.backend {
         cfg.backend = b.into();
     }
@@ -45,4 +45,4 @@ pub async fn run(mut cfg: HarnessConfig, args: UpArgs) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-pub use super::signal::shutdown_signal;
+pub(super) use super::signal::shutdown_signal;

@@ -81,7 +81,7 @@ async fn execute(
 }
 
 /// `verify`: the whole pipeline with the kill-master drill and the default targets.
-pub async fn run_verify(cfg: HarnessConfig, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run_verify(cfg: HarnessConfig, args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let mut opts = options(&args.run, true)?;
     if let Some(f) = args.fault_at {
         opts.profile.fault_at_s = Some(f);
@@ -90,7 +90,7 @@ pub async fn run_verify(cfg: HarnessConfig, args: VerifyArgs) -> anyhow::Result<
 }
 
 /// `load`: the load alone, against our stack or `--host`.
-pub async fn run_load(cfg: HarnessConfig, args: LoadArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run_load(cfg: HarnessConfig, args: LoadArgs) -> anyhow::Result<ExitCode> {
     let mut opts = options(&args.run, false)?;
     opts.profile.fault_at_s = None;
     opts.host = args.host.clone();

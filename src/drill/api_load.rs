@@ -13,7 +13,7 @@ use super::clock::Clock;
 
 /// One request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiSample {
+pub(crate) struct ApiSample {
     /// When it was sent.
     pub t_us: i64,
     /// HTTP status, or 0 when no response arrived.
@@ -46,7 +46,7 @@ pub struct ApiWindow {
 }
 
 /// Summarises the samples sent within `[from_us, to_us]`.
-pub fn window(samples: &[ApiSample], from_us: i64, to_us: i64) -> ApiWindow {
+pub(crate) fn window(samples: &[ApiSample], from_us: i64, to_us: i64) -> ApiWindow {
     let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
     let mut w = ApiWindow::default();
     for s in samples
@@ -83,14 +83,14 @@ fn path(seq: u64) -> String {
 }
 
 /// Running HTTP clients.
-pub struct ApiLoad {
+pub(crate) struct ApiLoad {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Vec<ApiSample>>>,
 }
 
 impl ApiLoad {
     /// Starts `clients` clients at `rate` requests per second each against `base`.
-    pub fn start(base: String, clock: Clock, clients: u32, rate: u32) -> Self {
+    pub(crate) fn start(base: String, clock: Clock, clients: u32, rate: u32) -> Self {
         let (stop, rx) = watch::channel(false);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
@@ -142,7 +142,7 @@ impl ApiLoad {
     }
 
     /// Stops the clients and returns every sample.
-    pub async fn stop(self) -> Vec<ApiSample> {
+    pub(crate) async fn stop(self) -> Vec<ApiSample> {
         let _ = self.stop.send(true);
         let mut all = Vec::new();
         for t in self.tasks {

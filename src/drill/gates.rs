@@ -29,7 +29,7 @@ pub struct DrillGates {
 }
 
 /// The name of the gate bounding `figure` (`max_<figure>`), as in the YAML.
-pub fn gate_name(figure: Figure) -> String {
+pub(crate) fn gate_name(figure: Figure) -> String {
     format!("max_{}", figure.name())
 }
 

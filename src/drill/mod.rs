@@ -16,18 +16,18 @@
 //! - [`gates`]: thresholds on figures.
 //! - [`report`]: figures over repeats, gates, terminal/Markdown/JSON output.
 
-pub mod api_load;
-pub mod clock;
+pub(crate) mod api_load;
+pub(crate) mod clock;
 mod fault;
-pub mod figures;
-pub mod gates;
+mod figures;
+pub(crate) mod gates;
 pub mod history;
 mod judge;
-pub mod kind;
-pub mod observe;
-pub mod report;
+mod kind;
+pub(crate) mod observe;
+pub(crate) mod report;
 mod wait;
-pub mod workload;
+pub(crate) mod workload;
 
 use std::time::Duration;
 

@@ -13,11 +13,11 @@ use super::clock::Clock;
 use crate::topology::{probe, NodeSpec};
 
 /// Poll period of ROLE.
-pub const ROLE_PERIOD: Duration = Duration::from_millis(50);
+pub(crate) const ROLE_PERIOD: Duration = Duration::from_millis(50);
 
 /// One ROLE answer (or its absence).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoleSample {
+pub(crate) struct RoleSample {
     /// Poll round (all nodes are polled together once per round).
     pub round: u64,
     /// When the answer arrived.
@@ -34,7 +34,7 @@ pub struct RoleSample {
 
 /// One Sentinel event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SentinelEvent {
+pub(crate) struct SentinelEvent {
     /// When it arrived.
     pub t_us: i64,
     /// Sentinel node name.
@@ -63,7 +63,7 @@ fn parse_role(v: &[redis::Value]) -> (String, Option<String>, bool) {
 }
 
 /// Polls ROLE on `nodes` until `stop` turns true; returns every sample.
-pub fn poll_roles(
+pub(crate) fn poll_roles(
     nodes: Vec<NodeSpec>,
     password: Option<String>,
     clock: Clock,
@@ -127,7 +127,7 @@ pub fn poll_roles(
 
 /// Records every event of every Sentinel (PSUBSCRIBE *), reconnecting to Sentinels that
 /// go away and come back, until `stop` turns true.
-pub fn record_events(
+pub(crate) fn record_events(
     sentinels: Vec<NodeSpec>,
     clock: Clock,
     stop: watch::Receiver<bool>,

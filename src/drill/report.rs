@@ -10,7 +10,7 @@ use crate::config::HarnessConfig;
 use crate::report::{markdown_table, text_table, Rows, Table};
 
 /// Identifier and version of the JSON layout.
-pub const SCHEMA: &str = "redis-harness/drill-report/v1";
+pub(crate) const SCHEMA: &str = "redis-harness/drill-report/v1";
 
 /// One figure over all runs.
 #[derive(Debug, Clone, Serialize)]
@@ -99,12 +99,12 @@ fn median(sorted: &[f64]) -> Option<f64> {
 }
 
 /// Builds the report of `runs` under `cfg`'s gates.
-pub fn build(cfg: &HarnessConfig, kind: DrillKind, runs: Vec<DrillRun>) -> DrillReport {
+pub(crate) fn build(cfg: &HarnessConfig, kind: DrillKind, runs: Vec<DrillRun>) -> DrillReport {
     build_with_gates(cfg, kind, runs, &cfg.drill.gates)
 }
 
 /// Builds the report of `runs` under `gates`.
-pub fn build_with_gates(
+pub(crate) fn build_with_gates(
     cfg: &HarnessConfig,
     kind: DrillKind,
     runs: Vec<DrillRun>,
@@ -202,7 +202,7 @@ fn fmt(v: Option<f64>) -> String {
 }
 
 /// Failed checks and gates, one line each (empty when everything passed).
-pub fn failures(r: &DrillReport) -> Vec<String> {
+pub(crate) fn failures(r: &DrillReport) -> Vec<String> {
     let mut out = Vec::new();
     for run in &r.runs {
         for c in run.checks.iter().filter(|c| !c.passed) {
@@ -228,7 +228,7 @@ pub fn failures(r: &DrillReport) -> Vec<String> {
 }
 
 /// The terminal rendering: figures per run and over runs, then checks and gates.
-pub fn terminal(r: &DrillReport) -> String {
+pub(crate) fn terminal(r: &DrillReport) -> String {
     let headers = figure_headers(r);
     let t = text_table(&as_strs(&headers), &figure_rows(r));
     let s = &r.setup;
@@ -314,7 +314,7 @@ fn checks_table(r: &DrillReport) -> Table {
 }
 
 /// `run`'s timeline in ms from the fault, from `from_ms` on when given.
-pub fn timeline_table(run: &DrillRun, from_ms: Option<f64>) -> Table {
+pub(crate) fn timeline_table(run: &DrillRun, from_ms: Option<f64>) -> Table {
     let rows = run
         .timeline
         .iter()
@@ -332,7 +332,7 @@ pub fn timeline_table(run: &DrillRun, from_ms: Option<f64>) -> Table {
 }
 
 /// `run`'s figures that have a value: name and value.
-pub fn run_figures_table(run: &DrillRun) -> Table {
+pub(crate) fn run_figures_table(run: &DrillRun) -> Table {
     let rows = Figure::ALL
         .iter()
         .filter_map(|f| {
@@ -344,7 +344,7 @@ pub fn run_figures_table(run: &DrillRun) -> Table {
 }
 
 /// Markdown for a CI job summary.
-pub fn markdown(r: &DrillReport) -> String {
+pub(crate) fn markdown(r: &DrillReport) -> String {
     let mut out = format!(
         "## Drill `{}` — {}\n\n",
         r.kind,

@@ -15,10 +15,10 @@ use super::history::{Op, OpKind, Outcome};
 use crate::config::DrillSection;
 
 /// The key the workload writes to.
-pub const SET_KEY: &str = "harness:drill:set";
+pub(crate) const SET_KEY: &str = "harness:drill:set";
 
 /// A Sentinel-aware client for the topology (standalone when it has no Sentinels).
-pub fn client(
+pub(crate) fn client(
     sentinels: &[(String, u16)],
     master: (String, u16),
     master_name: &str,
@@ -64,14 +64,14 @@ fn classify(e: &LinkError) -> Outcome {
 }
 
 /// Running workload tasks.
-pub struct Workload {
+pub(crate) struct Workload {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Vec<Op>>>,
 }
 
 impl Workload {
     /// Starts `d.writers` writers and `d.readers` readers on `link`.
-    pub fn start(link: Arc<RedisLink>, clock: Clock, d: &DrillSection) -> Self {
+    pub(crate) fn start(link: Arc<RedisLink>, clock: Clock, d: &DrillSection) -> Self {
         let (stop, rx) = watch::channel(false);
         let mut tasks = Vec::new();
         for w in 0..d.writers {
@@ -159,7 +159,7 @@ impl Workload {
     }
 
     /// Stops every client and returns all operations.
-    pub async fn stop(self) -> Vec<Op> {
+    pub(crate) async fn stop(self) -> Vec<Op> {
         let _ = self.stop.send(true);
         let mut ops = Vec::new();
         for t in self.tasks {
@@ -195,7 +195,7 @@ where
 }
 
 /// Reads every value of the set after healing, retrying for up to `timeout`.
-pub async fn final_read(link: &RedisLink, timeout: Duration) -> Option<Vec<String>> {
+pub(crate) async fn final_read(link: &RedisLink, timeout: Duration) -> Option<Vec<String>> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let res = link

@@ -11,18 +11,18 @@ use std::future::Future;
 use super::{PlanOptions, Step};
 
 /// Which part of the search a step belongs to (it is also [`Step::phase`]).
-pub const RAMP: &str = "ramp";
+pub(crate) const RAMP: &str = "ramp";
 /// A bisection step between the last pass and the first miss.
-pub const BISECT: &str = "bisect";
+pub(crate) const BISECT: &str = "bisect";
 /// A re-run of the knee (or 90% of it after a miss).
-pub const CONFIRM: &str = "confirm";
+pub(crate) const CONFIRM: &str = "confirm";
 
 /// Confirmation runs at most (the knee, then 90% of it).
 const CONFIRM_TRIES: usize = 2;
 
 /// Outcome of a search.
 #[derive(Debug, Clone)]
-pub struct Knee {
+pub(crate) struct Knee {
     /// Every step in the order it was run.
     pub steps: Vec<Step>,
     /// Highest rate that met the SLO and was confirmed.
@@ -35,7 +35,7 @@ pub struct Knee {
 /// second and says whether it met the SLO ([`Step::ok`]); its first error ends the search.
 /// Uses `start_rate`, `max_rate` and `resolution` of `o` (checked by the caller:
 /// positive, `max_rate >= start_rate`, `resolution > 1`).
-pub async fn search<E, F, Fut>(o: &PlanOptions, mut measure: F) -> Result<Knee, E>
+pub(crate) async fn search<E, F, Fut>(o: &PlanOptions, mut measure: F) -> Result<Knee, E>
 where
     F: FnMut(&'static str, f64) -> Fut,
     Fut: Future<Output = Result<Step, E>>,

@@ -9,7 +9,7 @@
 //!   [`report::html_page`]).
 
 pub(crate) mod knee;
-pub mod report;
+pub(crate) mod report;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +24,7 @@ use crate::topology::{probe, Topology, TopologyError};
 
 /// Errors that stop a plan before it could report.
 #[derive(Debug, thiserror::Error)]
-pub enum PlanError {
+pub(crate) enum PlanError {
     /// Options out of range; nothing was started.
     #[error("plan: {0}")]
     Options(&'static str),
@@ -43,11 +43,11 @@ pub enum PlanError {
 }
 
 /// Identifier and version of the JSON layout.
-pub const SCHEMA: &str = "redis-harness/plan-report/v1";
+pub(crate) const SCHEMA: &str = "redis-harness/plan-report/v1";
 
 /// What the search is held to.
 #[derive(Debug, Clone, Serialize)]
-pub struct PlanOptions {
+pub(crate) struct PlanOptions {
     /// Highest allowed p99 over all requests, µs.
     pub slo_p99_us: u64,
     /// Highest allowed error rate (0-1).
@@ -72,7 +72,7 @@ pub struct PlanOptions {
 
 /// One load step.
 #[derive(Debug, Clone, Serialize)]
-pub struct Step {
+pub(crate) struct Step {
     /// `ramp`, `bisect` or `confirm`.
     pub phase: &'static str,
     /// Offered rate, requests per second.
@@ -93,7 +93,7 @@ pub struct Step {
 
 /// Measured memory of the master after the run.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Memory {
+pub(crate) struct Memory {
     /// `used_memory`.
     pub used_memory: u64,
     /// `used_memory_dataset`.
@@ -114,7 +114,7 @@ pub struct Memory {
 
 /// Projected Redis memory for a member count.
 #[derive(Debug, Clone, Serialize)]
-pub struct Projection {
+pub(crate) struct Projection {
     /// Members.
     pub members: u64,
     /// Every member cached under both keys, bytes per data node.
@@ -125,7 +125,7 @@ pub struct Projection {
 
 /// The plan report.
 #[derive(Debug, Clone, Serialize)]
-pub struct PlanReport {
+pub(crate) struct PlanReport {
     /// [`SCHEMA`].
     pub schema: &'static str,
     /// The search settings.
@@ -145,7 +145,7 @@ pub struct PlanReport {
 }
 
 /// Projects memory: the non-member part stays, member entries scale with the count.
-pub fn project(m: &Memory, members: u64) -> Projection {
+pub(crate) fn project(m: &Memory, members: u64) -> Projection {
     let member_total = m.member_keys as f64 * m.bytes_per_member_key
         + m.id_number_keys as f64 * m.bytes_per_id_number_key;
     let fixed = (m.used_memory as f64 - member_total).max(0.0);
@@ -275,7 +275,7 @@ async fn memory(topo: &Topology) -> Result<Memory, redis::RedisError> {
 
 /// Brings up the topology and the API, warms up, searches the knee, measures memory,
 /// tears everything down.
-pub async fn run(
+pub(crate) async fn run(
     cfg: &HarnessConfig,
     o: &PlanOptions,
     progress: &Progress,

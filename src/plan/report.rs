@@ -103,7 +103,7 @@ fn memory_line(m: &Memory) -> String {
 }
 
 /// Terminal rendering.
-pub fn terminal(r: &PlanReport) -> String {
+pub(crate) fn terminal(r: &PlanReport) -> String {
     format!(
         "{}\n{}\n{}\n{}\n{}\n",
         step_table(r).to_text(),
@@ -115,7 +115,7 @@ pub fn terminal(r: &PlanReport) -> String {
 }
 
 /// Markdown rendering.
-pub fn markdown(r: &PlanReport) -> String {
+pub(crate) fn markdown(r: &PlanReport) -> String {
     format!(
         "# redis-harness plan\n\n{}\n\n{}\n{}\n\n{}\n",
         knee_line(r),
@@ -126,7 +126,7 @@ pub fn markdown(r: &PlanReport) -> String {
 }
 
 /// The self-contained HTML page with the p99-vs-rate chart.
-pub fn html_page(r: &PlanReport) -> String {
+pub(crate) fn html_page(r: &PlanReport) -> String {
     let mut sorted: Vec<&Step> = r.steps.iter().collect();
     sorted.sort_by(|a, b| a.offered_rps.total_cmp(&b.offered_rps));
     let pts = |f: fn(&Step) -> f64| sorted.iter().map(|s| (s.offered_rps, f(s))).collect();

@@ -4,11 +4,11 @@
 use std::fmt::Write as _;
 
 /// The shared escape, under the name the chart code has always used.
-pub use super::escape as esc;
+pub(crate) use super::escape as esc;
 
 /// One line of a chart.
 #[derive(Debug, Clone)]
-pub struct Series {
+pub(crate) struct Series {
     /// Legend text.
     pub name: String,
     /// CSS colour.
@@ -19,7 +19,7 @@ pub struct Series {
 
 /// A shaded x range with a label.
 #[derive(Debug, Clone)]
-pub struct Shade {
+pub(crate) struct Shade {
     /// Start (x units).
     pub from: f64,
     /// End (x units).
@@ -30,7 +30,7 @@ pub struct Shade {
 
 /// A line chart.
 #[derive(Debug, Clone, Default)]
-pub struct Chart {
+pub(crate) struct Chart {
     /// Title above the chart.
     pub title: String,
     /// X axis label.
@@ -84,7 +84,7 @@ fn num(v: f64) -> String {
 
 impl Chart {
     /// The chart as an SVG element.
-    pub fn svg(&self) -> String {
+    pub(crate) fn svg(&self) -> String {
         // On a log axis every value is drawn as its decade exponent (values below 1 as 1).
         let ty = |y: f64| if self.log_y { y.max(1.0).log10() } else { y };
         let pts = self.series.iter().flat_map(|s| s.points.iter());
@@ -225,13 +225,8 @@ impl Chart {
     }
 }
 
-/// An HTML table; cells are escaped (see [`Table::to_html`](super::Table::to_html)).
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    super::Table::new(headers, rows.to_vec()).to_html()
-}
-
 /// A whole page around `body` (already HTML).
-pub fn page(title: &str, body: &str) -> String {
+pub(crate) fn page(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>\
 body{{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:900px}}\

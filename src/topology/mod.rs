@@ -11,10 +11,10 @@
 //! - [`state`]: the state file that lets another shell find a running topology.
 //! - `error`: [`TopologyError`].
 
-pub mod backend;
-pub mod conf;
+mod backend;
+mod conf;
 mod error;
-pub mod node;
+mod node;
 pub mod probe;
 pub mod spec;
 pub mod state;

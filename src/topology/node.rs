@@ -72,7 +72,7 @@ pub(crate) fn write_node(
 }
 
 /// The last `n` lines of a node's captured stdout and its log file.
-pub fn log_tail(record: &NodeRecord, n: usize) -> String {
+pub(super) fn log_tail(record: &NodeRecord, n: usize) -> String {
     let mut lines = Vec::new();
     for path in [record.dir.join("stdout.log"), record.log_file.clone()] {
         if let Ok(text) = std::fs::read_to_string(&path) {

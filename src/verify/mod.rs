@@ -7,7 +7,7 @@
 //!   is dropped (Ctrl-C).
 //! - [`report`]: the report (JSON schema [`report::SCHEMA`]) and its renderings.
 
-pub mod report;
+pub(crate) mod report;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,11 +23,11 @@ use crate::stack::{ApiServer, StackError};
 use crate::topology::{Topology, TopologyError};
 
 /// The built-in targets of `verify` (used without `--targets`).
-pub const DEFAULT_TARGETS: &str = include_str!("../../targets/verify.yaml");
+pub(crate) const DEFAULT_TARGETS: &str = include_str!("../../targets/verify.yaml");
 
 /// Errors that stop a run before it could be judged.
 #[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
+pub(crate) enum VerifyError {
     /// The topology failed to start or stop.
     #[error(transparent)]
     Topology(#[from] TopologyError),
@@ -47,7 +47,7 @@ pub enum VerifyError {
 
 /// Sizes of a run.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Profile {
+pub(crate) struct Profile {
     /// `quick`, `ci`, `full` or `custom`.
     pub name: String,
     /// Concurrent goose users.
@@ -70,7 +70,7 @@ pub struct Profile {
 
 impl Profile {
     /// The named profile: `quick` (about two minutes end to end), `ci`, `full`.
-    pub fn named(name: &str) -> Option<Self> {
+    pub(crate) fn named(name: &str) -> Option<Self> {
         let p = |users, warmup_s, load_s, fault_at_s| Profile {
             name: name.to_string(),
             users,
@@ -137,7 +137,7 @@ impl Profile {
 
 /// What a run is given.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// Sizes.
     pub profile: Profile,
     /// Targets (load and drill thresholds).
@@ -152,7 +152,7 @@ pub struct Options {
 
 /// Runs the pipeline and returns the judged report. Everything started is stopped before
 /// it returns, and when the future is dropped.
-pub async fn run(
+pub(crate) async fn run(
     cfg: &HarnessConfig,
     opts: &Options,
     progress: &Progress,

@@ -16,11 +16,11 @@ use crate::report::html::{self, Chart, Series, Shade};
 use crate::report::{escape, markdown_table, Table};
 
 /// Identifier and version of the JSON layout.
-pub const SCHEMA: &str = "redis-harness/verify-report/v1";
+pub(crate) const SCHEMA: &str = "redis-harness/verify-report/v1";
 
 /// How long a phase took.
 #[derive(Debug, Clone, Serialize)]
-pub struct Phase {
+pub(crate) struct Phase {
     /// `up`, `api start`, `warm-up`, `load`, `down`.
     pub name: String,
     /// Seconds.
@@ -29,7 +29,7 @@ pub struct Phase {
 
 /// A judged run.
 #[derive(Debug, Clone, Serialize)]
-pub struct VerifyReport {
+pub(crate) struct VerifyReport {
     /// [`SCHEMA`].
     pub schema: &'static str,
     /// `verify` (with the drill) or `load`.
@@ -107,7 +107,7 @@ fn fault_line(r: &VerifyReport) -> Option<String> {
 }
 
 /// Terminal rendering: headline, routes, drill table, verdicts.
-pub fn terminal(r: &VerifyReport) -> String {
+pub(crate) fn terminal(r: &VerifyReport) -> String {
     let mut o = format!(
         "\n{} profile '{}': {}\n",
         r.kind,
@@ -145,7 +145,7 @@ pub fn terminal(r: &VerifyReport) -> String {
 }
 
 /// Markdown for a CI job summary.
-pub fn markdown(r: &VerifyReport) -> String {
+pub(crate) fn markdown(r: &VerifyReport) -> String {
     let mut o = format!(
         "# redis-harness {} ({}): {}\n\n{}\n\n",
         r.kind,
@@ -167,7 +167,7 @@ pub fn markdown(r: &VerifyReport) -> String {
 }
 
 /// The charts of a load timeline, with the fault window shaded.
-pub fn charts(l: &LoadResults, fault: Option<(f64, f64)>) -> Vec<Chart> {
+pub(crate) fn charts(l: &LoadResults, fault: Option<(f64, f64)>) -> Vec<Chart> {
     let shades: Vec<Shade> = fault
         .map(|(a, b)| Shade {
             from: a,
@@ -249,7 +249,7 @@ pub fn charts(l: &LoadResults, fault: Option<(f64, f64)>) -> Vec<Chart> {
 }
 
 /// The self-contained HTML page.
-pub fn html_page(r: &VerifyReport) -> String {
+pub(crate) fn html_page(r: &VerifyReport) -> String {
     let mut b = format!(
         "<p class=\"verdict {}\">{}</p><p>{}</p>",
         if r.passed { "ok" } else { "bad" },
@@ -289,7 +289,7 @@ pub fn html_page(r: &VerifyReport) -> String {
 
 /// Writes `report.json`, `load.json` (gate-compatible), `report.md`, `junit.xml` and
 /// `report.html` into `dir`; returns the paths.
-pub fn write_all(r: &mut VerifyReport, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn write_all(r: &mut VerifyReport, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     r.output_dir = dir.to_path_buf();
     let files = vec![
         (

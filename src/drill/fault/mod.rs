@@ -105,7 +105,7 @@ pub(crate) struct FaultCtx {
 
 impl FaultCtx {
     /// Records an action now.
-    pub fn act(&mut self, what: &str, detail: String) {
+    pub(super) fn act(&mut self, what: &str, detail: String) {
         self.actions.push(Action {
             t_us: self.clock.now_us(),
             what: what.to_string(),
@@ -114,12 +114,16 @@ impl FaultCtx {
     }
 
     /// `host:port` of the master before the fault.
-    pub fn old_master(&self) -> String {
+    pub(super) fn old_master(&self) -> String {
         self.nodes.master.addr()
     }
 
     /// Waits up to `within` for `sentinels` to name a master other than the old one.
-    pub async fn new_master(&self, sentinels: &[NodeSpec], within: Duration) -> Option<String> {
+    pub(super) async fn new_master(
+        &self,
+        sentinels: &[NodeSpec],
+        within: Duration,
+    ) -> Option<String> {
         wait::new_master(
             sentinels,
             &self.cfg.topology.master_name,
@@ -130,7 +134,7 @@ impl FaultCtx {
     }
 
     /// Waits for every Sentinel to name a new master and records what they named.
-    pub async fn observe_failover(&mut self) {
+    pub(super) async fn observe_failover(&mut self) {
         let new = self.new_master(&self.nodes.sentinels, self.timeout).await;
         self.act(
             "observed",
