@@ -30,27 +30,15 @@ pub use scenarios::{Catalog, Mix};
 /// Raises this process's soft limit of open files to its hard limit: every virtual user
 /// holds a connection, and soft limits are often 1024 where hard ones are far higher.
 /// Returns the soft limit now in force.
-pub fn raise_fd_limit() -> libc::rlim_t {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+pub fn raise_fd_limit() -> u64 {
+    use rlimit::Resource;
+    let Ok((soft, hard)) = Resource::NOFILE.get() else {
+        return 0;
     };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 0;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let want = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                lim.rlim_cur = lim.rlim_max;
-            }
-        }
+    if soft < hard && Resource::NOFILE.set(hard, hard).is_ok() {
+        return hard;
     }
-    lim.rlim_cur
+    soft
 }
 
 /// Errors of a load run.
@@ -362,13 +350,8 @@ mod tests {
     #[test]
     fn fd_limit_is_raised_to_the_hard_limit() {
         let soft = super::raise_fd_limit();
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit only writes the struct passed in.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-        assert_eq!(soft, lim.rlim_cur);
-        assert_eq!(lim.rlim_cur, lim.rlim_max);
+        let (cur, max) = rlimit::Resource::NOFILE.get().unwrap();
+        assert_eq!(soft, cur);
+        assert_eq!(cur, max);
     }
 }

@@ -87,24 +87,17 @@ impl Limits {
 
 /// This process's soft limit of open files (`RLIMIT_NOFILE`); `None` when unlimited or
 /// unknown.
-pub fn open_files_limit() -> Option<libc::rlim_t> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes the struct passed in.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0
-        || lim.rlim_cur == libc::RLIM_INFINITY
-    {
-        return None;
+pub fn open_files_limit() -> Option<u64> {
+    match rlimit::Resource::NOFILE.get() {
+        Ok((soft, _)) if soft != rlimit::INFINITY => Some(soft),
+        _ => None,
     }
-    Some(lim.rlim_cur)
 }
 
 /// The connection cap that fits an open-files limit: `wanted`, lowered if need be to leave
 /// [`FD_RESERVE`] descriptors (or half the limit, when smaller) for everything else, so
 /// that client connections alone can never exhaust the process's descriptors. At least 1.
-pub fn fitting_cap(wanted: usize, open_files_limit: Option<libc::rlim_t>) -> usize {
+pub fn fitting_cap(wanted: usize, open_files_limit: Option<u64>) -> usize {
     let Some(limit) = open_files_limit else {
         return wanted;
     };
