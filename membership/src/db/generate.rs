@@ -7,6 +7,8 @@
 
 use std::collections::HashSet;
 
+use rand_xoshiro::rand_core::{RngCore, SeedableRng};
+use rand_xoshiro::SplitMix64;
 use rusqlite::{params, Connection};
 
 use crate::dates;
@@ -56,19 +58,16 @@ pub struct Generated {
     pub leadership: u64,
 }
 
-/// SplitMix64: small, fast, and good enough for synthetic data.
-struct Rng(u64);
+/// SplitMix64 (`rand_xoshiro`): small, fast, and good enough for synthetic data.
+struct Rng(SplitMix64);
 
 impl Rng {
+    /// The generator whose state starts at `seed` (used as is, not hashed).
     fn new(seed: u64) -> Self {
-        Self(seed)
+        Self(SplitMix64::seed_from_u64(seed))
     }
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     /// Uniform in [0, 1).
     fn unit(&mut self) -> f64 {
@@ -498,8 +497,8 @@ mod tests {
         assert!(!valid_id_number("90071551230a1"));
     }
 
-    /// The generator's stream: SplitMix64 from the seed, as before the change to
-    /// `rand_xoshiro` (values from the hand-written version).
+    /// The generator's stream: SplitMix64 from the seed (values recorded from the
+    /// hand-written version `rand_xoshiro` replaced).
     #[test]
     fn the_random_stream_is_splitmix64_of_the_seed() {
         let mut rng = Rng::new(DEFAULT_SEED);
