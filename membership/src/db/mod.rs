@@ -145,6 +145,11 @@ impl Db {
         &self.outbox
     }
 
+    /// Read connections in the pool.
+    pub fn readers(&self) -> usize {
+        self.readers.len()
+    }
+
     /// Number of read calls served so far (each is one request's worth of queries).
     pub fn read_count(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
