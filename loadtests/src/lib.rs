@@ -7,15 +7,15 @@
 //!
 //! - [`recorder`]: every request's latency in microseconds (hdrhistogram) per route
 //!   template and per `X-Cache` value, status codes, a per-second timeline, the hit rate.
-//! - [`mix`]: Zipf-skewed popularity and a lock-free random source.
-//! - [`scenarios`]: dashboard, member lookup, lookup and writer users.
+//! - `mix`: Zipf-skewed popularity and a lock-free random source.
+//! - `scenarios`: dashboard, member lookup, lookup and writer users.
 //! - [`run_closed`]: a goose run (closed model: N users with think time).
 //! - [`run_open`]: a fixed arrival rate (open model), latency measured from each
 //!   request's intended send time so that overload is not hidden.
 
-pub mod mix;
+mod mix;
 pub mod recorder;
-pub mod scenarios;
+mod scenarios;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,8 +24,8 @@ use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use goose::GooseAttack;
 use serde_json::Value;
 
-pub use recorder::{LoadResults, Recorder};
-pub use scenarios::{Catalog, Mix};
+pub use recorder::{LoadResults, Recorder, RouteLatency, Second};
+pub use scenarios::Mix;
 
 /// Raises this process's soft limit of open files to its hard limit: every virtual user
 /// holds a connection, and soft limits are often 1024 where hard ones are far higher.
@@ -107,7 +107,7 @@ async fn get_json(client: &reqwest::Client, host: &str, path: &str) -> Result<Va
 }
 
 /// Learns the member count and some ID numbers from the target.
-pub async fn catalog(host: &str, zipf_s: f64) -> Result<Catalog, LoadError> {
+pub(crate) async fn catalog(host: &str, zipf_s: f64) -> Result<scenarios::Catalog, LoadError> {
     let client = http();
     let stats = get_json(&client, host, "/api/v1/statistics/system").await?;
     let members = stats["total_members"]
@@ -135,7 +135,7 @@ pub async fn catalog(host: &str, zipf_s: f64) -> Result<Catalog, LoadError> {
         }
         id_numbers.extend(batch);
     }
-    Ok(Catalog {
+    Ok(scenarios::Catalog {
         members,
         id_numbers,
         zipf_s,

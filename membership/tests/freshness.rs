@@ -268,9 +268,13 @@ async fn evict_then_update(
 async fn eviction_apps(redis: &RedisServer, db: &std::path::Path) -> (Router, Router) {
     let extra = [("MEMBERSHIP_MEMBERS", "3000")];
     let cached = app(env(db, redis.port(), &extra)).await.router;
-    let truth = app(env(db, redis.port(), &[extra[0], ("CACHE_ENABLED", "false")]))
-        .await
-        .router;
+    let truth = app(env(
+        db,
+        redis.port(),
+        &[extra[0], ("CACHE_ENABLED", "false")],
+    ))
+    .await
+    .router;
     (cached, truth)
 }
 

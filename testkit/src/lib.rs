@@ -259,10 +259,12 @@ mod tests {
         drop(s);
         assert!(!ping(port));
         // Reaped: no zombie left under this process.
-        assert!(!Path::new(&format!("/proc/{pid}")).exists() || {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            !stat.contains(") Z")
-        });
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists() || {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                !stat.contains(") Z")
+            }
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::Serialize;
 /// Breaker state as reported by `cache/status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum BreakerState {
+pub(crate) enum BreakerState {
     /// Redis is used.
     Closed,
     /// Redis is skipped until the cooldown ends.
@@ -29,7 +29,7 @@ struct Inner {
 
 /// The breaker.
 #[derive(Debug)]
-pub struct Breaker {
+pub(crate) struct Breaker {
     threshold: u32,
     cooldown: Duration,
     inner: Mutex<Inner>,
@@ -137,12 +137,19 @@ mod tests {
         b.failure_at(t0);
         assert_eq!(b.state_at(t0), BreakerState::Open);
         assert!(!b.allow_at(t0));
-        assert!(!b.allow_at(at(29)), "still open just before the cooldown ends");
+        assert!(
+            !b.allow_at(at(29)),
+            "still open just before the cooldown ends"
+        );
         assert_eq!(b.state_at(at(29)), BreakerState::Open);
         assert!(b.allow_at(at(40)), "one probe after the cooldown");
         assert!(!b.allow_at(at(40)), "only one probe at a time");
         b.failure_at(at(40));
-        assert_eq!(b.state_at(at(40)), BreakerState::Open, "failed probe re-opens");
+        assert_eq!(
+            b.state_at(at(40)),
+            BreakerState::Open,
+            "failed probe re-opens"
+        );
         assert!(!b.allow_at(at(69)), "for a whole new cooldown");
         assert!(b.allow_at(at(80)));
         b.success();

@@ -16,7 +16,7 @@ use crate::dates;
 /// Members in the seeds' data set.
 pub const DEFAULT_MEMBERS: u64 = 50_301;
 /// Wards in the seeds' data set.
-pub const WARDS: u32 = 2_096;
+pub(crate) const WARDS: u32 = 2_096;
 /// Default generator seed.
 pub const DEFAULT_SEED: u64 = 0x5EED_2026;
 
@@ -164,7 +164,7 @@ const SURNAMES: [&str; 32] = [
 ];
 
 /// Leadership roles a ward can fill, with the share of wards that fill each.
-pub const ROLES: [(&str, f64); 4] = [
+pub(crate) const ROLES: [(&str, f64); 4] = [
     ("chairperson", 0.9),
     ("deputy-chairperson", 0.5),
     ("secretary", 0.8),
@@ -172,7 +172,7 @@ pub const ROLES: [(&str, f64); 4] = [
 ];
 
 /// Membership statuses (code, description) and the share of members in each.
-pub const STATUSES: [(&str, &str, f64); 4] = [
+pub(crate) const STATUSES: [(&str, &str, f64); 4] = [
     ("active", "Paid-up member in good standing", 0.78),
     ("inactive", "Member who has not renewed", 0.10),
     ("suspended", "Membership suspended", 0.02),
@@ -188,7 +188,7 @@ pub fn id_number(birth_day: i64, sequence: u32) -> String {
 }
 
 /// The Luhn check digit for a string of digits.
-pub fn luhn_check_digit(digits: &str) -> u32 {
+pub(crate) fn luhn_check_digit(digits: &str) -> u32 {
     let sum: u32 = digits
         .bytes()
         .rev()
@@ -211,7 +211,7 @@ pub fn luhn_check_digit(digits: &str) -> u32 {
 }
 
 /// Whether `s` is a well-formed ID number: 13 digits, a real date, a valid check digit.
-pub fn valid_id_number(s: &str) -> bool {
+pub(crate) fn valid_id_number(s: &str) -> bool {
     if s.len() != 13 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return false;
     }
