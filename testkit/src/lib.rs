@@ -44,6 +44,7 @@ pub fn free_port() -> u16 {
 
 impl RedisServer {
     /// Starts a server with the default arguments.
+    #[track_caller]
     pub fn start() -> Self {
         Self::start_with(&[])
     }
@@ -52,6 +53,7 @@ impl RedisServer {
     ///
     /// Another process can take the free port between choosing and binding it; then the
     /// server exits at once and this tries another port (three tries in all).
+    #[track_caller]
     pub fn start_with(extra: &[&str]) -> Self {
         let mut s = Self {
             port: free_port(),
@@ -93,6 +95,7 @@ impl RedisServer {
     }
 
     /// (Re)starts the server on the same port; panics like [`RedisServer::start`].
+    #[track_caller]
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "redis-server is already running");
         if let Err(f) = self.try_start() {
@@ -182,6 +185,7 @@ impl RedisServer {
         }
     }
 
+    #[track_caller]
     fn fail(&mut self, f: Failure) -> ! {
         self.stop();
         let log = std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
@@ -201,6 +205,9 @@ impl RedisServer {
                 self.port, START_DEADLINE
             ),
         };
+        if tail.is_empty() {
+            panic!("{what}");
+        }
         panic!("{what}; last lines of its log:\n{}", tail.join("\n"));
     }
 }
