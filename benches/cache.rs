@@ -13,9 +13,8 @@
 //! so its redis-benchmark baseline measures the same server), else a redis-server
 //! started here on a free port and killed at the end.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
@@ -24,6 +23,7 @@ use membership::api::params::{MemberId, WardMembership};
 use membership::cache::keys::{cache_key, tags as tag, CacheKind};
 use membership::cache::request::CachedRequest;
 use membership::cache::{codec, Lookup};
+use testkit::RedisServer;
 use tower::ServiceExt;
 
 /// One GET of member 1 through `app`, body read; `expect` is the X-Cache it must carry.
@@ -45,19 +45,11 @@ async fn request(app: axum::Router, expect: Option<&str>) -> axum::body::Bytes {
         .unwrap()
 }
 
+/// The server benched: `addr` is (host, port); `_local` is the redis-server started here,
+/// if any, killed when dropped.
 struct Server {
     addr: (String, u16),
-    child: Option<Child>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.child {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+    _local: Option<RedisServer>,
 }
 
 fn server() -> Server {
@@ -67,38 +59,13 @@ fn server() -> Server {
             .expect("REDIS_HARNESS_BENCH_REDIS is host:port");
         return Server {
             addr: (h.to_string(), p.parse().expect("a port number")),
-            child: None,
-            _dir: None,
+            _local: None,
         };
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server on PATH (scripts/setup.sh)");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let local = RedisServer::start();
     Server {
-        addr: ("127.0.0.1".into(), port),
-        child: Some(child),
-        _dir: Some(dir),
+        addr: ("127.0.0.1".into(), local.port()),
+        _local: Some(local),
     }
 }
 

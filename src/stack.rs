@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use membership::config::RedisTarget;
+use membership::RedisTarget;
 
 use crate::topology::state::TopologyState;
 use crate::topology::{NodeKind, Topology};

@@ -6,7 +6,8 @@
 //! networks labelled from creation, so `down --all` removes them after a harness killed
 //! early in `up`. The offline image is built from the host's redis-server when it is
 //! missing.
-//! Where no engine answers, each test prints why and returns.
+//! Where no engine answers, each test prints why and returns, unless
+//! `REDIS_HARNESS_REQUIRE_DOCKER=1` (CI sets it): then each fails saying so.
 
 mod common;
 
@@ -21,14 +22,24 @@ use redis_harness::topology::{docker, Topology};
 
 const IMAGE: &str = "redis-harness/redis:offline";
 
-/// Whether an engine answers; builds the offline image once when it is missing.
+/// Set to `1` to make these tests fail, instead of skip, where no engine answers.
+const REQUIRE: &str = "REDIS_HARNESS_REQUIRE_DOCKER";
+
+/// Whether an engine answers; builds the offline image once when it is missing. Without
+/// an engine: false (the test skips), or a panic when [`REQUIRE`] is `1`.
 fn engine() -> bool {
-    static READY: OnceLock<bool> = OnceLock::new();
-    *READY.get_or_init(|| {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
         let info = Command::new("docker").arg("info").output();
-        if !info.is_ok_and(|o| o.status.success()) {
-            eprintln!("SKIP: no Docker engine answers `docker info`");
-            return false;
+        match info {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                return Err(format!(
+                    "no Docker engine answers `docker info`: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ))
+            }
+            Err(e) => return Err(format!("cannot run `docker info`: {e}")),
         }
         let have = Command::new("docker")
             .args(["image", "inspect", IMAGE])
@@ -47,8 +58,18 @@ fn engine() -> bool {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        true
-    })
+        Ok(())
+    });
+    match ready {
+        Ok(()) => true,
+        Err(why) if std::env::var(REQUIRE).is_ok_and(|v| v == "1") => {
+            panic!("{REQUIRE}=1 but {why}")
+        }
+        Err(why) => {
+            eprintln!("SKIP: {why} (set {REQUIRE}=1 to fail instead)");
+            false
+        }
+    }
 }
 
 fn docker_config(dir: &Path, name: &str) -> HarnessConfig {

@@ -7,15 +7,15 @@
 //!
 //! - [`recorder`]: every request's latency in microseconds (hdrhistogram) per route
 //!   template and per `X-Cache` value, status codes, a per-second timeline, the hit rate.
-//! - [`mix`]: Zipf-skewed popularity and a lock-free random source.
-//! - [`scenarios`]: dashboard, member lookup, lookup and writer users.
+//! - `mix`: Zipf-skewed popularity and a lock-free random source.
+//! - `scenarios`: dashboard, member lookup, lookup and writer users.
 //! - [`run_closed`]: a goose run (closed model: N users with think time).
 //! - [`run_open`]: a fixed arrival rate (open model), latency measured from each
 //!   request's intended send time so that overload is not hidden.
 
-pub mod mix;
+mod mix;
 pub mod recorder;
-pub mod scenarios;
+mod scenarios;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,33 +24,21 @@ use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use goose::GooseAttack;
 use serde_json::Value;
 
-pub use recorder::{LoadResults, Recorder};
-pub use scenarios::{Catalog, Mix};
+pub use recorder::{LoadResults, Recorder, RouteLatency, Second};
+pub use scenarios::Mix;
 
 /// Raises this process's soft limit of open files to its hard limit: every virtual user
 /// holds a connection, and soft limits are often 1024 where hard ones are far higher.
 /// Returns the soft limit now in force.
-pub fn raise_fd_limit() -> libc::rlim_t {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+pub fn raise_fd_limit() -> u64 {
+    use rlimit::Resource;
+    let Ok((soft, hard)) = Resource::NOFILE.get() else {
+        return 0;
     };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 0;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let want = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                lim.rlim_cur = lim.rlim_max;
-            }
-        }
+    if soft < hard && Resource::NOFILE.set(hard, hard).is_ok() {
+        return hard;
     }
-    lim.rlim_cur
+    soft
 }
 
 /// Errors of a load run.
@@ -119,7 +107,7 @@ async fn get_json(client: &reqwest::Client, host: &str, path: &str) -> Result<Va
 }
 
 /// Learns the member count and some ID numbers from the target.
-pub async fn catalog(host: &str, zipf_s: f64) -> Result<Catalog, LoadError> {
+pub(crate) async fn catalog(host: &str, zipf_s: f64) -> Result<scenarios::Catalog, LoadError> {
     let client = http();
     let stats = get_json(&client, host, "/api/v1/statistics/system").await?;
     let members = stats["total_members"]
@@ -147,7 +135,7 @@ pub async fn catalog(host: &str, zipf_s: f64) -> Result<Catalog, LoadError> {
         }
         id_numbers.extend(batch);
     }
-    Ok(Catalog {
+    Ok(scenarios::Catalog {
         members,
         id_numbers,
         zipf_s,
@@ -362,13 +350,8 @@ mod tests {
     #[test]
     fn fd_limit_is_raised_to_the_hard_limit() {
         let soft = super::raise_fd_limit();
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit only writes the struct passed in.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-        assert_eq!(soft, lim.rlim_cur);
-        assert_eq!(lim.rlim_cur, lim.rlim_max);
+        let (cur, max) = rlimit::Resource::NOFILE.get().unwrap();
+        assert_eq!(soft, cur);
+        assert_eq!(cur, max);
     }
 }

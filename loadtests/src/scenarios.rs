@@ -19,13 +19,13 @@ use crate::recorder::Recorder;
 
 /// What the scenarios need to know about the data behind the API.
 #[derive(Debug, Clone)]
-pub struct Catalog {
+pub(crate) struct Catalog {
     /// Member ids run from 1 to this (popularity follows Zipf over the ids).
-    pub members: usize,
+    pub(crate) members: usize,
     /// ID numbers of some members, most popular first.
-    pub id_numbers: Vec<String>,
+    pub(crate) id_numbers: Vec<String>,
     /// Zipf exponent.
-    pub zipf_s: f64,
+    pub(crate) zipf_s: f64,
 }
 
 /// One weighted request of a scenario: route template and a path generator.
@@ -103,7 +103,7 @@ fn fixed(route: &'static str) -> Req {
 
 /// One scenario requesting only `path` (calibration against another load tool on the
 /// same route).
-pub fn single(rec: &Arc<Recorder>, path: &str) -> Result<Scenario, GooseError> {
+pub(crate) fn single(rec: &Arc<Recorder>, path: &str) -> Result<Scenario, GooseError> {
     let route: &'static str = Box::leak(path.to_string().into_boxed_str());
     Ok(scenario!("SingleRoute").register_transaction(get_tx(rec, fixed(route))))
 }
@@ -119,7 +119,7 @@ pub struct Mix {
 }
 
 /// Builds the scenarios.
-pub fn scenarios(
+pub(crate) fn scenarios(
     rec: &Arc<Recorder>,
     cat: &Catalog,
     mix: &Mix,

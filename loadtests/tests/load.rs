@@ -1,50 +1,17 @@
 //! A short real load run against the membership API on a real redis-server.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use loadtests::{ClosedConfig, Mix, OpenConfig};
-
-struct Redis(Child);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use testkit::RedisServer;
 
 /// redis-server on a free port, and the API on another, serving until the test ends.
-async fn api(dir: &std::path::Path) -> (Redis, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed (scripts/setup.sh)");
-    let redis = Redis(child);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+async fn api(dir: &std::path::Path) -> (RedisServer, String) {
+    let redis = RedisServer::start();
     let vars: HashMap<&str, String> = HashMap::from([
         ("REDIS_HOST", "127.0.0.1".to_string()),
-        ("REDIS_PORT", port.to_string()),
+        ("REDIS_PORT", redis.port().to_string()),
         (
             "DATABASE_URL",
             format!("sqlite://{}", dir.join("m.db").display()),

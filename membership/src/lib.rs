@@ -7,23 +7,27 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: environment variables (the seeds' names and defaults).
+//! - `config`: environment variables (the seeds' names and defaults): [`ApiConfig`],
+//!   [`RedisTarget`].
 //! - [`db`]: SQLite pool, schema, the deterministic data set, queries and writes.
 //! - [`cache`]: the cache service, middleware, invalidation, metrics and warm-up.
-//! - [`api`]: the axum routes and the router factory [`api::app`].
+//! - [`api`]: the axum routes and the router factory.
 //! - [`dates`]: civil-date arithmetic.
-//! - [`server`]: the accept loop: header-read and idle timeouts, the connection cap,
+//! - `server`: the accept loop: header-read and idle timeouts, the connection cap,
 //!   graceful shutdown bounded by SHUTDOWN_GRACE_MS.
 //!
 //! Entry points: [`build`] opens everything and returns the router; [`serve`] also binds
-//! the port, warms the cache and serves until a shutdown signal.
+//! the port, warms the cache and serves until a shutdown signal. The root re-exports what
+//! the binaries and redis-harness use ([`ApiConfig`], [`RedisTarget`], [`RedisLink`],
+//! [`LinkError`]); the public modules hold what the integration tests and the bench reach
+//! into; everything else is crate-private.
 
 pub mod api;
 pub mod cache;
-pub mod config;
+mod config;
 pub mod dates;
 pub mod db;
-pub mod server;
+mod server;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,7 +36,8 @@ use std::sync::Arc;
 use axum::Router;
 
 pub use api::AppState;
-pub use config::ApiConfig;
+pub use cache::link::{LinkError, RedisLink, ServerId};
+pub use config::{ApiConfig, CacheTtls, ConfigError, RedisTarget};
 
 /// Errors while starting the API.
 #[derive(Debug, thiserror::Error)]
@@ -93,10 +98,10 @@ pub async fn build(cfg: ApiConfig) -> Result<App, StartError> {
 /// Builds the app, binds HOST:PORT, warms the cache (CACHE_WARMUP) and serves until
 /// `shutdown` resolves. `on_ready` receives the bound address (useful with PORT=0).
 ///
-/// Connections get the header-read and idle timeouts and the cap of [`server`]. After the
+/// Connections get the header-read and idle timeouts and the cap of the `server` module. After the
 /// shutdown signal it returns as soon as every connection is closed and at most
 /// SHUTDOWN_GRACE_MS after the signal, with every connection closed then (see
-/// [`server::run`]). Blocking database calls of requests cut off at the grace may still be
+/// `server::run`). Blocking database calls of requests cut off at the grace may still be
 /// running on the runtime's blocking pool; a binary should not wait for them when it drops
 /// its runtime (see `main.rs`).
 pub async fn serve(

@@ -51,7 +51,7 @@ use crate::config::ApiConfig;
 /// Descriptors kept free for everything but client connections (stdio, the runtime, the
 /// listener, SQLite's files, Redis connections, a refused connection's brief one), or half
 /// the limit when that is smaller.
-pub const FD_RESERVE: u64 = 256;
+pub(crate) const FD_RESERVE: u64 = 256;
 
 /// Shortest pause after a failed accept.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
@@ -62,7 +62,7 @@ const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// The server's limits, from [`ApiConfig`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// HTTP_HEADER_READ_TIMEOUT_MS.
     pub header_read_timeout: Duration,
     /// HTTP_IDLE_TIMEOUT_MS.
@@ -87,24 +87,17 @@ impl Limits {
 
 /// This process's soft limit of open files (`RLIMIT_NOFILE`); `None` when unlimited or
 /// unknown.
-pub fn open_files_limit() -> Option<libc::rlim_t> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes the struct passed in.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0
-        || lim.rlim_cur == libc::RLIM_INFINITY
-    {
-        return None;
+pub(crate) fn open_files_limit() -> Option<u64> {
+    match rlimit::Resource::NOFILE.get() {
+        Ok((soft, _)) if soft != rlimit::INFINITY => Some(soft),
+        _ => None,
     }
-    Some(lim.rlim_cur)
 }
 
 /// The connection cap that fits an open-files limit: `wanted`, lowered if need be to leave
 /// [`FD_RESERVE`] descriptors (or half the limit, when smaller) for everything else, so
 /// that client connections alone can never exhaust the process's descriptors. At least 1.
-pub fn fitting_cap(wanted: usize, open_files_limit: Option<libc::rlim_t>) -> usize {
+pub(crate) fn fitting_cap(wanted: usize, open_files_limit: Option<u64>) -> usize {
     let Some(limit) = open_files_limit else {
         return wanted;
     };
@@ -126,7 +119,7 @@ pub fn fitting_cap(wanted: usize, open_files_limit: Option<libc::rlim_t>) -> usi
 /// trip and can retry or fail over, and a load test counts the refusal as an error instead
 /// of hiding it in latency. The cost is one descriptor for a moment, which [`FD_RESERVE`]
 /// covers. Refusals are logged (at most one warning per 10 s, with their count).
-pub async fn run(
+pub(crate) async fn run(
     listener: TcpListener,
     router: Router,
     limits: Limits,

@@ -19,7 +19,7 @@ async fn error_of(resp: &Resp) -> String {
 async fn bad_reads_are_4xx_json_errors_naming_the_problem() {
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
-    let app = app(env(&tmp.path().join("m.db"), redis.port, &[])).await;
+    let app = app(env(&tmp.path().join("m.db"), redis.port(), &[])).await;
     let r = &app.router;
     for (path, status, needle) in [
         ("/api/v1/members/abc", 400, "invalid member id \"abc\""),
@@ -104,7 +104,7 @@ async fn bad_reads_are_4xx_json_errors_naming_the_problem() {
 async fn bad_writes_are_rejected_and_nothing_is_lost_or_half_written() {
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
-    let app = app(env(&tmp.path().join("m.db"), redis.port, &[])).await;
+    let app = app(env(&tmp.path().join("m.db"), redis.port(), &[])).await;
     let r = &app.router;
     let total = || async {
         get(r, "/api/v1/members?page_size=1").await.json()["total"]
@@ -270,7 +270,7 @@ async fn bad_writes_are_rejected_and_nothing_is_lost_or_half_written() {
 async fn sql_metacharacters_in_input_are_data_not_sql() {
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
-    let app = app(env(&tmp.path().join("m.db"), redis.port, &[])).await;
+    let app = app(env(&tmp.path().join("m.db"), redis.port(), &[])).await;
     let r = &app.router;
     let mut m = new_member(500);
     m["last_name"] = json!("O'Brien'); DROP TABLE members; --");
@@ -289,7 +289,7 @@ async fn shutdown_is_bounded_even_with_a_half_sent_request_open() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = env(
         &tmp.path().join("m.db"),
-        redis.port,
+        redis.port(),
         &[("SHUTDOWN_GRACE_MS", "200")],
     );
     cfg.port = 0;

@@ -11,7 +11,7 @@ use serde_json::json;
 async fn miss_then_hit_with_identical_bodies_and_the_seed_key_format() {
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
-    let app = app(env(&tmp.path().join("m.db"), redis.port, &[])).await;
+    let app = app(env(&tmp.path().join("m.db"), redis.port(), &[])).await;
     let r = &app.router;
     let idn = get(r, "/api/v1/members/7").await.json()["id_number"]
         .as_str()
@@ -107,7 +107,7 @@ async fn entries_expire_after_their_ttl() {
     let tmp = tempfile::tempdir().unwrap();
     let app = app(env(
         &tmp.path().join("m.db"),
-        redis.port,
+        redis.port(),
         &[("CACHE_MEMBER_TTL", "1")],
     ))
     .await;
@@ -126,7 +126,7 @@ async fn entries_expire_after_their_ttl() {
 async fn only_successful_gets_are_stored() {
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
-    let app = app(env(&tmp.path().join("m.db"), redis.port, &[])).await;
+    let app = app(env(&tmp.path().join("m.db"), redis.port(), &[])).await;
     let r = &app.router;
     for _ in 0..2 {
         let nf = get(r, "/api/v1/members/999999").await;
@@ -150,15 +150,56 @@ async fn only_successful_gets_are_stored() {
 async fn concurrent_misses_on_one_key_run_the_query_once() {
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
-    let app = app(env(&tmp.path().join("m.db"), redis.port, &[])).await;
+    let app = app(env(&tmp.path().join("m.db"), redis.port(), &[])).await;
     let route = "/api/v1/analytics/comprehensive";
-    let before = app.state.db.read_count();
+    // Every read connection is held until all 49 followers have joined the leader, so
+    // the leader cannot finish (and store) early and let a late request HIT: exactly 49
+    // coalesce whatever the scheduling. Without coalescing nobody joins and the wait
+    // below fails.
+    let db = std::sync::Arc::clone(&app.state.db);
+    let (held_tx, mut held) = tokio::sync::mpsc::unbounded_channel();
+    let mut release = Vec::new();
+    let mut holders = Vec::new();
+    for _ in 0..db.readers() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        release.push(tx);
+        let (db, held_tx) = (std::sync::Arc::clone(&db), held_tx.clone());
+        holders.push(tokio::spawn(async move {
+            db.read(move |_| {
+                held_tx.send(()).unwrap();
+                let _ = rx.blocking_recv();
+                Ok(())
+            })
+            .await
+            .unwrap()
+        }));
+    }
+    for _ in 0..db.readers() {
+        held.recv().await.unwrap();
+    }
+    let before = db.read_count();
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let r = app.router.clone();
             tokio::spawn(async move { get(&r, route).await })
         })
         .collect();
+    let coalesced = || app.state.cache.metrics.to_json()["routes"][route]["coalesced"].clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while coalesced() != 49 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "followers never all joined the leader: coalesced {}",
+            coalesced()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for tx in release {
+        tx.send(()).unwrap();
+    }
+    for h in holders {
+        h.await.unwrap();
+    }
     let mut bodies = Vec::new();
     for t in tasks {
         let resp = t.await.unwrap();
@@ -184,7 +225,7 @@ async fn concurrent_misses_on_one_key_run_the_query_once() {
 async fn redis_down_means_bypass_with_correct_bodies_and_hits_resume_after_restart() {
     let mut redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
-    let app = app(env(&tmp.path().join("m.db"), redis.port, &[])).await;
+    let app = app(env(&tmp.path().join("m.db"), redis.port(), &[])).await;
     let r = &app.router;
     let paths = [
         "/api/v1/statistics/system",
@@ -231,7 +272,7 @@ async fn redis_down_means_bypass_with_correct_bodies_and_hits_resume_after_resta
 async fn admin_routes_need_the_token() {
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
-    let app = app(env(&tmp.path().join("m.db"), redis.port, &[])).await;
+    let app = app(env(&tmp.path().join("m.db"), redis.port(), &[])).await;
     let r = &app.router;
     for (method, path) in [
         ("GET", "/api/v1/cache/status"),
@@ -263,7 +304,7 @@ async fn admin_routes_need_the_token() {
     );
 
     let tmp2 = tempfile::tempdir().unwrap();
-    let mut cfg = env(&tmp2.path().join("m.db"), redis.port, &[]);
+    let mut cfg = env(&tmp2.path().join("m.db"), redis.port(), &[]);
     cfg.admin_token = None;
     let off = app_with(cfg).await;
     let resp = admin(
@@ -291,7 +332,7 @@ async fn clear_never_reaches_outside_the_prefix() {
     // A prefix with glob metacharacters must match only itself.
     let app = app(env(
         &tmp.path().join("m.db"),
-        redis.port,
+        redis.port(),
         &[("REDIS_KEY_PREFIX", "mem*:")],
     ))
     .await;
@@ -365,7 +406,7 @@ async fn clear_never_reaches_outside_the_prefix() {
 async fn warmup_trigger_and_metrics_endpoints() {
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
-    let app = app(env(&tmp.path().join("m.db"), redis.port, &[])).await;
+    let app = app(env(&tmp.path().join("m.db"), redis.port(), &[])).await;
     let r = &app.router;
     let w = admin(r, "POST", "/api/v1/cache/warmup", Some("test-token")).await;
     assert_eq!(w.status, 200);
@@ -433,7 +474,7 @@ async fn cache_disabled_bypasses_everything() {
     let tmp = tempfile::tempdir().unwrap();
     let app = app(env(
         &tmp.path().join("m.db"),
-        redis.port,
+        redis.port(),
         &[("CACHE_ENABLED", "false")],
     ))
     .await;

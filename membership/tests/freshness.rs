@@ -34,8 +34,8 @@ async fn percent_encoded_member_paths_see_updates_and_deletes() {
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("m.db");
-    let cached = app(env(&db, redis.port, &[])).await.router;
-    let truth = app(env(&db, redis.port, &[("CACHE_ENABLED", "false")]))
+    let cached = app(env(&db, redis.port(), &[])).await.router;
+    let truth = app(env(&db, redis.port(), &[("CACHE_ENABLED", "false")]))
         .await
         .router;
     let idn = get(&truth, "/api/v1/members/1100").await.json()["id_number"]
@@ -78,7 +78,7 @@ async fn percent_encoded_member_paths_see_updates_and_deletes() {
 async fn equivalent_queries_share_one_key_and_unacceptable_values_make_none() {
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
-    let app = app(env(&tmp.path().join("m.db"), redis.port, &[])).await;
+    let app = app(env(&tmp.path().join("m.db"), redis.port(), &[])).await;
     let r = &app.router;
     let route = "/api/v1/statistics/ward-membership";
     let spellings = [
@@ -150,7 +150,7 @@ async fn equivalent_queries_share_one_key_and_unacceptable_values_make_none() {
 async fn head_is_served_from_the_cache_path() {
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
-    let app = app(env(&tmp.path().join("m.db"), redis.port, &[])).await;
+    let app = app(env(&tmp.path().join("m.db"), redis.port(), &[])).await;
     let r = &app.router;
     let path = "/api/v1/analytics/comprehensive";
     let head = || async { send(r, Request::head(path).body(Body::empty()).unwrap()).await };
@@ -183,7 +183,7 @@ async fn head_is_served_from_the_cache_path() {
 async fn errors_on_cached_routes_are_not_cache_results() {
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
-    let app = app(env(&tmp.path().join("m.db"), redis.port, &[])).await;
+    let app = app(env(&tmp.path().join("m.db"), redis.port(), &[])).await;
     let r = &app.router;
     for (path, status) in [
         ("/api/v1/members/999999", 404),
@@ -206,7 +206,7 @@ async fn errors_on_cached_routes_are_not_cache_results() {
 async fn a_warmup_path_that_is_no_uri_is_a_400_naming_it() {
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
-    let app = app(env(&tmp.path().join("m.db"), redis.port, &[])).await;
+    let app = app(env(&tmp.path().join("m.db"), redis.port(), &[])).await;
     let resp = send(
         &app.router,
         Request::post("/api/v1/cache/warmup")
@@ -267,10 +267,14 @@ async fn evict_then_update(
 /// A cached app and the uncached truth on one database of 3,000 members.
 async fn eviction_apps(redis: &RedisServer, db: &std::path::Path) -> (Router, Router) {
     let extra = [("MEMBERSHIP_MEMBERS", "3000")];
-    let cached = app(env(db, redis.port, &extra)).await.router;
-    let truth = app(env(db, redis.port, &[extra[0], ("CACHE_ENABLED", "false")]))
-        .await
-        .router;
+    let cached = app(env(db, redis.port(), &extra)).await.router;
+    let truth = app(env(
+        db,
+        redis.port(),
+        &[extra[0], ("CACHE_ENABLED", "false")],
+    ))
+    .await
+    .router;
     (cached, truth)
 }
 
@@ -328,7 +332,7 @@ async fn every_eviction_policy_keeps_reads_fresh() {
 async fn an_entry_whose_bookkeeping_was_evicted_is_never_served_stale() {
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
-    let app = app(env(&tmp.path().join("m.db"), redis.port, &[])).await;
+    let app = app(env(&tmp.path().join("m.db"), redis.port(), &[])).await;
     let r = &app.router;
     let p = "/api/v1/members/7";
     get(r, p).await;
@@ -411,9 +415,9 @@ async fn a_write_deferred_on_one_instance_is_honoured_by_another() {
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("m.db");
-    let a = app(env(&db, redis.port, &[])).await;
-    let b = app(env(&db, redis.port, &[])).await;
-    let truth = app(env(&db, redis.port, &[("CACHE_ENABLED", "false")]))
+    let a = app(env(&db, redis.port(), &[])).await;
+    let b = app(env(&db, redis.port(), &[])).await;
+    let truth = app(env(&db, redis.port(), &[("CACHE_ENABLED", "false")]))
         .await
         .router;
     let paths = ["/api/v1/members/20", "/api/v1/statistics/system"];
@@ -448,12 +452,12 @@ async fn a_write_deferred_before_a_restart_is_honoured_after_it() {
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("m.db");
-    let truth = app(env(&db, redis.port, &[("CACHE_ENABLED", "false")]))
+    let truth = app(env(&db, redis.port(), &[("CACHE_ENABLED", "false")]))
         .await
         .router;
     let paths = ["/api/v1/members/21", "/api/v1/statistics/system"];
     {
-        let a = app(env(&db, redis.port, &[])).await;
+        let a = app(env(&db, redis.port(), &[])).await;
         cache_all(&a.router, &paths).await;
         redis.pause(true);
         let u = put(
@@ -466,7 +470,7 @@ async fn a_write_deferred_before_a_restart_is_honoured_after_it() {
         // The API stops before Redis returns.
     }
     redis.pause(false);
-    let again = app(env(&db, redis.port, &[])).await;
+    let again = app(env(&db, redis.port(), &[])).await;
     read_until_hit(&again.router, &truth, &paths).await;
 }
 
@@ -475,12 +479,12 @@ async fn metrics_are_open_by_default_and_closed_with_metrics_token() {
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("m.db");
-    let open = app(env(&db, redis.port, &[])).await;
+    let open = app(env(&db, redis.port(), &[])).await;
     assert_eq!(
         admin(&open.router, "GET", "/metrics", None).await.status,
         200
     );
-    let closed = app(env(&db, redis.port, &[("METRICS_TOKEN", "scrape")])).await;
+    let closed = app(env(&db, redis.port(), &[("METRICS_TOKEN", "scrape")])).await;
     let r = &closed.router;
     assert_eq!(admin(r, "GET", "/metrics", None).await.status, 401);
     assert_eq!(admin(r, "GET", "/metrics", Some("wrong")).await.status, 401);
@@ -504,7 +508,7 @@ async fn a_request_after_a_write_never_joins_a_miss_computed_before_it() {
 
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
-    let app = app(env(&tmp.path().join("m.db"), redis.port, &[])).await;
+    let app = app(env(&tmp.path().join("m.db"), redis.port(), &[])).await;
     let cache = Arc::clone(&app.state.cache);
     // The "database": a value read when the handler starts; the handler then waits for the
     // gate before it answers, so the first request's body is computed before the write.
@@ -565,8 +569,8 @@ async fn a_redis_restart_that_lost_an_invalidation_serves_no_stale_hit() {
     let mut redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("m.db");
-    let cached = app(env(&db, redis.port, &[])).await;
-    let truth = app(env(&db, redis.port, &[("CACHE_ENABLED", "false")]))
+    let cached = app(env(&db, redis.port(), &[])).await;
+    let truth = app(env(&db, redis.port(), &[("CACHE_ENABLED", "false")]))
         .await
         .router;
     let paths = ["/api/v1/members/30", "/api/v1/statistics/system"];
@@ -597,7 +601,7 @@ async fn a_large_outbox_is_drained_completely() {
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("m.db");
-    let app = app(env(&db, redis.port, &[])).await;
+    let app = app(env(&db, redis.port(), &[])).await;
     {
         let mut con = rusqlite::Connection::open(&db).unwrap();
         let tx = con.transaction().unwrap();

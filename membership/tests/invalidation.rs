@@ -42,8 +42,8 @@ impl Pair {
 }
 
 async fn pair(redis: &RedisServer, db: &std::path::Path) -> (Pair, membership::App) {
-    let cached = app(env(db, redis.port, &[])).await;
-    let truth = app(env(db, redis.port, &[("CACHE_ENABLED", "false")])).await;
+    let cached = app(env(db, redis.port(), &[])).await;
+    let truth = app(env(db, redis.port(), &[("CACHE_ENABLED", "false")])).await;
     (
         Pair {
             cached: cached.router.clone(),
@@ -405,7 +405,7 @@ async fn a_value_computed_before_an_invalidation_is_not_stored() {
     use membership::cache::Lookup;
     let redis = RedisServer::start();
     let tmp = tempfile::tempdir().unwrap();
-    let app = app(env(&tmp.path().join("m.db"), redis.port, &[])).await;
+    let app = app(env(&tmp.path().join("m.db"), redis.port(), &[])).await;
     let cache = &app.state.cache;
     let key = "membership:statistics:/api/v1/statistics/system:default";
     let tags = vec!["statistics".to_string()];

@@ -598,17 +598,9 @@ async fn emfile_child() {
         200
     );
     // Lower the limit to what is open now plus a little, then fill every descriptor left.
-    let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as libc::rlim_t;
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        lim.rlim_cur = open + 64;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-    }
+    let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+    let (_, hard) = rlimit::Resource::NOFILE.get().unwrap();
+    rlimit::Resource::NOFILE.set(open + 64, hard).unwrap();
     let mut filler = Vec::new();
     loop {
         match std::fs::File::open("/dev/null") {

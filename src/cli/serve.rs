@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use membership::config::RedisTarget;
 use membership::ApiConfig;
+use membership::RedisTarget;
 
 use super::{up::shutdown_signal, ServeArgs};
 use crate::config::HarnessConfig;

@@ -5,8 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use membership::cache::link::{LinkError, RedisLink};
-use membership::config::RedisTarget;
+use membership::{LinkError, RedisLink, RedisTarget};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

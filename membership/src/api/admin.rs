@@ -19,7 +19,7 @@ use crate::cache::warmup;
 
 /// Rejects requests without the admin bearer token: 401 without or with a wrong token,
 /// 403 when no token is configured (management disabled).
-pub async fn require_admin(State(s): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn require_admin(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let Some(expected) = s.config.admin_token.as_deref() else {
         return ApiError::new(
             StatusCode::FORBIDDEN,
@@ -65,12 +65,12 @@ fn bearer_rejection(headers: &axum::http::HeaderMap, expected: &str) -> Option<R
 }
 
 /// `GET cache/status`.
-pub async fn status(State(s): State<AppState>) -> AxumJson<Value> {
+pub(crate) async fn status(State(s): State<AppState>) -> AxumJson<Value> {
     AxumJson(s.cache.status().await)
 }
 
 /// `GET cache/health`: 200 when healthy or disabled, 503 otherwise.
-pub async fn health(State(s): State<AppState>) -> (StatusCode, AxumJson<Value>) {
+pub(crate) async fn health(State(s): State<AppState>) -> (StatusCode, AxumJson<Value>) {
     let h = s.cache.health().await;
     let code = match h["status"].as_str() {
         Some("healthy") | Some("disabled") => StatusCode::OK,
@@ -80,7 +80,7 @@ pub async fn health(State(s): State<AppState>) -> (StatusCode, AxumJson<Value>) 
 }
 
 /// `GET cache/metrics`.
-pub async fn metrics(State(s): State<AppState>) -> AxumJson<Value> {
+pub(crate) async fn metrics(State(s): State<AppState>) -> AxumJson<Value> {
     let mut m = s.cache.metrics.to_json();
     m["database_reads"] = json!(s.db.read_count());
     AxumJson(m)
@@ -89,13 +89,13 @@ pub async fn metrics(State(s): State<AppState>) -> AxumJson<Value> {
 /// Query of `cache/clear`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ClearParams {
+pub(crate) struct ClearParams {
     pattern: Option<String>,
 }
 
 /// `POST|DELETE cache/clear?pattern=GLOB`: removes keys under REDIS_KEY_PREFIX matching
 /// the glob (which is always taken relative to the prefix).
-pub async fn clear(
+pub(crate) async fn clear(
     State(s): State<AppState>,
     Query(p): Query<ClearParams>,
 ) -> Result<AxumJson<Value>, ApiError> {
@@ -113,12 +113,15 @@ pub async fn clear(
 /// Body of `cache/warmup`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WarmupBody {
+pub(crate) struct WarmupBody {
     paths: Vec<String>,
 }
 
 /// `POST cache/warmup` with an optional `{"paths": [...]}` (default: the critical set).
-pub async fn warm(State(s): State<AppState>, body: Bytes) -> Result<AxumJson<Value>, ApiError> {
+pub(crate) async fn warm(
+    State(s): State<AppState>,
+    body: Bytes,
+) -> Result<AxumJson<Value>, ApiError> {
     let paths: Vec<String> = if body.iter().all(u8::is_ascii_whitespace) {
         warmup::CRITICAL.iter().map(|p| p.to_string()).collect()
     } else {
@@ -157,7 +160,7 @@ pub async fn warm(State(s): State<AppState>, body: Bytes) -> Result<AxumJson<Val
 /// Body of `cache/invalidation/trigger`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Trigger {
+pub(crate) struct Trigger {
     /// `member_change`, `application_change`, `leadership_change`, `bulk_operation`,
     /// `lookups`, or `tags` (with `tags`).
     event: String,
@@ -168,7 +171,7 @@ pub struct Trigger {
 }
 
 /// `POST cache/invalidation/trigger`: runs a hook by hand.
-pub async fn trigger(
+pub(crate) async fn trigger(
     State(s): State<AppState>,
     super::extract::Json(t): super::extract::Json<Trigger>,
 ) -> Result<AxumJson<Value>, ApiError> {
@@ -208,7 +211,10 @@ pub async fn trigger(
 
 /// `GET /metrics`: Prometheus text format; with METRICS_TOKEN set, only with that bearer
 /// token.
-pub async fn prometheus(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+pub(crate) async fn prometheus(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     if let Some(expected) = s.config.metrics_token.as_deref() {
         if let Some(resp) = bearer_rejection(&headers, expected) {
             return resp;

@@ -64,7 +64,7 @@ impl From<CacheError> for ApiError {
 }
 
 /// Parses a positive integer id from a path segment.
-pub fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {
     match raw.parse::<i64>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(ApiError::bad_request(format!(

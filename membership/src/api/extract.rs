@@ -8,7 +8,7 @@ use super::error::ApiError;
 
 /// JSON body; malformed, mistyped or oversized bodies become 4xx JSON errors.
 #[derive(Debug, Clone)]
-pub struct Json<T>(pub T);
+pub(crate) struct Json<T>(pub T);
 
 impl<S, T> FromRequest<S> for Json<T>
 where
@@ -27,7 +27,7 @@ where
 
 /// Query string; unknown parameters and bad values become 400 JSON errors.
 #[derive(Debug, Clone)]
-pub struct Query<T>(pub T);
+pub(crate) struct Query<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for Query<T>
 where
@@ -47,4 +47,4 @@ where
 /// A route without query parameters: any parameter is rejected.
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NoParams {}
+pub(crate) struct NoParams {}

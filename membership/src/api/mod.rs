@@ -6,12 +6,12 @@
 //! - [`params`]: the cached routes' requests in canonical form (key, tags, validation).
 //! - [`error`] / [`extract`]: JSON errors for every rejection.
 
-pub mod admin;
-pub mod error;
-pub mod extract;
+pub(crate) mod admin;
+pub(crate) mod error;
+pub(crate) mod extract;
 pub mod params;
-pub mod read;
-pub mod write;
+pub(crate) mod read;
+pub(crate) mod write;
 
 use std::sync::Arc;
 
@@ -27,9 +27,9 @@ use crate::config::ApiConfig;
 use crate::db::Db;
 
 /// Largest request body on ordinary routes.
-pub const BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 /// Largest bulk-import body.
-pub const BULK_BODY_LIMIT: usize = 16 * 1024 * 1024;
+pub(crate) const BULK_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ pub struct AppState {
 }
 
 /// The cached GET routes, each wrapped in the cache layer with its configuration.
-pub fn cached_routes(state: AppState) -> Router {
+pub(crate) fn cached_routes(state: AppState) -> Router {
     let c = &state.cache;
     fn l<R: CachedRequest>(c: &Arc<Cache>, kind: CacheKind, route: &'static str) -> CacheLayer<R> {
         CacheLayer::new(Arc::clone(c), kind, route)
@@ -138,7 +138,7 @@ pub fn cached_routes(state: AppState) -> Router {
 }
 
 /// The whole application.
-pub fn app(state: AppState) -> Router {
+pub(crate) fn app(state: AppState) -> Router {
     let admin = Router::new()
         .route("/api/v1/cache/status", get(admin::status))
         .route("/api/v1/cache/health", get(admin::health))

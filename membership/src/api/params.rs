@@ -16,7 +16,8 @@ use crate::db::queries::GroupBy;
 use crate::db::writes::check_status;
 
 /// Province codes accepted by `province=` filters.
-pub const PROVINCE_CODES: [&str; 9] = ["EC", "FS", "GP", "KZN", "LP", "MP", "NC", "NW", "WC"];
+pub(crate) const PROVINCE_CODES: [&str; 9] =
+    ["EC", "FS", "GP", "KZN", "LP", "MP", "NC", "NW", "WC"];
 
 impl From<RawPathParamsRejection> for ApiError {
     fn from(r: RawPathParamsRejection) -> Self {
@@ -113,7 +114,7 @@ impl CachedRequest for WardMembership {
 
 /// `statistics/membership-trends?months=1..24`.
 #[derive(Debug, Clone, Copy)]
-pub struct Trends {
+pub(crate) struct Trends {
     /// Months back (default 6).
     pub months: u32,
 }
@@ -138,7 +139,7 @@ impl CachedRequest for Trends {
 
 /// `analytics/membership?group_by=province|municipality|status|gender|age&status=..`.
 #[derive(Debug, Clone)]
-pub struct Membership {
+pub(crate) struct Membership {
     /// Dimension (default province).
     pub group_by: GroupBy,
     /// Only this status.
@@ -176,7 +177,7 @@ impl CachedRequest for Membership {
 
 /// `lookups/municipalities?province_id=`.
 #[derive(Debug, Clone, Copy)]
-pub struct Municipalities {
+pub(crate) struct Municipalities {
     /// Only this province.
     pub province_id: Option<i64>,
 }
@@ -203,7 +204,7 @@ impl CachedRequest for Municipalities {
 
 /// `lookups/wards?municipality_id=`.
 #[derive(Debug, Clone, Copy)]
-pub struct Wards {
+pub(crate) struct Wards {
     /// Only this municipality.
     pub municipality_id: Option<i64>,
 }
@@ -249,7 +250,7 @@ impl CachedRequest for MemberId {
 
 /// `members/by-id-number/{id_number}`: a valid 13-digit ID number.
 #[derive(Debug, Clone)]
-pub struct IdNumber(pub String);
+pub(crate) struct IdNumber(pub String);
 
 impl CachedRequest for IdNumber {
     type Rejection = ApiError;

@@ -20,17 +20,17 @@ use crate::db::writes::check_status;
 type Reply<T = Value> = Result<AxumJson<T>, ApiError>;
 
 /// `GET statistics/system`.
-pub async fn system(State(s): State<AppState>, _: Parsed<Plain>) -> Reply {
+pub(crate) async fn system(State(s): State<AppState>, _: Parsed<Plain>) -> Reply {
     Ok(AxumJson(s.db.read(queries::system_statistics).await?))
 }
 
 /// `GET statistics/demographics`.
-pub async fn demographics(State(s): State<AppState>, _: Parsed<Plain>) -> Reply {
+pub(crate) async fn demographics(State(s): State<AppState>, _: Parsed<Plain>) -> Reply {
     Ok(AxumJson(s.db.read(queries::demographics).await?))
 }
 
 /// `GET statistics/ward-membership?limit=1..100&province=CODE`.
-pub async fn ward_membership(
+pub(crate) async fn ward_membership(
     State(s): State<AppState>,
     Parsed(p): Parsed<WardMembership>,
 ) -> Reply {
@@ -41,7 +41,7 @@ pub async fn ward_membership(
 }
 
 /// `GET statistics/membership-trends?months=1..24`.
-pub async fn trends(State(s): State<AppState>, Parsed(p): Parsed<Trends>) -> Reply {
+pub(crate) async fn trends(State(s): State<AppState>, Parsed(p): Parsed<Trends>) -> Reply {
     Ok(AxumJson(
         s.db.read(move |c| queries::membership_trends(c, p.months))
             .await?,
@@ -49,12 +49,12 @@ pub async fn trends(State(s): State<AppState>, Parsed(p): Parsed<Trends>) -> Rep
 }
 
 /// `GET analytics/dashboard`.
-pub async fn dashboard(State(s): State<AppState>, _: Parsed<Plain>) -> Reply {
+pub(crate) async fn dashboard(State(s): State<AppState>, _: Parsed<Plain>) -> Reply {
     Ok(AxumJson(s.db.read(queries::analytics_dashboard).await?))
 }
 
 /// `GET analytics/membership?group_by=province|municipality|status|gender|age&status=..`.
-pub async fn membership(State(s): State<AppState>, Parsed(p): Parsed<Membership>) -> Reply {
+pub(crate) async fn membership(State(s): State<AppState>, Parsed(p): Parsed<Membership>) -> Reply {
     Ok(AxumJson(
         s.db.read(move |c| queries::analytics_membership(c, p.group_by, p.status.as_deref()))
             .await?,
@@ -62,12 +62,12 @@ pub async fn membership(State(s): State<AppState>, Parsed(p): Parsed<Membership>
 }
 
 /// `GET analytics/comprehensive`.
-pub async fn comprehensive(State(s): State<AppState>, _: Parsed<Plain>) -> Reply {
+pub(crate) async fn comprehensive(State(s): State<AppState>, _: Parsed<Plain>) -> Reply {
     Ok(AxumJson(s.db.read(queries::analytics_comprehensive).await?))
 }
 
 /// `GET members/:id`.
-pub async fn member(
+pub(crate) async fn member(
     State(s): State<AppState>,
     Parsed(MemberId(id)): Parsed<MemberId>,
 ) -> Reply<Member> {
@@ -77,7 +77,7 @@ pub async fn member(
 }
 
 /// `GET members/by-id-number/:id_number`.
-pub async fn member_by_id_number(
+pub(crate) async fn member_by_id_number(
     State(s): State<AppState>,
     Parsed(IdNumber(idn)): Parsed<IdNumber>,
 ) -> Reply<Member> {
@@ -90,7 +90,7 @@ pub async fn member_by_id_number(
 /// Query of the paged listings.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PageParams {
+pub(crate) struct PageParams {
     page: Option<u32>,
     page_size: Option<u32>,
     ward_id: Option<i64>,
@@ -111,7 +111,7 @@ fn page(p: &PageParams) -> Result<(u32, u32), ApiError> {
 }
 
 /// `GET members?page&page_size&ward_id&status` (not cached).
-pub async fn list_members(State(s): State<AppState>, Query(p): Query<PageParams>) -> Reply {
+pub(crate) async fn list_members(State(s): State<AppState>, Query(p): Query<PageParams>) -> Reply {
     let (pg, size) = page(&p)?;
     if let Some(st) = &p.status {
         check_status(st)?;
@@ -123,7 +123,10 @@ pub async fn list_members(State(s): State<AppState>, Query(p): Query<PageParams>
 }
 
 /// `GET applications?status&page&page_size` (not cached).
-pub async fn list_applications(State(s): State<AppState>, Query(p): Query<PageParams>) -> Reply {
+pub(crate) async fn list_applications(
+    State(s): State<AppState>,
+    Query(p): Query<PageParams>,
+) -> Reply {
     let (pg, size) = page(&p)?;
     if p.ward_id.is_some() {
         return Err(ApiError::bad_request(
@@ -144,7 +147,7 @@ pub async fn list_applications(State(s): State<AppState>, Query(p): Query<PagePa
 }
 
 /// `GET wards/:ward_id/leadership` (not cached).
-pub async fn leadership(State(s): State<AppState>, Path(raw): Path<String>) -> Reply {
+pub(crate) async fn leadership(State(s): State<AppState>, Path(raw): Path<String>) -> Reply {
     let id = parse_id(&raw, "ward id")?;
     Ok(AxumJson(
         s.db.read(move |c| queries::ward_leadership(c, id)).await?,
@@ -152,12 +155,15 @@ pub async fn leadership(State(s): State<AppState>, Path(raw): Path<String>) -> R
 }
 
 /// `GET lookups/provinces`.
-pub async fn provinces(State(s): State<AppState>, _: Parsed<Plain>) -> Reply {
+pub(crate) async fn provinces(State(s): State<AppState>, _: Parsed<Plain>) -> Reply {
     Ok(AxumJson(s.db.read(queries::provinces).await?))
 }
 
 /// `GET lookups/municipalities?province_id=`.
-pub async fn municipalities(State(s): State<AppState>, Parsed(p): Parsed<Municipalities>) -> Reply {
+pub(crate) async fn municipalities(
+    State(s): State<AppState>,
+    Parsed(p): Parsed<Municipalities>,
+) -> Reply {
     Ok(AxumJson(
         s.db.read(move |c| queries::municipalities(c, p.province_id))
             .await?,
@@ -165,7 +171,7 @@ pub async fn municipalities(State(s): State<AppState>, Parsed(p): Parsed<Municip
 }
 
 /// `GET lookups/wards?municipality_id=`.
-pub async fn wards(State(s): State<AppState>, Parsed(p): Parsed<Wards>) -> Reply {
+pub(crate) async fn wards(State(s): State<AppState>, Parsed(p): Parsed<Wards>) -> Reply {
     Ok(AxumJson(
         s.db.read(move |c| queries::wards(c, p.municipality_id))
             .await?,
@@ -173,6 +179,6 @@ pub async fn wards(State(s): State<AppState>, Parsed(p): Parsed<Wards>) -> Reply
 }
 
 /// `GET lookups/statuses`.
-pub async fn statuses(State(s): State<AppState>, _: Parsed<Plain>) -> Reply {
+pub(crate) async fn statuses(State(s): State<AppState>, _: Parsed<Plain>) -> Reply {
     Ok(AxumJson(s.db.read(queries::statuses).await?))
 }

@@ -19,7 +19,7 @@ use crate::db::DbError;
 type Reply = Result<(StatusCode, AxumJson<Value>), ApiError>;
 
 /// Most members one bulk import may carry.
-pub const MAX_BULK: usize = 10_000;
+pub(crate) const MAX_BULK: usize = 10_000;
 
 /// Runs `f` as one write with its invalidation (see [`invalidation::write`]).
 async fn write<T, F>(s: &AppState, f: F) -> Result<(T, Invalidation), ApiError>
@@ -40,7 +40,7 @@ fn id_number_of(tx: &rusqlite::Transaction<'_>, id: i64) -> Result<String, DbErr
 }
 
 /// `POST members`.
-pub async fn create_member(State(s): State<AppState>, Json(m): Json<NewMember>) -> Reply {
+pub(crate) async fn create_member(State(s): State<AppState>, Json(m): Json<NewMember>) -> Reply {
     let (id, inv) = write(&s, move |tx| {
         let id = writes::create_member(tx, &m)?;
         let tags = invalidation::on_member_change(MemberAction::Create, id, &m.id_number, true);
@@ -55,7 +55,7 @@ pub async fn create_member(State(s): State<AppState>, Json(m): Json<NewMember>) 
 }
 
 /// `PUT members/:id` with the fields to change.
-pub async fn update_member(
+pub(crate) async fn update_member(
     State(s): State<AppState>,
     Path(raw): Path<String>,
     Json(u): Json<MemberUpdate>,
@@ -77,7 +77,7 @@ pub async fn update_member(
 }
 
 /// `DELETE members/:id`.
-pub async fn delete_member(State(s): State<AppState>, Path(raw): Path<String>) -> Reply {
+pub(crate) async fn delete_member(State(s): State<AppState>, Path(raw): Path<String>) -> Reply {
     let id = parse_id(&raw, "member id")?;
     let ((), inv) = write(&s, move |tx| {
         let idn = id_number_of(tx, id)?;
@@ -93,7 +93,10 @@ pub async fn delete_member(State(s): State<AppState>, Path(raw): Path<String>) -
 }
 
 /// `POST members/bulk-import`: a JSON array of members, imported all-or-nothing.
-pub async fn bulk_import(State(s): State<AppState>, Json(items): Json<Vec<NewMember>>) -> Reply {
+pub(crate) async fn bulk_import(
+    State(s): State<AppState>,
+    Json(items): Json<Vec<NewMember>>,
+) -> Reply {
     if items.is_empty() {
         return Err(ApiError::bad_request("the import holds no members"));
     }
@@ -121,7 +124,10 @@ pub async fn bulk_import(State(s): State<AppState>, Json(items): Json<Vec<NewMem
 }
 
 /// `POST applications`.
-pub async fn submit_application(State(s): State<AppState>, Json(m): Json<NewMember>) -> Reply {
+pub(crate) async fn submit_application(
+    State(s): State<AppState>,
+    Json(m): Json<NewMember>,
+) -> Reply {
     let (id, inv) = write(&s, move |tx| {
         let id = writes::submit_application(tx, &m)?;
         let tags = invalidation::on_membership_application_change(ApplicationAction::Submit, None);
@@ -135,7 +141,10 @@ pub async fn submit_application(State(s): State<AppState>, Json(m): Json<NewMemb
 }
 
 /// `POST applications/:id/approve`: creates the member.
-pub async fn approve_application(State(s): State<AppState>, Path(raw): Path<String>) -> Reply {
+pub(crate) async fn approve_application(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+) -> Reply {
     let id = parse_id(&raw, "application id")?;
     let (member_id, inv) = write(&s, move |tx| {
         let member_id = writes::approve_application(tx, id)?;
@@ -158,12 +167,12 @@ pub async fn approve_application(State(s): State<AppState>, Path(raw): Path<Stri
 /// Body of a rejection.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Reject {
+pub(crate) struct Reject {
     reason: Option<String>,
 }
 
 /// `POST applications/:id/reject` with `{"reason": ...}` (may be `{}`).
-pub async fn reject_application(
+pub(crate) async fn reject_application(
     State(s): State<AppState>,
     Path(raw): Path<String>,
     Json(r): Json<Reject>,
@@ -184,12 +193,12 @@ pub async fn reject_application(
 /// Body of a leadership change.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Leader {
+pub(crate) struct Leader {
     member_id: i64,
 }
 
 /// `PUT wards/:ward_id/leadership/:role` with `{"member_id": ...}`.
-pub async fn change_leadership(
+pub(crate) async fn change_leadership(
     State(s): State<AppState>,
     Path((ward_raw, role)): Path<(String, String)>,
     Json(l): Json<Leader>,

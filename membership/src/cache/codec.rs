@@ -64,7 +64,12 @@ pub struct Entry<'a> {
 
 /// Encodes a cache entry: the server, the tag versions, then the body (see [`encode`]).
 /// Each is at most 255 bytes, and there are at most 254 versions.
-pub fn encode_entry(server: &str, versions: &[String], body: &[u8], threshold: usize) -> Vec<u8> {
+pub(crate) fn encode_entry(
+    server: &str,
+    versions: &[String],
+    body: &[u8],
+    threshold: usize,
+) -> Vec<u8> {
     let encoded = encode(body, threshold);
     let fields: Vec<&str> = std::iter::once(server)
         .chain(versions.iter().map(String::as_str))

@@ -14,7 +14,7 @@ use crate::db::{outbox, Db, DbError};
 /// A member write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum MemberAction {
+pub(crate) enum MemberAction {
     /// A member was created.
     Create,
     /// A member was changed.
@@ -26,7 +26,7 @@ pub enum MemberAction {
 /// An application decision or submission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ApplicationAction {
+pub(crate) enum ApplicationAction {
     /// Submitted (pending).
     Submit,
     /// Approved (creates a member).
@@ -37,7 +37,7 @@ pub enum ApplicationAction {
 
 /// What an invalidation did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Invalidation {
+pub(crate) struct Invalidation {
     /// Tags invalidated.
     pub tags: Vec<String>,
     /// Keys removed, or `None` when Redis was unreachable and the invalidation was
@@ -47,7 +47,11 @@ pub struct Invalidation {
 
 /// Runs `f` in a write transaction; the tags it returns are recorded in the outbox in the
 /// same transaction and applied to the cache after commit.
-pub async fn write<T, F>(db: &Arc<Db>, cache: &Cache, f: F) -> Result<(T, Invalidation), DbError>
+pub(crate) async fn write<T, F>(
+    db: &Arc<Db>,
+    cache: &Cache,
+    f: F,
+) -> Result<(T, Invalidation), DbError>
 where
     T: Send + 'static,
     F: FnOnce(&rusqlite::Transaction<'_>) -> Result<(T, Vec<String>), DbError> + Send + 'static,
@@ -66,7 +70,7 @@ where
 /// `on_member_change(action, id)`: the member's own entries (by id and by ID number), and
 /// statistics and analytics when the write changes what they count (every create and
 /// delete; an update only when it touches gender, birth date, ward or status).
-pub fn on_member_change(
+pub(crate) fn on_member_change(
     action: MemberAction,
     id: i64,
     id_number: &str,
@@ -82,7 +86,7 @@ pub fn on_member_change(
 
 /// `on_membership_application_change(action)`: statistics (pending count) and analytics
 /// (application pipeline); an approval also created `member` (id, ID number).
-pub fn on_membership_application_change(
+pub(crate) fn on_membership_application_change(
     _action: ApplicationAction,
     member: Option<(i64, &str)>,
 ) -> Vec<String> {
@@ -96,7 +100,7 @@ pub fn on_membership_application_change(
 
 /// `on_leadership_change(ward, role)`: the old and new leader's member entries (they list
 /// roles), statistics (positions filled) and analytics (leadership coverage).
-pub fn on_leadership_change(leaders: &[(i64, String)]) -> Vec<String> {
+pub(crate) fn on_leadership_change(leaders: &[(i64, String)]) -> Vec<String> {
     let mut t = vec![tags::STATISTICS.into(), tags::ANALYTICS.into()];
     for (id, idn) in leaders {
         t.push(tags::member(*id));
@@ -107,6 +111,6 @@ pub fn on_leadership_change(leaders: &[(i64, String)]) -> Vec<String> {
 
 /// `on_bulk_operation(import, count)`: statistics and analytics (new members have no
 /// cached entries of their own: only successful reads are stored).
-pub fn on_bulk_operation(_count: usize) -> Vec<String> {
+pub(crate) fn on_bulk_operation(_count: usize) -> Vec<String> {
     vec![tags::STATISTICS.into(), tags::ANALYTICS.into()]
 }

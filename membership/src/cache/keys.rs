@@ -83,7 +83,7 @@ pub mod tags {
 
 /// Joins canonical `name=value` pairs (already parsed and in a fixed order); `default`
 /// when there are none.
-pub fn variant(pairs: &[(&str, String)]) -> String {
+pub(crate) fn variant(pairs: &[(&str, String)]) -> String {
     if pairs.is_empty() {
         return "default".into();
     }
@@ -100,17 +100,17 @@ pub fn cache_key(prefix: &str, kind: CacheKind, path: &str, variant: &str) -> St
 }
 
 /// Key holding a tag's version (a random value an invalidation replaces).
-pub fn version_key(prefix: &str, tag: &str) -> String {
+pub(crate) fn version_key(prefix: &str, tag: &str) -> String {
     format!("{prefix}tagver:{tag}")
 }
 
 /// Key of the set of cache keys carrying a tag.
-pub fn tag_set_key(prefix: &str, tag: &str) -> String {
+pub(crate) fn tag_set_key(prefix: &str, tag: &str) -> String {
     format!("{prefix}tags:{tag}")
 }
 
 /// Escapes glob metacharacters so `s` matches itself in a SCAN MATCH pattern.
-pub fn glob_escape(s: &str) -> String {
+pub(crate) fn glob_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '\\') {

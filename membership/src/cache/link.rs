@@ -35,7 +35,7 @@ pub enum LinkError {
 }
 
 /// Whether an error means the connection or the master is no longer the right one.
-pub fn needs_reconnect(e: &LinkError) -> bool {
+pub(crate) fn needs_reconnect(e: &LinkError) -> bool {
     match e {
         LinkError::Redis(r) => {
             r.is_io_error()

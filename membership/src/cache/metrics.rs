@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 /// How a cached route answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Served from Redis.
     Hit,
     /// Computed by the handler (and stored).
@@ -80,7 +80,7 @@ impl std::fmt::Debug for CacheMetrics {
 
 /// Counters that one event adds to.
 #[derive(Debug, Clone, Copy)]
-pub enum Event {
+pub(crate) enum Event {
     /// A Redis call failed or timed out.
     RedisError,
     /// A request waited for another request's identical miss.
@@ -103,7 +103,7 @@ impl CacheMetrics {
     }
 
     /// Records one answered request.
-    pub fn record(&self, route: &'static str, outcome: Outcome, elapsed: Duration) {
+    pub(crate) fn record(&self, route: &'static str, outcome: Outcome, elapsed: Duration) {
         let us = (elapsed.as_micros() as u64).clamp(1, 60_000_000);
         self.with(route, |s| {
             match outcome {
@@ -116,7 +116,7 @@ impl CacheMetrics {
     }
 
     /// Counts an event.
-    pub fn event(&self, route: &'static str, event: Event) {
+    pub(crate) fn event(&self, route: &'static str, event: Event) {
         self.with(route, |s| match event {
             Event::RedisError => s.errors += 1,
             Event::Coalesced => s.coalesced += 1,

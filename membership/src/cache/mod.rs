@@ -24,13 +24,13 @@
 //! while a tag has a row there (Redis was unreachable for the invalidation), no instance
 //! serves it from the cache, and whichever instance reaches Redis first drains the rows.
 
-pub mod breaker;
+pub(crate) mod breaker;
 pub mod codec;
-pub mod invalidation;
+pub(crate) mod invalidation;
 pub mod keys;
 pub mod layer;
-pub mod link;
-pub mod metrics;
+pub(crate) mod link;
+pub(crate) mod metrics;
 pub mod request;
 pub mod warmup;
 
@@ -140,7 +140,7 @@ pub struct Versions {
 }
 
 /// A response shared between coalesced requests.
-pub type SharedResponse = Arc<(axum::http::StatusCode, axum::http::HeaderMap, Bytes)>;
+pub(crate) type SharedResponse = Arc<(axum::http::StatusCode, axum::http::HeaderMap, Bytes)>;
 type Inflight = tokio::sync::watch::Receiver<Option<SharedResponse>>;
 
 /// The cache service.
@@ -188,7 +188,7 @@ impl Cache {
     /// Builds the cache on the database's invalidation `outbox`; starts the outbox drainer
     /// and, in Sentinel mode, the `+switch-master` watcher (must be called inside a tokio
     /// runtime).
-    pub fn new(cfg: &ApiConfig, outbox: Arc<Outbox>) -> Arc<Self> {
+    pub(crate) fn new(cfg: &ApiConfig, outbox: Arc<Outbox>) -> Arc<Self> {
         let link = RedisLink::new(cfg);
         let cache = Arc::new(Self {
             enabled: cfg.cache_enabled,
@@ -496,7 +496,7 @@ impl Cache {
     /// applied. When Redis cannot be reached the rows stay: every instance keeps the tags
     /// out of the cache until one of them drains the outbox. Returns the number of keys
     /// removed, or `None` when deferred.
-    pub async fn apply(&self, recorded: Recorded) -> Option<u64> {
+    pub(crate) async fn apply(&self, recorded: Recorded) -> Option<u64> {
         if !self.enabled {
             // Another instance on this database may cache: it drains the rows.
             return Some(0);

@@ -49,7 +49,7 @@ pub(crate) async fn parse_parts<R: CachedRequest>(parts: &mut Parts) -> Result<R
 /// Extractor for handlers: the request as the cache layer parsed it (parsed here when the
 /// route has no cache layer).
 #[derive(Debug, Clone)]
-pub struct Parsed<R>(pub R);
+pub(crate) struct Parsed<R>(pub R);
 
 impl<S: Send + Sync, R: CachedRequest> FromRequestParts<S> for Parsed<R> {
     type Rejection = Response;

@@ -26,7 +26,7 @@ pub const CRITICAL: &[&str] = &[
 
 /// The result of warming one endpoint.
 #[derive(Debug, Clone, Serialize)]
-pub struct Warmed {
+pub(crate) struct Warmed {
     /// Path requested.
     pub path: String,
     /// HTTP status.
@@ -38,7 +38,7 @@ pub struct Warmed {
 }
 
 /// Requests each path (a path of the API, with optional query) through `app`.
-pub async fn warm(app: &Router, paths: &[String]) -> Vec<Warmed> {
+pub(crate) async fn warm(app: &Router, paths: &[String]) -> Vec<Warmed> {
     let mut out = Vec::with_capacity(paths.len());
     for path in paths {
         let started = Instant::now();

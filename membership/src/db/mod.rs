@@ -8,10 +8,10 @@
 //! - [`outbox`]: the cache invalidations each write records in its own transaction.
 
 pub mod generate;
-pub mod outbox;
+pub(crate) mod outbox;
 pub mod queries;
 pub mod schema;
-pub mod writes;
+pub(crate) mod writes;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -41,7 +41,7 @@ pub enum DbError {
 
 /// Where the data lives, parsed from `DATABASE_URL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DatabaseUrl {
+pub(crate) enum DatabaseUrl {
     /// A SQLite file (`sqlite://path`, `sqlite:path` or a bare path).
     Sqlite(PathBuf),
 }
@@ -105,7 +105,7 @@ pub(crate) fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
 impl Db {
     /// Opens (creating and migrating) the database; fills it with `spec` when it holds no
     /// members yet. Returns what was generated, if anything.
-    pub fn open(
+    pub(crate) fn open(
         url: &DatabaseUrl,
         spec: &generate::GenerateSpec,
     ) -> Result<(Arc<Db>, Option<generate::Generated>), DbError> {
@@ -141,8 +141,13 @@ impl Db {
     }
 
     /// The cache invalidation outbox.
-    pub fn outbox(&self) -> &Arc<outbox::Outbox> {
+    pub(crate) fn outbox(&self) -> &Arc<outbox::Outbox> {
         &self.outbox
+    }
+
+    /// Read connections in the pool.
+    pub fn readers(&self) -> usize {
+        self.readers.len()
     }
 
     /// Number of read calls served so far (each is one request's worth of queries).

@@ -29,7 +29,7 @@ fn now_ms() -> i64 {
 
 /// Rows recorded by one write: their ids and tags.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     /// Row ids (one per tag).
     pub ids: Vec<i64>,
     /// The tags.
@@ -38,7 +38,7 @@ pub struct Recorded {
 
 /// Records `tags` in the outbox inside the write's transaction `tx`. A tag already pending
 /// gets a new row (and id), so a drain that read the older row cannot remove this one.
-pub fn record(tx: &Transaction<'_>, tags: &[String]) -> Result<Recorded, DbError> {
+pub(crate) fn record(tx: &Transaction<'_>, tags: &[String]) -> Result<Recorded, DbError> {
     let now = now_ms();
     let mut stmt = tx.prepare_cached(
         "INSERT OR REPLACE INTO cache_outbox (tag, created_ms) VALUES (?1, ?2) RETURNING id",
@@ -61,7 +61,7 @@ struct Seen {
 }
 
 /// The outbox as the cache sees it: which tags are pending, and removal of applied rows.
-pub struct Outbox {
+pub(crate) struct Outbox {
     /// Reads `data_version` and the pending tags; never writes, so every commit by another
     /// connection (this process's writer included) moves its `data_version`.
     check: Mutex<(Connection, Option<Seen>)>,

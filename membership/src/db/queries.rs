@@ -9,7 +9,7 @@ use super::DbError;
 
 /// A member with the names of its ward, municipality and province.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Member {
+pub(crate) struct Member {
     /// Member id.
     pub id: i64,
     /// 13-digit ID number.
@@ -82,7 +82,7 @@ fn with_roles(con: &Connection, mut m: Member) -> Result<Member, DbError> {
 }
 
 /// One member by id.
-pub fn member_by_id(con: &Connection, id: i64) -> Result<Member, DbError> {
+pub(crate) fn member_by_id(con: &Connection, id: i64) -> Result<Member, DbError> {
     let m = con
         .prepare_cached(&format!("{MEMBER_SELECT} WHERE m.id = ?1"))?
         .query_row([id], member_row)
@@ -92,7 +92,7 @@ pub fn member_by_id(con: &Connection, id: i64) -> Result<Member, DbError> {
 }
 
 /// One member by ID number.
-pub fn member_by_id_number(con: &Connection, id_number: &str) -> Result<Member, DbError> {
+pub(crate) fn member_by_id_number(con: &Connection, id_number: &str) -> Result<Member, DbError> {
     let m = con
         .prepare_cached(&format!("{MEMBER_SELECT} WHERE m.id_number = ?1"))?
         .query_row([id_number], member_row)
@@ -102,7 +102,7 @@ pub fn member_by_id_number(con: &Connection, id_number: &str) -> Result<Member, 
 }
 
 /// A page of members, optionally filtered by ward and status.
-pub fn list_members(
+pub(crate) fn list_members(
     con: &Connection,
     ward_id: Option<i64>,
     status: Option<&str>,
@@ -183,7 +183,7 @@ pub fn demographics(con: &Connection) -> Result<Value, DbError> {
 }
 
 /// `GET statistics/ward-membership`: the largest wards, optionally within one province.
-pub fn ward_membership(
+pub(crate) fn ward_membership(
     con: &Connection,
     limit: u32,
     province: Option<&str>,
@@ -230,7 +230,7 @@ pub fn membership_trends(con: &Connection, months: u32) -> Result<Value, DbError
 }
 
 /// `GET analytics/dashboard`.
-pub fn analytics_dashboard(con: &Connection) -> Result<Value, DbError> {
+pub(crate) fn analytics_dashboard(con: &Connection) -> Result<Value, DbError> {
     let last30 = count(
         con,
         "SELECT COUNT(*) FROM members WHERE join_date >= date('now', '-30 days')",
@@ -269,7 +269,7 @@ pub fn analytics_dashboard(con: &Connection) -> Result<Value, DbError> {
 /// Dimension for `analytics/membership`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum GroupBy {
+pub(crate) enum GroupBy {
     /// Per province code.
     Province,
     /// Per municipality name.
@@ -284,7 +284,7 @@ pub enum GroupBy {
 
 /// `GET analytics/membership`: member counts grouped by a dimension, optionally for one
 /// status.
-pub fn analytics_membership(
+pub(crate) fn analytics_membership(
     con: &Connection,
     group_by: GroupBy,
     status: Option<&str>,
@@ -385,7 +385,7 @@ fn rows_to_values(
 }
 
 /// `GET lookups/provinces`.
-pub fn provinces(con: &Connection) -> Result<Value, DbError> {
+pub(crate) fn provinces(con: &Connection) -> Result<Value, DbError> {
     Ok(json!(rows_to_values(
         con,
         "SELECT id, code, name FROM provinces ORDER BY id",
@@ -395,7 +395,7 @@ pub fn provinces(con: &Connection) -> Result<Value, DbError> {
 }
 
 /// `GET lookups/municipalities`, optionally within one province.
-pub fn municipalities(con: &Connection, province_id: Option<i64>) -> Result<Value, DbError> {
+pub(crate) fn municipalities(con: &Connection, province_id: Option<i64>) -> Result<Value, DbError> {
     Ok(json!(rows_to_values(
         con,
         "SELECT id, name, province_id FROM municipalities WHERE (?1 IS NULL OR province_id = ?1) ORDER BY id",
@@ -405,7 +405,7 @@ pub fn municipalities(con: &Connection, province_id: Option<i64>) -> Result<Valu
 }
 
 /// `GET lookups/wards`, optionally within one municipality.
-pub fn wards(con: &Connection, municipality_id: Option<i64>) -> Result<Value, DbError> {
+pub(crate) fn wards(con: &Connection, municipality_id: Option<i64>) -> Result<Value, DbError> {
     Ok(json!(rows_to_values(
         con,
         "SELECT id, code, name, municipality_id FROM wards WHERE (?1 IS NULL OR municipality_id = ?1) ORDER BY id",
@@ -415,7 +415,7 @@ pub fn wards(con: &Connection, municipality_id: Option<i64>) -> Result<Value, Db
 }
 
 /// `GET lookups/statuses`.
-pub fn statuses(con: &Connection) -> Result<Value, DbError> {
+pub(crate) fn statuses(con: &Connection) -> Result<Value, DbError> {
     Ok(json!(rows_to_values(
         con,
         "SELECT code, description FROM membership_statuses ORDER BY code",
@@ -425,7 +425,7 @@ pub fn statuses(con: &Connection) -> Result<Value, DbError> {
 }
 
 /// `GET wards/:id/leadership`.
-pub fn ward_leadership(con: &Connection, ward_id: i64) -> Result<Value, DbError> {
+pub(crate) fn ward_leadership(con: &Connection, ward_id: i64) -> Result<Value, DbError> {
     ward_exists(con, ward_id)?;
     Ok(json!({ "ward_id": ward_id, "leadership": rows_to_values(
         con,
@@ -437,7 +437,7 @@ pub fn ward_leadership(con: &Connection, ward_id: i64) -> Result<Value, DbError>
 }
 
 /// `GET applications`: a page of applications, optionally with one status.
-pub fn applications(
+pub(crate) fn applications(
     con: &Connection,
     status: Option<&str>,
     page: u32,
@@ -460,7 +460,7 @@ pub fn applications(
 }
 
 /// Fails with `Invalid` when the ward does not exist.
-pub fn ward_exists(con: &Connection, ward_id: i64) -> Result<(), DbError> {
+pub(crate) fn ward_exists(con: &Connection, ward_id: i64) -> Result<(), DbError> {
     let found: Option<i64> = con
         .prepare_cached("SELECT id FROM wards WHERE id = ?1")?
         .query_row([ward_id], |r| r.get(0))

@@ -2,9 +2,6 @@
 
 use rusqlite::Connection;
 
-/// Schema version this build migrates to (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
-
 const V1: &str = r#"
 CREATE TABLE provinces (
     id   INTEGER PRIMARY KEY,
@@ -83,7 +80,7 @@ CREATE TABLE cache_outbox (
 );
 "#;
 
-/// Applies the schema when the database is older than [`SCHEMA_VERSION`].
+/// Applies the migrations the database has not had yet (`PRAGMA user_version`, now 2).
 pub fn migrate(con: &Connection) -> rusqlite::Result<()> {
     let version: i64 = con.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version < 1 {

@@ -12,7 +12,7 @@ use crate::dates;
 /// A member to create (also one item of a bulk import, and an application's body).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewMember {
+pub(crate) struct NewMember {
     /// 13-digit ID number with a valid check digit.
     pub id_number: String,
     /// First name, 1-100 characters.
@@ -39,7 +39,7 @@ pub struct NewMember {
 /// Fields of a member to change; absent fields stay as they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MemberUpdate {
+pub(crate) struct MemberUpdate {
     /// New first name.
     pub first_name: Option<String>,
     /// New last name.
@@ -94,7 +94,7 @@ fn check_birth_date(v: &str) -> Result<(), DbError> {
 }
 
 /// Checks a status code against the known statuses.
-pub fn check_status(v: &str) -> Result<(), DbError> {
+pub(crate) fn check_status(v: &str) -> Result<(), DbError> {
     if !STATUSES.iter().any(|s| s.0 == v) {
         let known: Vec<_> = STATUSES.iter().map(|s| s.0).collect();
         return Err(invalid(format!(
@@ -217,13 +217,17 @@ fn insert_member(tx: &Transaction<'_>, m: &NewMember) -> Result<i64, DbError> {
 }
 
 /// Creates a member; returns its id.
-pub fn create_member(tx: &Transaction<'_>, m: &NewMember) -> Result<i64, DbError> {
+pub(crate) fn create_member(tx: &Transaction<'_>, m: &NewMember) -> Result<i64, DbError> {
     m.validate()?;
     insert_member(tx, m)
 }
 
 /// Applies an update to member `id`.
-pub fn update_member(tx: &Transaction<'_>, id: i64, u: &MemberUpdate) -> Result<(), DbError> {
+pub(crate) fn update_member(
+    tx: &Transaction<'_>,
+    id: i64,
+    u: &MemberUpdate,
+) -> Result<(), DbError> {
     u.validate()?;
     if let Some(w) = u.ward_id {
         ward_exists(tx, w).map_err(|_| invalid(format!("ward_id: ward {w} does not exist")))?;
@@ -260,7 +264,7 @@ pub fn update_member(tx: &Transaction<'_>, id: i64, u: &MemberUpdate) -> Result<
 }
 
 /// Deletes member `id` (and its leadership positions).
-pub fn delete_member(tx: &Transaction<'_>, id: i64) -> Result<(), DbError> {
+pub(crate) fn delete_member(tx: &Transaction<'_>, id: i64) -> Result<(), DbError> {
     let n = tx.execute("DELETE FROM members WHERE id = ?1", [id])?;
     if n == 0 {
         return Err(DbError::NotFound(format!("member {id} not found")));
@@ -269,7 +273,7 @@ pub fn delete_member(tx: &Transaction<'_>, id: i64) -> Result<(), DbError> {
 }
 
 /// Imports members all-or-nothing; returns their ids. An error names the failing item.
-pub fn bulk_import(tx: &Transaction<'_>, items: &[NewMember]) -> Result<Vec<i64>, DbError> {
+pub(crate) fn bulk_import(tx: &Transaction<'_>, items: &[NewMember]) -> Result<Vec<i64>, DbError> {
     let mut ids = Vec::with_capacity(items.len());
     for (i, m) in items.iter().enumerate() {
         let at = |e: DbError| match e {
@@ -284,7 +288,7 @@ pub fn bulk_import(tx: &Transaction<'_>, items: &[NewMember]) -> Result<Vec<i64>
 }
 
 /// Submits a membership application; returns its id.
-pub fn submit_application(tx: &Transaction<'_>, m: &NewMember) -> Result<i64, DbError> {
+pub(crate) fn submit_application(tx: &Transaction<'_>, m: &NewMember) -> Result<i64, DbError> {
     m.validate()?;
     if m.status.is_some() {
         return Err(invalid(
@@ -348,7 +352,7 @@ fn pending_application(tx: &Transaction<'_>, id: i64) -> Result<NewMember, DbErr
 }
 
 /// Approves a pending application, creating the member; returns the member id.
-pub fn approve_application(tx: &Transaction<'_>, id: i64) -> Result<i64, DbError> {
+pub(crate) fn approve_application(tx: &Transaction<'_>, id: i64) -> Result<i64, DbError> {
     let m = pending_application(tx, id)?;
     let member_id = insert_member(tx, &m)?;
     tx.execute(
@@ -359,7 +363,7 @@ pub fn approve_application(tx: &Transaction<'_>, id: i64) -> Result<i64, DbError
 }
 
 /// Rejects a pending application with an optional reason.
-pub fn reject_application(
+pub(crate) fn reject_application(
     tx: &Transaction<'_>,
     id: i64,
     reason: Option<&str>,
@@ -378,7 +382,7 @@ pub fn reject_application(
 }
 
 /// Checks a leadership role name.
-pub fn check_role(role: &str) -> Result<(), DbError> {
+pub(crate) fn check_role(role: &str) -> Result<(), DbError> {
     if !ROLES.iter().any(|r| r.0 == role) {
         let known: Vec<_> = ROLES.iter().map(|r| r.0).collect();
         return Err(invalid(format!(
@@ -390,7 +394,7 @@ pub fn check_role(role: &str) -> Result<(), DbError> {
 }
 
 /// Puts `member_id` into `role` in `ward_id`; returns the previous holder, if any.
-pub fn change_leadership(
+pub(crate) fn change_leadership(
     tx: &Transaction<'_>,
     ward_id: i64,
     role: &str,

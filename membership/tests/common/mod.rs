@@ -1,9 +1,8 @@
-//! Test helpers: a real redis-server on a free port, and the app built against it.
+//! Test helpers: the app built against a real redis-server (`testkit::RedisServer`), and
+//! requests to it.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
@@ -12,118 +11,7 @@ use membership::{ApiConfig, App};
 use serde_json::Value;
 use tower::ServiceExt;
 
-/// A redis-server child process on a free loopback port; killed on drop.
-pub struct RedisServer {
-    pub port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-    extra: Vec<String>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl RedisServer {
-    pub fn start() -> Self {
-        Self::start_with(&[])
-    }
-
-    /// Starts with extra `redis-server` arguments (e.g. `--maxmemory 3mb`).
-    pub fn start_with(extra: &[&str]) -> Self {
-        let mut s = Self {
-            port: free_port(),
-            dir: tempfile::tempdir().unwrap(),
-            child: None,
-            extra: extra.iter().map(|a| a.to_string()).collect(),
-        };
-        s.restart();
-        s
-    }
-
-    /// A field of `INFO` as a number.
-    pub async fn info_u64(&self, field: &str) -> u64 {
-        let info: String = redis::cmd("INFO")
-            .query_async(&mut self.con().await)
-            .await
-            .unwrap();
-        info.lines()
-            .find_map(|l| l.strip_prefix(&format!("{field}:")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("INFO has no {field}"))
-    }
-
-    /// (Re)starts the server on the same port.
-    pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/setup.sh)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Kills the server (its data is lost).
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGSTOP / SIGCONT: unreachable without losing data.
-    pub fn pause(&self, paused: bool) {
-        let pid = self.child.as_ref().unwrap().id() as i32;
-        let sig = if paused { "-STOP" } else { "-CONT" };
-        Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .unwrap();
-    }
-
-    pub async fn con(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        // A paused server must be resumed to die promptly from SIGKILL's point of view.
-        if let Some(c) = &self.child {
-            let _ = Command::new("kill")
-                .args(["-CONT", &c.id().to_string()])
-                .status();
-        }
-        self.stop();
-    }
-}
+pub use testkit::RedisServer;
 
 /// Environment for a test app: a fresh SQLite file with a small data set, the given
 /// Redis port, a token, no warm-up, short timeouts; `extra` overrides.
