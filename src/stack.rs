@@ -23,7 +23,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 pub enum StackError {
     /// A setting handed to the API breaks its rule (the message names the variable).
     #[error("membership API config: {0}")]
-    Config(#[from] membership::config::ConfigError),
+    Config(#[from] membership::ConfigError),
     /// The API stopped with an error before it listened.
     #[error("membership API failed to start: {0}")]
     Start(#[from] membership::StartError),

@@ -4,8 +4,8 @@
 mod common;
 
 use common::cli;
-use loadtests::recorder::RouteLatency;
 use loadtests::LoadResults;
+use loadtests::RouteLatency;
 use redis_harness::gate::{self, Targets};
 
 fn route(route: &str, cache: &str, p50: u64, p99: u64) -> RouteLatency {

@@ -14,7 +14,7 @@
 //!   request's intended send time so that overload is not hidden.
 
 mod mix;
-pub mod recorder;
+mod recorder;
 mod scenarios;
 
 use std::sync::Arc;

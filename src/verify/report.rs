@@ -176,13 +176,13 @@ pub(crate) fn charts(l: &LoadResults, fault: Option<(f64, f64)>) -> Vec<Chart> {
         })
         .into_iter()
         .collect();
-    let t = |f: &dyn Fn(&loadtests::recorder::Second) -> Option<f64>| -> Vec<(f64, f64)> {
+    let t = |f: &dyn Fn(&loadtests::Second) -> Option<f64>| -> Vec<(f64, f64)> {
         l.timeline
             .iter()
             .filter_map(|s| f(s).map(|v| (s.t as f64, v)))
             .collect()
     };
-    let any = |s: &loadtests::recorder::Second| s.requests > 0;
+    let any = |s: &loadtests::Second| s.requests > 0;
     vec![
         Chart {
             title: "Latency per second (µs, logarithmic)".into(),
