@@ -14,9 +14,7 @@
 pub mod docker;
 pub mod process;
 
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -28,7 +26,7 @@ use super::TopologyError;
 use crate::config::{BackendKind, HarnessConfig, PartitionDirection};
 
 /// A boxed, sendable future: what keeps [`Backend`] object-safe.
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) use futures_util::future::BoxFuture;
 
 /// Which faults a backend can inject; ask before anything starts (e.g. a drill checks
 /// that its fault is possible on the configured backend).
