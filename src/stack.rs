@@ -27,7 +27,10 @@ pub enum StackError {
     /// The API stopped with an error before it listened.
     #[error("membership API failed to start: {0}")]
     Start(#[from] membership::StartError),
-    /// The API did not listen in time (or ended without saying why).
+    /// The API ended before it listened, without an error of its own.
+    #[error("membership API failed to start: it ended before listening ({0})")]
+    Ended(String),
+    /// The API did not listen in time.
     #[error("membership API failed to start: did not start within {} s", .waited.as_secs())]
     NotListening {
         /// How long it was given.
@@ -102,12 +105,19 @@ impl ApiServer {
                 stop,
                 task: Some(task),
             }),
-            _ => Err(match task.await {
+            // The API ended before listening: its own error says why.
+            Ok(Err(_)) => Err(match task.await {
                 Ok(Err(e)) => StackError::Start(e),
-                _ => StackError::NotListening {
-                    waited: START_TIMEOUT,
-                },
+                Ok(Ok(())) => StackError::Ended("it returned without serving".into()),
+                Err(e) => StackError::Ended(e.to_string()),
             }),
+            // Still not listening: stop it rather than wait on a task that may never end.
+            Err(_) => {
+                task.abort();
+                Err(StackError::NotListening {
+                    waited: START_TIMEOUT,
+                })
+            }
         }
     }
 
