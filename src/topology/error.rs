@@ -90,6 +90,9 @@ pub enum TopologyError {
     /// No node of that name.
     #[error("no node {0} in this topology")]
     UnknownNode(String),
+    /// The node exists but its process or container is not running.
+    #[error("node {0} is not running")]
+    NotRunning(String),
     /// A run directory is not one the harness created.
     #[error("refusing to wipe {0}: it exists and is not a redis-harness topology directory")]
     ForeignDirectory(PathBuf),

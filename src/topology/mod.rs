@@ -2,11 +2,11 @@
 //! it and tear it down without leaving anything behind.
 //!
 //! - [`spec`]: which nodes, with which roles and ports.
-//! - [`conf`]: their `redis.conf` / `sentinel.conf`.
-//! - [`backend`]: the one interface every backend implements, and what each can do
+//! - `conf`: their `redis.conf` / `sentinel.conf`.
+//! - `backend`: the one interface every backend implements, and what each can do
 //!   ([`capabilities`]); [`process`] (local `redis-server` binaries on loopback) and
 //!   [`docker`] (containers on a private network, partitions) implement it.
-//! - [`node`]: what backends share about a node (config files, log tails, stop outcomes).
+//! - `node`: what backends share about a node (config files, log tails, stop outcomes).
 //! - [`probe`]: readiness and live status over the Redis protocol (backend-independent).
 //! - [`state`]: the state file that lets another shell find a running topology.
 //! - `error`: [`TopologyError`].

@@ -276,10 +276,7 @@ impl ProcessBackend {
                 send_signal(pid, signal);
                 Ok(())
             }
-            None => Err(TopologyError::UnknownNode(format!(
-                "{} (not running)",
-                record.spec.name
-            ))),
+            None => Err(TopologyError::NotRunning(record.spec.name.clone())),
         }
     }
 }
@@ -499,10 +496,7 @@ mod tests {
             b.pause(&record).await.unwrap_err(),
             b.resume(&record).await.unwrap_err(),
         ] {
-            assert_eq!(
-                e.to_string(),
-                "no node replica-1 (not running) in this topology"
-            );
+            assert_eq!(e.to_string(), "node replica-1 is not running");
         }
         assert_eq!(b.live_pid(&record), None);
     }
