@@ -10,13 +10,13 @@
 //! - [`topology`]: planning, starting (process backend), readiness, status, teardown.
 //! - [`drill`]: failover drills with Jepsen-style accounting, reports and gates.
 //! - [`gate`]: targets and baseline regressions over load-test results; JUnit/Markdown.
-//! - [`stack`]: the membership API served in-process on a topology.
-//! - [`verify`]: `verify` (the main job) and `load`: load, drill under load, gates, reports.
-//! - [`plan`]: capacity planning (knee search, memory projection).
+//! - `stack`: the membership API served in-process on a topology.
+//! - `verify`: `verify` (the main job) and `load`: load, drill under load, gates, reports.
+//! - `plan`: capacity planning (knee search, memory projection).
 //! - [`bench`]: criterion benches plus a redis-benchmark baseline.
-//! - [`report`]: self-contained HTML with SVG charts.
-//! - [`progress`]: step lines and progress bars.
-//! - [`cli`]: the command line (the binary's edge; `main.rs` only calls [`run`]).
+//! - `report`: self-contained HTML with SVG charts.
+//! - `progress`: step lines and progress bars.
+//! - `cli`: the command line (the binary's edge; `main.rs` only calls [`run`]).
 
 #![warn(unreachable_pub)]
 

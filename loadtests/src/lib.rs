@@ -5,7 +5,7 @@
 //!
 //! # Layout
 //!
-//! - [`recorder`]: every request's latency in microseconds (hdrhistogram) per route
+//! - `recorder`: every request's latency in microseconds (hdrhistogram) per route
 //!   template and per `X-Cache` value, status codes, a per-second timeline, the hit rate.
 //! - `mix`: Zipf-skewed popularity and a lock-free random source.
 //! - `scenarios`: dashboard, member lookup, lookup and writer users.

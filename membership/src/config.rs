@@ -110,7 +110,7 @@ pub struct ApiConfig {
     /// byte of its next request before it is closed.
     pub http_idle_timeout: Duration,
     /// HTTP_MAX_CONNECTIONS (10000): client connections open at once, at most. Beyond it a
-    /// new connection is answered `503` and closed at once (see [`crate::server`]). It must
+    /// new connection is answered `503` and closed at once (see `crate::server`). It must
     /// stay below the process's open-files limit: at start it is lowered, with a warning,
     /// to leave a reserve of descriptors for the database, Redis and the listener.
     pub http_max_connections: usize,

@@ -5,16 +5,16 @@
 //! event on one clock, injects a fault, restores the faulted process, checks that the
 //! topology healed, reads back every value and judges what clients saw.
 //!
-//! - [`clock`]: the monotonic drill clock.
-//! - [`kind`]: the drill kinds.
+//! - `clock`: the monotonic drill clock.
+//! - `kind`: the drill kinds.
 //! - `fault`: one type per fault: what it supports, how it injects and restores.
-//! - [`workload`] / [`api_load`]: writers and readers, and the optional HTTP load.
-//! - [`observe`]: ROLE polling and Sentinel events.
+//! - `workload` / `api_load`: writers and readers, and the optional HTTP load.
+//! - `observe`: ROLE polling and Sentinel events.
 //! - [`history`]: operations, the final read, and the checker.
 //! - `judge`: figures, checks and the timeline from what was recorded (pure).
-//! - [`figures`]: what a run measured, and a typed handle on each figure.
-//! - [`gates`]: thresholds on figures.
-//! - [`report`]: figures over repeats, gates, terminal/Markdown/JSON output.
+//! - `figures`: what a run measured, and a typed handle on each figure.
+//! - `gates`: thresholds on figures.
+//! - `report`: figures over repeats, gates, terminal/Markdown/JSON output.
 
 pub(crate) mod api_load;
 pub(crate) mod clock;

@@ -6,7 +6,7 @@
 //! - [`Targets`]: the YAML targets file.
 //! - [`evaluate`]: results (+ baseline) → verdicts.
 //! - [`junit`] / [`markdown`] / [`verdict_table`]: CI-native renderings, through the
-//!   shared [`crate::report`] pieces.
+//!   shared `crate::report` pieces.
 
 use std::fmt::Write as _;
 use std::path::Path;

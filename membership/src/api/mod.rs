@@ -1,10 +1,10 @@
 //! The HTTP API (axum) under `/api/v1`: routes, shared state and the router factory.
 //!
-//! - [`read`]: cached GET routes and uncached listings.
+//! - `read`: cached GET routes and uncached listings.
 //! - [`write`]: writes, each firing its invalidation hook after commit.
-//! - [`admin`]: cache management and Prometheus metrics.
+//! - `admin`: cache management and Prometheus metrics.
 //! - [`params`]: the cached routes' requests in canonical form (key, tags, validation).
-//! - [`error`] / [`extract`]: JSON errors for every rejection.
+//! - `error` / `extract`: JSON errors for every rejection.
 
 pub(crate) mod admin;
 pub(crate) mod error;

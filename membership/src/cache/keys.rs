@@ -1,6 +1,6 @@
 //! Cache configurations per route kind, and the key format
 //! `<REDIS_KEY_PREFIX><type>:<path>:<variant>`. Path and variant are canonical: built from the
-//! parsed request (see [`super::layer::CachedRequest`]), so every spelling of one resource
+//! parsed request (see [`super::request::CachedRequest`]), so every spelling of one resource
 //! (`members/0042`, `members/%34%32`, `limit=05`, `limit=%2B5`) has one key.
 
 use serde::Serialize;

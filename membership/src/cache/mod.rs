@@ -2,12 +2,12 @@
 //!
 //! - [`keys`]: cache configurations per route kind, key format, invalidation tags.
 //! - [`codec`]: stored value format with LZ4 compression above a threshold.
-//! - [`link`]: the connection, standalone or through Sentinels, following failovers.
-//! - [`breaker`]: circuit breaker so a dead Redis is not retried on every request.
+//! - `link`: the connection, standalone or through Sentinels, following failovers.
+//! - `breaker`: circuit breaker so a dead Redis is not retried on every request.
 //! - [`request`]: a cached route's request, parsed once into its canonical form.
 //! - [`layer`]: the cache-aside tower layer (`X-Cache`, stampede protection).
-//! - [`invalidation`]: the hooks every write fires after commit.
-//! - [`metrics`]: per-route counters and latency histograms.
+//! - `invalidation`: the hooks every write fires after commit.
+//! - `metrics`: per-route counters and latency histograms.
 //! - [`warmup`]: warming the critical endpoints.
 //!
 //! Freshness (DESIGN.md, "Cache freshness"): every tag has a version in Redis, a random
@@ -465,7 +465,7 @@ impl Cache {
     }
 
     /// Gives each tag a new version and removes its tagged keys, now, without the outbox
-    /// (writes go through [`invalidation::write`]). Returns the number of keys removed.
+    /// (writes go through `invalidation::write`). Returns the number of keys removed.
     pub async fn invalidate(&self, tags: &[String]) -> Result<u64, CacheError> {
         if tags.is_empty() {
             return Ok(0);

@@ -2,7 +2,7 @@
 //!
 //! The cache layer parses each request with the route's [`CachedRequest`] type before it
 //! looks at Redis, builds the key and tags from the parsed values, and hands the parsed
-//! value to the handler ([`Parsed`]). So the key and tags always name exactly what the
+//! value to the handler (`Parsed`). So the key and tags always name exactly what the
 //! handler reads: a percent-encoded or zero-padded spelling of a member is that member, and
 //! a value the handler would reject is rejected before it can create a key.
 

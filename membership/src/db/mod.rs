@@ -4,8 +4,8 @@
 //! - [`schema`]: versioned migration.
 //! - [`generate`]: the deterministic data set.
 //! - [`queries`]: statistics, analytics, members and lookups (real SQL aggregates).
-//! - [`writes`]: member, application, leadership and bulk-import writes, in transactions.
-//! - [`outbox`]: the cache invalidations each write records in its own transaction.
+//! - `writes`: member, application, leadership and bulk-import writes, in transactions.
+//! - `outbox`: the cache invalidations each write records in its own transaction.
 
 pub mod generate;
 pub(crate) mod outbox;
