@@ -137,6 +137,8 @@ pub struct Versions {
     pub server: link::ServerId,
     /// One version per tag, in the tags' order.
     pub tags: Vec<String>,
+    /// The tags' version keys, in the tags' order (built once per request, reused to store).
+    keys: Vec<String>,
 }
 
 /// A response shared between coalesced requests.
@@ -150,6 +152,8 @@ pub struct Cache {
     compress_threshold: usize,
     honor_no_cache: bool,
     ttls: crate::config::CacheTtls,
+    /// How long a new tag version lives (see `Cache::version_ttl`).
+    version_ttl: u64,
     link: Arc<RedisLink>,
     breaker: Breaker,
     /// Per-route metrics.
@@ -196,6 +200,7 @@ impl Cache {
             compress_threshold: cfg.compress_threshold,
             honor_no_cache: cfg.honor_no_cache,
             ttls: cfg.ttls.clone(),
+            version_ttl: Self::version_ttl(&cfg.ttls),
             link: Arc::clone(&link),
             breaker: Breaker::new(cfg.breaker_threshold, cfg.breaker_cooldown),
             metrics: CacheMetrics::default(),
@@ -288,8 +293,7 @@ impl Cache {
     }
 
     /// How long a new version lives: as long as the longest-lived entry could.
-    fn version_ttl(&self) -> u64 {
-        let t = &self.ttls;
+    fn version_ttl(t: &crate::config::CacheTtls) -> u64 {
         [
             t.statistics,
             t.analytics,
@@ -321,13 +325,14 @@ impl Cache {
             return Lookup::Bypass;
         }
         let vkeys = self.version_keys(tags);
+        let vk = &vkeys;
         let res = self
             .call_id(|mut con, _| async move {
                 redis::pipe()
                     .cmd("GET")
                     .arg(key)
                     .cmd("MGET")
-                    .arg(&vkeys)
+                    .arg(vk)
                     .query_async::<(Option<Vec<u8>>, Vec<Option<String>>)>(&mut con)
                     .await
             })
@@ -363,7 +368,7 @@ impl Cache {
                 _ => self.metrics.event(route, metrics::Event::Unproven),
             }
         }
-        Lookup::Miss(self.complete_versions(tags, versions, server).await)
+        Lookup::Miss(self.complete_versions(vkeys, versions, server).await)
     }
 
     /// Reads only the versions of `tags` (for a forced refresh), creating missing ones;
@@ -373,33 +378,37 @@ impl Cache {
             return None;
         }
         let vkeys = self.version_keys(tags);
+        let vk = &vkeys;
         let (read, server) = self
             .call_id(|mut con, _| async move {
                 redis::cmd("MGET")
-                    .arg(&vkeys)
+                    .arg(vk)
                     .query_async::<Vec<Option<String>>>(&mut con)
                     .await
             })
             .await
             .ok()?;
-        Some(self.complete_versions(tags, read, server).await)
+        Some(self.complete_versions(vkeys, read, server).await)
     }
 
-    /// The versions of `tags` as read on `server`, with the missing ones created (a fresh
-    /// value each, set only if still missing, then read back on the same server). `None`
-    /// if any is still missing or the server changed.
+    /// The versions at version keys `vkeys` as read on `server`, with the missing ones
+    /// created (a fresh value each, set only if still missing, then read back on the same
+    /// server). `None` if any is still missing or the server changed.
     async fn complete_versions(
         &self,
-        tags: &[String],
+        vkeys: Vec<String>,
         read: Vec<Option<String>>,
         server: link::ServerId,
     ) -> Option<Versions> {
         if read.iter().all(Option::is_some) {
             let tags = read.into_iter().collect::<Option<Vec<String>>>()?;
-            return Some(Versions { server, tags });
+            return Some(Versions {
+                server,
+                tags,
+                keys: vkeys,
+            });
         }
-        let vkeys = self.version_keys(tags);
-        let ttl = self.version_ttl();
+        let ttl = self.version_ttl;
         let mut pipe = redis::pipe();
         for (k, v) in vkeys.iter().zip(&read) {
             if v.is_none() {
@@ -421,12 +430,17 @@ impl Cache {
             return None;
         }
         let tags = now.into_iter().collect::<Option<Vec<String>>>()?;
-        Some(Versions { server, tags })
+        Some(Versions {
+            server,
+            tags,
+            keys: vkeys,
+        })
     }
 
     /// Stores `body` under `key` for `ttl` seconds with the tag `versions` it was computed
     /// at, unless a version moved or vanished meanwhile or the server is not the one they
-    /// were read on. Returns whether it was stored.
+    /// were read on. `versions` must have been read for these `tags` (their version keys
+    /// are reused from it). Returns whether it was stored.
     pub async fn store(
         &self,
         key: &str,
@@ -442,7 +456,7 @@ impl Cache {
             self.compress_threshold,
         );
         let mut inv = self.store_script.key(key);
-        for k in self.version_keys(tags) {
+        for k in &versions.keys {
             inv.key(k);
         }
         for t in tags {
@@ -475,7 +489,7 @@ impl Cache {
             inv.key(keys::version_key(&self.prefix, t));
             inv.key(keys::tag_set_key(&self.prefix, t));
         }
-        inv.arg(new_version()).arg(self.version_ttl());
+        inv.arg(new_version()).arg(self.version_ttl);
         self.call(|mut con| async move { inv.invoke_async::<u64>(&mut con).await })
             .await
     }
@@ -693,7 +707,8 @@ impl Cache {
                     .collect();
                 let get = |k: &str| f.get(k).map(|v| v.to_string());
                 let num = |k: &str| f.get(k).and_then(|v| v.parse::<u64>().ok());
-                let pending = !self.pending_tags().is_empty();
+                // An unreadable outbox (`None`) counts as pending, as in `pending_tags`.
+                let pending = self.outbox.pending().is_none_or(|p| !p.is_empty());
                 json!({
                     "status": if pending { "degraded" } else { "healthy" },
                     "reachable": true,
