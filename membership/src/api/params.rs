@@ -165,11 +165,7 @@ impl CachedRequest for Membership {
         })
     }
     fn variant(&self) -> String {
-        let g = serde_json::to_value(self.group_by)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        let mut pairs = vec![("group_by", g)];
+        let mut pairs = vec![("group_by", self.group_by.as_str().to_string())];
         pairs.extend(self.status.clone().map(|s| ("status", s)));
         variant(&pairs)
     }

@@ -282,6 +282,29 @@ pub(crate) enum GroupBy {
     Age,
 }
 
+impl GroupBy {
+    /// Every dimension.
+    #[cfg(test)]
+    const ALL: [GroupBy; 5] = [
+        GroupBy::Province,
+        GroupBy::Municipality,
+        GroupBy::Status,
+        GroupBy::Gender,
+        GroupBy::Age,
+    ];
+
+    /// The name serde uses for it (lowercase).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Province => "province",
+            GroupBy::Municipality => "municipality",
+            GroupBy::Status => "status",
+            GroupBy::Gender => "gender",
+            GroupBy::Age => "age",
+        }
+    }
+}
+
 /// `GET analytics/membership`: member counts grouped by a dimension, optionally for one
 /// status.
 pub(crate) fn analytics_membership(
@@ -468,4 +491,16 @@ pub(crate) fn ward_exists(con: &Connection, ward_id: i64) -> Result<(), DbError>
     found
         .map(|_| ())
         .ok_or_else(|| DbError::NotFound(format!("ward {ward_id} does not exist")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GroupBy;
+
+    #[test]
+    fn group_by_as_str_is_the_serde_name() {
+        for g in GroupBy::ALL {
+            assert_eq!(serde_json::to_value(g).unwrap(), g.as_str(), "{g:?}");
+        }
+    }
 }
