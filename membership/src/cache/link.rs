@@ -178,12 +178,8 @@ impl RedisLink {
         self.master_changes.load(Ordering::Relaxed)
     }
 
-    /// A connection to the current server, connecting (and resolving the master) if needed.
-    pub async fn connection(&self) -> Result<MultiplexedConnection, LinkError> {
-        Ok(self.connection_with_id().await?.0)
-    }
-
-    /// A connection to the current server and that server's incarnation.
+    /// A connection to the current server and that server's incarnation, connecting (and
+    /// resolving the master) if needed.
     pub async fn connection_with_id(&self) -> Result<(MultiplexedConnection, ServerId), LinkError> {
         if let Some(c) = self.cached() {
             return Ok(c);
