@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::error::{parse_id, ApiError};
 use super::extract::Query;
 use super::AppState;
-use crate::cache::invalidation::{self, ApplicationAction, MemberAction};
+use crate::cache::invalidation::{self, MemberAction};
 use crate::cache::keys::tags;
 use crate::cache::warmup;
 
@@ -182,9 +182,9 @@ pub(crate) async fn trigger(
             let m = s.db.read(move |c| crate::db::queries::member_by_id(c, id)).await?;
             invalidation::on_member_change(MemberAction::Update, id, &m.id_number, true)
         }
-        "application_change" => invalidation::on_membership_application_change(ApplicationAction::Submit, None),
+        "application_change" => invalidation::on_membership_application_change(None),
         "leadership_change" => invalidation::on_leadership_change(&[]),
-        "bulk_operation" => invalidation::on_bulk_operation(0),
+        "bulk_operation" => invalidation::on_bulk_operation(),
         "lookups" => vec![tags::LOOKUP.into()],
         "tags" => {
             let list = t.tags.filter(|l| !l.is_empty()).ok_or_else(|| ApiError::bad_request("tags: required for event tags"))?;

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::error::{parse_id, ApiError};
 use super::extract::Json;
 use super::AppState;
-use crate::cache::invalidation::{self, ApplicationAction, Invalidation, MemberAction};
+use crate::cache::invalidation::{self, Invalidation, MemberAction};
 use crate::db::queries;
 use crate::db::writes::{self, MemberUpdate, NewMember};
 use crate::db::DbError;
@@ -111,7 +111,7 @@ pub(crate) async fn bulk_import(
     }
     let (ids, inv) = write(&s, move |tx| {
         let ids = writes::bulk_import(tx, &items)?;
-        let tags = invalidation::on_bulk_operation(ids.len());
+        let tags = invalidation::on_bulk_operation();
         Ok((ids, tags))
     })
     .await?;
@@ -130,7 +130,7 @@ pub(crate) async fn submit_application(
 ) -> Reply {
     let (id, inv) = write(&s, move |tx| {
         let id = writes::submit_application(tx, &m)?;
-        let tags = invalidation::on_membership_application_change(ApplicationAction::Submit, None);
+        let tags = invalidation::on_membership_application_change(None);
         Ok((id, tags))
     })
     .await?;
@@ -149,10 +149,7 @@ pub(crate) async fn approve_application(
     let (member_id, inv) = write(&s, move |tx| {
         let member_id = writes::approve_application(tx, id)?;
         let idn = id_number_of(tx, member_id)?;
-        let tags = invalidation::on_membership_application_change(
-            ApplicationAction::Approve,
-            Some((member_id, &idn)),
-        );
+        let tags = invalidation::on_membership_application_change(Some((member_id, &idn)));
         Ok((member_id, tags))
     })
     .await?;
@@ -180,7 +177,7 @@ pub(crate) async fn reject_application(
     let id = parse_id(&raw, "application id")?;
     let ((), inv) = write(&s, move |tx| {
         writes::reject_application(tx, id, r.reason.as_deref())?;
-        let tags = invalidation::on_membership_application_change(ApplicationAction::Reject, None);
+        let tags = invalidation::on_membership_application_change(None);
         Ok(((), tags))
     })
     .await?;

@@ -23,18 +23,6 @@ pub(crate) enum MemberAction {
     Delete,
 }
 
-/// An application decision or submission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum ApplicationAction {
-    /// Submitted (pending).
-    Submit,
-    /// Approved (creates a member).
-    Approve,
-    /// Rejected.
-    Reject,
-}
-
 /// What an invalidation did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Invalidation {
@@ -84,12 +72,10 @@ pub(crate) fn on_member_change(
     t
 }
 
-/// `on_membership_application_change(action)`: statistics (pending count) and analytics
-/// (application pipeline); an approval also created `member` (id, ID number).
-pub(crate) fn on_membership_application_change(
-    _action: ApplicationAction,
-    member: Option<(i64, &str)>,
-) -> Vec<String> {
+/// `on_membership_application_change`: statistics (pending count) and analytics
+/// (application pipeline); an approval also created `member` (id, ID number). The tags do
+/// not depend on the decision, only on whether it created a member.
+pub(crate) fn on_membership_application_change(member: Option<(i64, &str)>) -> Vec<String> {
     let mut t = vec![tags::STATISTICS.into(), tags::ANALYTICS.into()];
     if let Some((id, idn)) = member {
         t.push(tags::member(id));
@@ -109,8 +95,8 @@ pub(crate) fn on_leadership_change(leaders: &[(i64, String)]) -> Vec<String> {
     t
 }
 
-/// `on_bulk_operation(import, count)`: statistics and analytics (new members have no
+/// `on_bulk_operation`: statistics and analytics, whatever the count (new members have no
 /// cached entries of their own: only successful reads are stored).
-pub(crate) fn on_bulk_operation(_count: usize) -> Vec<String> {
+pub(crate) fn on_bulk_operation() -> Vec<String> {
     vec![tags::STATISTICS.into(), tags::ANALYTICS.into()]
 }
