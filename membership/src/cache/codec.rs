@@ -71,19 +71,36 @@ pub(crate) fn encode_entry(
     threshold: usize,
 ) -> Vec<u8> {
     let encoded = encode(body, threshold);
-    let fields: Vec<&str> = std::iter::once(server)
-        .chain(versions.iter().map(String::as_str))
-        .collect();
-    let mut out =
-        Vec::with_capacity(2 + fields.iter().map(|v| v.len() + 1).sum::<usize>() + encoded.len());
+    let fields_len = server.len() + 1 + versions.iter().map(|v| v.len() + 1).sum::<usize>();
+    let mut out = Vec::with_capacity(2 + fields_len + encoded.len());
     out.push(ENTRY);
-    out.push(u8::try_from(fields.len()).expect("at most 254 tags"));
-    for v in fields {
-        out.push(u8::try_from(v.len()).expect("a field of at most 255 bytes"));
-        out.extend_from_slice(v.as_bytes());
+    // The count covers the server and the versions.
+    out.push(u8::try_from(versions.len() + 1).expect("at most 254 tags"));
+    push_field(&mut out, server);
+    for v in versions {
+        push_field(&mut out, v);
     }
     out.extend_from_slice(&encoded);
     out
+}
+
+/// Appends one entry field: its length byte, then its bytes.
+fn push_field(out: &mut Vec<u8>, v: &str) {
+    out.push(u8::try_from(v.len()).expect("a field of at most 255 bytes"));
+    out.extend_from_slice(v.as_bytes());
+}
+
+/// Splits one entry field (length byte and UTF-8 bytes) off the front of `rest`.
+fn read_field(rest: &[u8]) -> Result<(&str, &[u8]), CodecError> {
+    let (&len, tail) = rest.split_first().ok_or(CodecError::Format)?;
+    if tail.len() < len as usize {
+        return Err(CodecError::Format);
+    }
+    let (v, tail) = tail.split_at(len as usize);
+    Ok((
+        std::str::from_utf8(v).map_err(|_| CodecError::Format)?,
+        tail,
+    ))
 }
 
 /// Splits a stored cache entry into its versions and encoded body. A value without the
@@ -92,21 +109,18 @@ pub fn decode_entry(stored: &[u8]) -> Result<Entry<'_>, CodecError> {
     let (&ENTRY, rest) = stored.split_first().ok_or(CodecError::Format)? else {
         return Err(CodecError::Format);
     };
-    let (&n, mut rest) = rest.split_first().ok_or(CodecError::Format)?;
+    // The count covers the server and the versions, so it is at least 1.
+    let (&n, rest) = rest.split_first().ok_or(CodecError::Format)?;
     if n == 0 {
         return Err(CodecError::Format);
     }
-    let mut versions = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        let (&len, tail) = rest.split_first().ok_or(CodecError::Format)?;
-        if tail.len() < len as usize {
-            return Err(CodecError::Format);
-        }
-        let (v, tail) = tail.split_at(len as usize);
-        versions.push(std::str::from_utf8(v).map_err(|_| CodecError::Format)?);
+    let (server, mut rest) = read_field(rest)?;
+    let mut versions = Vec::with_capacity(n as usize - 1);
+    for _ in 1..n {
+        let (v, tail) = read_field(rest)?;
+        versions.push(v);
         rest = tail;
     }
-    let server = versions.remove(0);
     Ok(Entry {
         server,
         versions,
