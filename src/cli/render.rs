@@ -88,7 +88,7 @@ pub(super) fn teardown_line(r: &TeardownReport) -> String {
     let killed = r
         .nodes
         .iter()
-        .filter(|(_, o)| *o == crate::topology::process::StopOutcome::Killed)
+        .filter(|(_, o)| *o == crate::topology::StopOutcome::Killed)
         .count();
     let mut s = format!(
         "{} nodes stopped in {} ms ({killed} needed SIGKILL)",

@@ -137,6 +137,7 @@ impl Topology {
         // Data nodes first, then Sentinels: a Sentinel that finds the replicas already
         // linked learns them from its first INFO instead of ten seconds later.
         let mut master: Option<NodeSpec> = None;
+        let view = topo.backend.config_view();
         for phase in [false, true] {
             for node in specs
                 .iter()
@@ -144,7 +145,6 @@ impl Topology {
             {
                 // The master is planned (and so started) first; its config names itself.
                 let m = master.clone().unwrap_or_else(|| node.clone());
-                let view = topo.backend.config_view();
                 let record = node::write_node(cfg, &dir, node, &m, view)?;
                 let record = topo.backend.start(record).await?;
                 if node.kind == NodeKind::Master {

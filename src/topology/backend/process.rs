@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::{BoxFuture, Capabilities, Leftovers, Origin};
 use crate::config::{BackendKind, HarnessConfig};
-pub use crate::topology::node::StopOutcome;
+use crate::topology::node::StopOutcome;
 use crate::topology::node::{log_tail, ConfigView};
 use crate::topology::spec::{self, NodeKind, NodeSpec};
 use crate::topology::state::{NodeRecord, TopologyState};
@@ -112,7 +112,6 @@ pub fn binary_version(binary: &Path) -> Result<String, TopologyError> {
 pub fn spawn_node(
     binary: &Path,
     mut record: NodeRecord,
-    sentinel: bool,
 ) -> Result<(NodeRecord, Child), TopologyError> {
     let log = record.dir.join("stdout.log");
     let out =
@@ -120,7 +119,7 @@ pub fn spawn_node(
     let err = out.try_clone()?;
     let mut cmd = Command::new(binary);
     cmd.arg(&record.config_file);
-    if sentinel {
+    if record.spec.kind == NodeKind::Sentinel {
         cmd.arg("--sentinel");
     }
     cmd.current_dir(&record.dir)
@@ -288,12 +287,11 @@ impl super::Backend for ProcessBackend {
 
     fn preflight<'a>(
         &'a mut self,
-        cfg: &'a HarnessConfig,
+        _cfg: &'a HarnessConfig,
         _dir: &'a Path,
     ) -> BoxFuture<'a, Result<String, TopologyError>> {
         Box::pin(async move {
-            self.redis_server = cfg.redis_server.clone();
-            self.binary = None;
+            // The backend was built from this config: `redis_server` is already its.
             let binary = self.binary()?;
             binary_version(&binary)
         })
@@ -314,8 +312,7 @@ impl super::Backend for ProcessBackend {
         Box::pin(async move {
             let binary = self.binary()?;
             tracing::info!("starting {} on {}", record.spec.name, record.spec.addr());
-            let sentinel = record.spec.kind == NodeKind::Sentinel;
-            let (record, child) = spawn_node(&binary, record, sentinel)?;
+            let (record, child) = spawn_node(&binary, record)?;
             self.children.insert(record.spec.name.clone(), child);
             Ok(record)
         })
@@ -348,8 +345,7 @@ impl super::Backend for ProcessBackend {
         Box::pin(async move {
             let binary = locate_binary(&self.redis_server)?;
             self.stop_and_reap(std::slice::from_ref(record), Duration::ZERO);
-            let sentinel = record.spec.kind == NodeKind::Sentinel;
-            let (started, child) = spawn_node(&binary, record.clone(), sentinel)?;
+            let (started, child) = spawn_node(&binary, record.clone())?;
             self.children.insert(started.spec.name.clone(), child);
             *record = started;
             Ok(())

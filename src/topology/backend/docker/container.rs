@@ -12,6 +12,7 @@ use testcontainers::bollard::models::{HostConfig, Mount, MountTypeEnum, PortBind
 use testcontainers::bollard::Docker;
 
 use crate::topology::node::log_tail;
+use crate::topology::spec::NodeKind;
 use crate::topology::state::NodeRecord;
 use crate::topology::TopologyError;
 
@@ -30,9 +31,9 @@ pub async fn start(
     labels: &[(&'static str, String)],
     publish: bool,
     mut record: NodeRecord,
-    sentinel: bool,
 ) -> Result<(NodeRecord, IpAddr), TopologyError> {
     let node = record.spec.name.clone();
+    let sentinel = record.spec.kind == NodeKind::Sentinel;
     let failed = |detail: String| TopologyError::Start {
         node: node.clone(),
         detail,

@@ -139,10 +139,8 @@ impl super::Backend for DockerBackend {
         dir: &'a Path,
     ) -> BoxFuture<'a, Result<String, TopologyError>> {
         Box::pin(async move {
-            let d = client()?;
-            check_engine(&d).await?;
+            let d = self.connect().await?;
             ensure_image(&d, &cfg.docker.image).await?;
-            self.docker = Some(d.clone());
             let run_dir = absolute(&cfg.run_dir)?;
             let network = network_name(&cfg.name, dir);
             let leftovers: Vec<String> =
@@ -215,7 +213,6 @@ impl super::Backend for DockerBackend {
             let d = self.engine()?;
             let network = self.network.as_deref().unwrap_or_default();
             let name = record.spec.name.clone();
-            let sentinel = record.spec.kind == NodeKind::Sentinel;
             tracing::info!("starting {name} as a container on network {network}");
             let (mut record, ip) = start(
                 d,
@@ -224,7 +221,6 @@ impl super::Backend for DockerBackend {
                 &self.labels(),
                 self.publish,
                 record,
-                sentinel,
             )
             .await?;
             record.spec.host = ip.to_string();
