@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::gates::{gate_name, DrillGates};
 use super::{DrillKind, DrillRun, Figure};
 use crate::config::HarnessConfig;
-use crate::report::{markdown_table, text_table, Rows, Table};
+use crate::report::{Rows, Table};
 
 /// Identifier and version of the JSON layout.
 pub(crate) const SCHEMA: &str = "redis-harness/drill-report/v1";
@@ -166,21 +166,12 @@ pub(crate) fn build_with_gates(
     }
 }
 
-/// `figure`, one column per run, then min / median / max.
-fn figure_headers(r: &DrillReport) -> Vec<String> {
-    let mut header = vec!["figure".to_string()];
-    header.extend(r.runs.iter().map(|x| format!("run {}", x.run)));
-    header.extend(["min", "median", "max"].map(String::from));
-    header
-}
-
-fn as_strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
-/// One row per figure: its value in each run, then over the runs.
-fn figure_rows(r: &DrillReport) -> Vec<Vec<String>> {
-    Figure::ALL
+/// One row per figure: its value in each run, then min / median / max over the runs.
+fn figures_table(r: &DrillReport) -> Table {
+    let mut headers = vec!["figure".to_string()];
+    headers.extend(r.runs.iter().map(|x| format!("run {}", x.run)));
+    headers.extend(["min", "median", "max"].map(String::from));
+    let rows = Figure::ALL
         .iter()
         .zip(&r.summary)
         .map(|(figure, s)| {
@@ -189,7 +180,8 @@ fn figure_rows(r: &DrillReport) -> Vec<Vec<String>> {
             row.extend([fmt(s.min), fmt(s.median), fmt(s.max)]);
             row
         })
-        .collect()
+        .collect();
+    Table { headers, rows }
 }
 
 fn fmt(v: Option<f64>) -> String {
@@ -229,8 +221,7 @@ pub(crate) fn failures(r: &DrillReport) -> Vec<String> {
 
 /// The terminal rendering: figures per run and over runs, then checks and gates.
 pub(crate) fn terminal(r: &DrillReport) -> String {
-    let headers = figure_headers(r);
-    let t = text_table(&as_strs(&headers), &figure_rows(r));
+    let t = figures_table(r).to_text();
     let s = &r.setup;
     let mut out = format!(
         "drill {} x{}: {} replicas, {} Sentinels (quorum {}), down-after {} ms, min-replicas-to-write {}, WAIT {}, {} writers x {}/s\n{t}\n",
@@ -356,8 +347,8 @@ pub(crate) fn markdown(r: &DrillReport) -> String {
         s.replicas, s.sentinels, s.quorum, s.down_after_ms, s.failover_timeout_ms, s.min_replicas_to_write, s.wait_replicas, s.writers, s.write_rate,
         if s.aof { "on" } else { "off" }, s.appendfsync
     ));
-    let headers = figure_headers(r);
-    out.push_str(&markdown_table(&as_strs(&headers), &figure_rows(r)));
+    out.push_str(&figures_table(r).to_markdown());
+    out.push('\n');
     for run in &r.runs {
         if let Some(line) = api_line(run) {
             out.push_str(&format!("Run {} {line}.\n\n", run.run));

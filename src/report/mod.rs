@@ -87,11 +87,6 @@ impl Table {
     }
 }
 
-/// A terminal table.
-pub(crate) fn text_table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    Table::new(headers, rows.to_vec()).to_text()
-}
-
 /// A Markdown table followed by a blank line.
 pub(crate) fn markdown_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut o = Table::new(headers, rows.to_vec()).to_markdown();
@@ -136,7 +131,6 @@ mod tests {
             markdown_table(&["name", "result"], &t.rows),
             format!("{}\n", t.to_markdown())
         );
-        assert_eq!(text_table(&["name", "result"], &t.rows), t.to_text());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{needs_sentinels, FaultCtx, Nodes, Step};
+use super::{FaultCtx, Nodes, Step};
 use crate::config::{HarnessConfig, PartitionDirection};
 use crate::topology::{NodeSpec, Topology};
 
@@ -38,7 +38,7 @@ impl super::Fault for Partition {
         if cfg.topology.sentinels == 0 || cfg.topology.replicas == 0 {
             return Err("it needs replicas and Sentinels to cut the master off from".into());
         }
-        needs_sentinels(&cfg.topology)
+        Ok(())
     }
 
     fn rejoin_target<'n>(&self, nodes: &'n Nodes) -> Option<&'n NodeSpec> {
