@@ -27,8 +27,13 @@ pub(crate) struct Knee {
     pub steps: Vec<Step>,
     /// Highest rate that met the SLO and was confirmed.
     pub knee_rps: Option<f64>,
-    /// Whether a confirmation run met the SLO.
-    pub confirmed: bool,
+}
+
+impl Knee {
+    /// Whether a confirmation run met the SLO (a knee is only ever a confirmed one).
+    pub(crate) fn confirmed(&self) -> bool {
+        self.knee_rps.is_some()
+    }
 }
 
 /// Runs the search. `measure(phase, rate)` runs one step at `rate` offered requests per
@@ -72,7 +77,7 @@ where
         }
         lo = Some(l);
     }
-    let mut confirmed = false;
+    let mut knee_rps = None;
     if let Some(l) = lo {
         let mut candidate = l;
         for _ in 0..CONFIRM_TRIES {
@@ -80,18 +85,13 @@ where
             let ok = s.ok;
             steps.push(s);
             if ok {
-                confirmed = true;
+                knee_rps = Some(candidate);
                 break;
             }
             candidate *= 0.9;
         }
-        lo = confirmed.then_some(candidate);
     }
-    Ok(Knee {
-        steps,
-        knee_rps: lo,
-        confirmed,
-    })
+    Ok(Knee { steps, knee_rps })
 }
 
 #[cfg(test)]
@@ -166,7 +166,7 @@ mod tests {
         assert_eq!(ramp, [100.0, 200.0, 400.0, 800.0, 1600.0]);
         // The bracket 800-1600 narrows below the resolution around the knee.
         let knee = k.knee_rps.unwrap();
-        assert!(k.confirmed);
+        assert!(k.confirmed());
         assert!(knee <= 1000.0 && knee * 1.1 > 1000.0, "{knee}");
         // Bisection steps are geometric means, and alternate sides of the true knee.
         let bisect: Vec<f64> = k
@@ -204,7 +204,7 @@ mod tests {
             ]
         );
         assert_eq!(k.knee_rps, Some(360.0));
-        assert!(k.confirmed);
+        assert!(k.confirmed());
     }
 
     #[test]
@@ -214,7 +214,7 @@ mod tests {
         });
         assert_eq!(k.steps.iter().filter(|s| s.phase == CONFIRM).count(), 2);
         assert_eq!(k.knee_rps, None);
-        assert!(!k.confirmed);
+        assert!(!k.confirmed());
     }
 
     #[test]
@@ -222,7 +222,7 @@ mod tests {
         let k = run(&opts(100.0, 1000.0, 1.1), |_, _, _| false);
         assert_eq!(phases(&k), [(RAMP, 100.0)]);
         assert_eq!(k.knee_rps, None);
-        assert!(!k.confirmed);
+        assert!(!k.confirmed());
     }
 
     #[test]
@@ -242,7 +242,7 @@ mod tests {
         assert!((bisect[1].0 - (800.0f64 * bisect[0].0).sqrt()).abs() < 1e-9);
         let knee = k.knee_rps.unwrap();
         assert!(knee >= 800.0 && knee < bisect[1].0, "{knee}");
-        assert!(k.confirmed);
+        assert!(k.confirmed());
     }
 
     #[test]
@@ -260,7 +260,7 @@ mod tests {
             ]
         );
         assert_eq!(k.knee_rps, Some(1000.0));
-        assert!(k.confirmed);
+        assert!(k.confirmed());
     }
 
     #[test]

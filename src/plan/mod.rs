@@ -335,9 +335,9 @@ pub(crate) async fn run(
     Ok(PlanReport {
         schema: SCHEMA,
         options: o.clone(),
+        confirmed: knee.confirmed(),
         steps: knee.steps,
         knee_rps: knee.knee_rps,
-        confirmed: knee.confirmed,
         memory,
         projections,
         data_nodes: 1 + cfg.topology.replicas,
