@@ -10,7 +10,6 @@
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,7 +29,7 @@ pub struct RedisServer {
 }
 
 /// A free loopback port other than the reserved ones.
-pub fn free_port() -> u16 {
+fn free_port() -> u16 {
     loop {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -85,13 +84,8 @@ impl RedisServer {
     }
 
     /// `redis://127.0.0.1:PORT/`.
-    pub fn url(&self) -> String {
+    fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// Its working directory (private to this instance; holds `redis.log`).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// (Re)starts the server on the same port; panics like [`RedisServer::start`].
@@ -267,7 +261,7 @@ mod tests {
         assert!(!ping(port));
         // Reaped: no zombie left under this process.
         assert!(
-            !Path::new(&format!("/proc/{pid}")).exists() || {
+            !std::path::Path::new(&format!("/proc/{pid}")).exists() || {
                 let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
                 !stat.contains(") Z")
             }
