@@ -29,6 +29,8 @@ pub mod gate;
 pub mod topology;
 
 mod bench;
+#[allow(dead_code, unused_imports)] // being built (issue 12)
+mod console;
 mod cli;
 mod plan;
 mod progress;

@@ -1,0 +1,131 @@
+//! The console's token: every request but `/healthz` carries it, as a bearer header, the
+//! `rh_console` cookie, or once as `?token=` (which sets the cookie and redirects to the
+//! same URL without it, so the token does not stay in the address bar or in history).
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::server::Shared;
+
+/// Cookie holding the token.
+pub(crate) const COOKIE: &str = "rh_console";
+
+/// A fresh random token: 128 bits from the operating system, hex-encoded.
+pub(crate) fn new_token() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source answers");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares without stopping at the first differing byte, so the time taken does not
+/// tell how much of a guess was right.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The token a request presents in its headers (bearer or cookie), if any.
+fn presented(headers: &HeaderMap) -> Option<&str> {
+    if let Some(bearer) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some(bearer.trim());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v)
+}
+
+/// `?token=` in a query string, and the query without it.
+fn from_query(query: &str) -> (Option<&str>, String) {
+    let mut token = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("token=") {
+            Some(t) => {
+                token = Some(t);
+                false
+            }
+            None => !kv.is_empty(),
+        })
+        .collect();
+    (token, rest.join("&"))
+}
+
+/// Lets a request through when it carries the token; a GET with a right `?token=` gets the
+/// cookie and a redirect; anything else gets 401.
+pub(crate) async fn require(State(shared): State<Shared>, req: Request, next: Next) -> Response {
+    let token = shared.token.as_str();
+    if req.uri().path() == "/healthz" {
+        return next.run(req).await;
+    }
+    if presented(req.headers()).is_some_and(|t| same(t, token)) {
+        return next.run(req).await;
+    }
+    let query = req.uri().query().unwrap_or("");
+    if let (Some(t), rest) = from_query(query) {
+        if same(t, token) && req.method() == axum::http::Method::GET {
+            let path = req.uri().path();
+            let to = if rest.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}?{rest}")
+            };
+            let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+            return ([(header::SET_COOKIE, cookie)], Redirect::to(&to)).into_response();
+        }
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer realm=\"redis-harness console\"")],
+        "401: this console needs its token: open the URL it printed at start (…/?token=…), or send `Authorization: Bearer <token>`\n",
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_hex() {
+        let (a, b) = (new_token(), new_token());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn comparison_needs_every_byte() {
+        assert!(same("abcd", "abcd"));
+        assert!(!same("abcd", "abce"));
+        assert!(!same("abc", "abcd"));
+        assert!(!same("", "a"));
+    }
+
+    #[test]
+    fn header_and_cookie_present_the_token() {
+        let mut h = HeaderMap::new();
+        assert_eq!(presented(&h), None);
+        h.insert(header::COOKIE, "a=1; rh_console=xyz; b=2".parse().unwrap());
+        assert_eq!(presented(&h), Some("xyz"));
+        h.insert(header::AUTHORIZATION, "Bearer tok".parse().unwrap());
+        assert_eq!(presented(&h), Some("tok"));
+    }
+
+    #[test]
+    fn query_token_is_taken_out_of_the_query() {
+        assert_eq!(from_query("token=t&node=a"), (Some("t"), "node=a".into()));
+        assert_eq!(from_query("node=a&token=t"), (Some("t"), "node=a".into()));
+        assert_eq!(from_query("node=a"), (None, "node=a".into()));
+        assert_eq!(from_query(""), (None, String::new()));
+    }
+}

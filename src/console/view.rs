@@ -1,0 +1,1 @@
+//! TODO(view): being written.
