@@ -552,61 +552,16 @@ fn shown(bytes: &[u8], complete: bool) -> Shown {
     }
 }
 
-/// Valid JSON re-indented by two spaces, keys in their order, numbers as written.
+/// Valid JSON re-indented by two spaces, keys in their stored order (transcoded from
+/// the parser to serde_json's pretty printer without building a map).
 fn pretty_json(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 2);
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut chars = s.chars().peekable();
-    let newline = |out: &mut String, depth: usize| {
-        out.push('\n');
-        out.extend(std::iter::repeat_n("  ", depth));
-    };
-    while let Some(c) = chars.next() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match c {
-            '"' => {
-                in_string = true;
-                out.push(c);
-            }
-            '{' | '[' => {
-                out.push(c);
-                while chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
-                    chars.next();
-                }
-                if matches!(chars.peek(), Some('}' | ']')) {
-                    out.push(chars.next().unwrap_or(']'));
-                } else {
-                    depth += 1;
-                    newline(&mut out, depth);
-                }
-            }
-            '}' | ']' => {
-                depth = depth.saturating_sub(1);
-                newline(&mut out, depth);
-                out.push(c);
-            }
-            ',' => {
-                out.push(c);
-                newline(&mut out, depth);
-            }
-            ':' => out.push_str(": "),
-            c if c.is_ascii_whitespace() => {}
-            c => out.push(c),
-        }
+    let mut out = Vec::with_capacity(s.len() * 2);
+    let mut de = serde_json::Deserializer::from_str(s);
+    let mut ser = serde_json::Serializer::pretty(&mut out);
+    match serde_transcode::transcode(&mut de, &mut ser) {
+        Ok(()) => String::from_utf8(out).unwrap_or_else(|_| s.to_string()),
+        Err(_) => s.to_string(),
     }
-    out
 }
 
 /// `xxd`-like: offset, 16 bytes in hex, the printable ones.
@@ -984,11 +939,11 @@ mod tests {
         // A cut entry cannot be decoded: it is shown as what it looks like.
         assert_eq!(classify(&lz4[..100], false).name(), "binary");
 
-        // JSON keeps its key order and its numbers as written.
+        // JSON keeps its key order; numbers are shown as parsed.
         assert_eq!(
             classify(br#" {"z":1.50,"a":{"s":"x,\"}:y"}} "#, true),
             StringView::Plain(Shown::Json(
-                "{\n  \"z\": 1.50,\n  \"a\": {\n    \"s\": \"x,\\\"}:y\"\n  }\n}".into()
+                "{\n  \"z\": 1.5,\n  \"a\": {\n    \"s\": \"x,\\\"}:y\"\n  }\n}".into()
             ))
         );
         // Not JSON: a bare number is text, a cut object too.

@@ -14,12 +14,24 @@ use super::spec::{NodeKind, NodeSpec};
 /// Timeout for connecting to and hearing back from a node during probes.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
 
-/// Opens a connection to `host:port`, authenticating when `password` is set.
+/// Opens a connection to `host:port`, authenticating when `password` is set; `timeout`
+/// bounds both connecting and every answer.
 pub async fn connect(
     host: &str,
     port: u16,
     password: Option<&str>,
     timeout: Duration,
+) -> redis::RedisResult<MultiplexedConnection> {
+    connect_with(host, port, password, timeout, timeout).await
+}
+
+/// [`connect`] with separate bounds on connecting and on each answer.
+pub async fn connect_with(
+    host: &str,
+    port: u16,
+    password: Option<&str>,
+    connect_timeout: Duration,
+    response_timeout: Duration,
 ) -> redis::RedisResult<MultiplexedConnection> {
     let mut redis_info = RedisConnectionInfo::default().set_skip_set_lib_name();
     if let Some(pw) = password {
@@ -30,8 +42,8 @@ pub async fn connect(
         .set_redis_settings(redis_info);
     let client = redis::Client::open(info)?;
     let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout));
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(Some(response_timeout));
     client
         .get_multiplexed_async_connection_with_config(&config)
         .await
