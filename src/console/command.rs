@@ -274,7 +274,7 @@ pub(crate) fn check(args: &[String], allow_write: bool, sentinel: bool) -> Resul
         Some(s) => format!("{name} {s}"),
         None => name.clone(),
     };
-    let shared = "the console shares one connection; use redis-cli for it";
+    let shared = "not on the console's short-lived connections; use redis-cli for it";
     if STATEFUL.contains(&name.as_str())
         || (name == "CLIENT" && sub.as_deref().is_some_and(|s| STATEFUL_CLIENT.contains(&s)))
     {
