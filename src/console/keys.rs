@@ -154,7 +154,9 @@ async fn describe(
     for k in &keys {
         pipe.cmd("TYPE").arg(k);
         pipe.cmd("PTTL").arg(k);
-        pipe.cmd("MEMORY").arg("USAGE").arg(k).arg("SAMPLES").arg(0);
+        // Redis's default sampling (5 nested values): exact (SAMPLES 0) is O(n) on a
+        // large collection and would stall the server for every page.
+        pipe.cmd("MEMORY").arg("USAGE").arg(k);
     }
     let replies: Vec<redis::RedisResult<Value>> = pipe.query_async(con).await?;
     let mut replies = replies.into_iter();

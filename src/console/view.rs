@@ -190,11 +190,10 @@ pub(crate) async fn detail(
         .arg(key)
         .cmd("PTTL")
         .arg(key)
+        // Sampled (Redis's default): exact is O(n) on a large collection.
         .cmd("MEMORY")
         .arg("USAGE")
         .arg(key)
-        .arg("SAMPLES")
-        .arg(0)
         .cmd("OBJECT")
         .arg("ENCODING")
         .arg(key);
