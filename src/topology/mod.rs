@@ -157,6 +157,7 @@ impl Topology {
             }
             topo.wait_ready(deadline, started, phase).await?;
         }
+        topo.backend.start_console(&mut topo.state).await?;
         topo.state.write(&dir)?;
         let network = topo
             .state
