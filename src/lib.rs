@@ -29,9 +29,9 @@ pub mod gate;
 pub mod topology;
 
 mod bench;
+mod cli;
 #[allow(dead_code, unused_imports)] // being built (issue 12)
 mod console;
-mod cli;
 mod plan;
 mod progress;
 mod report;

@@ -36,6 +36,8 @@ pub(super) async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Resu
             .unwrap_or(1)
     });
     let mut rng = Rng::new(seed);
+    let console = super::console::beside(&args.console).await?;
+    let watch = super::console::watcher(&console);
     let mut runs = Vec::new();
     for i in 1..=args.repeat {
         eprintln!(
@@ -43,7 +45,7 @@ pub(super) async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Resu
             args.repeat, args.kind
         );
         let run = tokio::select! {
-            r = drill::run_once(&cfg, args.kind, i, &mut rng, args.history) => r.with_context(|| format!("drill {} run {i}", args.kind))?,
+            r = drill::run_once_watched(&cfg, args.kind, i, &mut rng, args.history, watch.clone()) => r.with_context(|| format!("drill {} run {i}", args.kind))?,
             _ = super::up::shutdown_signal() => anyhow::bail!("interrupted; the drill's topology was torn down"),
         };
         eprintln!(
@@ -63,6 +65,7 @@ pub(super) async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Resu
         );
         runs.push(run);
     }
+    super::console::stop(console).await;
     let rep = report::build(&cfg, args.kind, runs);
     print!("{}", report::terminal(&rep));
     write(&args.json, || {

@@ -4,6 +4,7 @@
 
 mod bench;
 mod config_cmd;
+mod console;
 mod down;
 mod drill;
 mod gate;
@@ -70,9 +71,74 @@ pub enum Command {
     /// Run the criterion benches against a fresh redis-server, plus a redis-benchmark
     /// baseline of the same server.
     Bench(BenchArgs),
+    /// Serve the web console (topology, events, keys, command line, reports) for a
+    /// running topology: the configured one, or any reached through its Sentinels.
+    Console(ConsoleArgs),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+/// Arguments of `console`.
+#[derive(Debug, clap::Args)]
+pub struct ConsoleArgs {
+    /// Port to listen on (0: any free one).
+    #[arg(long, default_value_t = 8081)]
+    pub port: u16,
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// The token every request must carry (default: a random one, printed).
+    #[arg(long, env = "REDIS_HARNESS_CONSOLE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Allow commands outside the read-only allow-list, and the failover button.
+    #[arg(long)]
+    pub allow_write: bool,
+    /// Directory of reports to list (default: ./redis-harness-report when it exists).
+    #[arg(long)]
+    pub reports: Option<PathBuf>,
+    /// How often the topology is polled, ms.
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub refresh_ms: u64,
+    /// Sentinels of the topology to watch, HOST:PORT,... (default: the configured
+    /// topology's state file).
+    #[arg(long, value_delimiter = ',')]
+    pub sentinels: Vec<String>,
+    /// The name the Sentinels monitor the master under (with --sentinels; default mymaster).
+    #[arg(long)]
+    pub master_name: Option<String>,
+    /// Password of the data nodes (with --sentinels).
+    #[arg(long, env = "REDIS_HARNESS_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Password of the Sentinels (with --sentinels).
+    #[arg(long, env = "REDIS_HARNESS_SENTINEL_PASSWORD", hide_env_values = true)]
+    pub sentinel_password: Option<String>,
+    /// A name to show for an address, NAME=HOST:PORT (repeatable; with --sentinels).
+    #[arg(long)]
+    pub node: Vec<String>,
+    /// The topology's name in the page header (with --sentinels).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `--console` and its options, on commands that can run the console beside them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConsoleFlags {
+    /// Serve the web console while this runs.
+    #[arg(long)]
+    pub console: bool,
+    /// The console's port (0: any free one).
+    #[arg(long, default_value_t = 8081)]
+    pub console_port: u16,
+    /// The console's address.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub console_bind: std::net::IpAddr,
+    /// The console's token (default: a random one, printed).
+    #[arg(long, env = "REDIS_HARNESS_CONSOLE_TOKEN", hide_env_values = true)]
+    pub console_token: Option<String>,
+    /// Allow writes and the failover button in the console.
+    #[arg(long)]
+    pub console_allow_write: bool,
 }
 
 /// Arguments of `drill`.
@@ -111,6 +177,9 @@ pub struct DrillArgs {
     /// Also run the membership API in Sentinel mode and load it over HTTP through the fault.
     #[arg(long)]
     pub api: bool,
+    /// The web console beside the drill.
+    #[command(flatten)]
+    pub console: ConsoleFlags,
 }
 
 /// Sizes and outputs shared by `verify` and `load`.
@@ -169,6 +238,9 @@ pub struct VerifyArgs {
     /// Seconds into the measured load when the master is killed (overrides the profile).
     #[arg(long)]
     pub fault_at: Option<u64>,
+    /// The web console beside the run.
+    #[command(flatten)]
+    pub console: ConsoleFlags,
 }
 
 /// Arguments of `load`.
@@ -294,6 +366,9 @@ pub struct UpArgs {
     /// Print the ready topology's status as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// The web console while the topology is held (with --foreground).
+    #[command(flatten)]
+    pub console: ConsoleFlags,
 }
 
 /// Arguments of `down`.
@@ -352,6 +427,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Load(args) => verify::run_load(cfg, args).await,
         Command::Plan(args) => plan::run(cfg, args).await,
         Command::Bench(args) => bench::run(cfg, args).await,
+        Command::Console(args) => console::run(cfg, args).await,
         Command::Config(ConfigCommand::Show) => config_cmd::show(&cfg),
     }
 }

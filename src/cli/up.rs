@@ -13,6 +13,10 @@ pub(super) async fn run(mut cfg: HarnessConfig, args: UpArgs) -> anyhow::Result<
     if let Some(b) = args.backend {
         cfg.backend = b.into();
     }
+    anyhow::ensure!(
+        !args.console.console || args.foreground,
+        "--console needs --foreground (it runs while `up` holds the topology); for a detached topology run `redis-harness console`"
+    );
     // Ctrl-C while starting drops the half-built topology, which kills what it started.
     let topo = tokio::select! {
         t = Topology::up(&cfg) => t.with_context(|| format!("bringing up topology '{}'", cfg.name))?,
@@ -34,11 +38,16 @@ pub(super) async fn run(mut cfg: HarnessConfig, args: UpArgs) -> anyhow::Result<
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let console = super::console::beside(&args.console).await?;
+    if let Some((_, feed)) = &console {
+        feed.watch(crate::console::Target::from_state(topo.state()));
+    }
     eprintln!(
         "holding topology '{}'; press Ctrl-C to tear it down",
         cfg.name
     );
     shutdown_signal().await;
+    super::console::stop(console).await;
     eprintln!("tearing down ...");
     let report = topo.down().await?;
     eprintln!("{}", render::teardown_line(&report));

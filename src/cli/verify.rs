@@ -51,22 +51,30 @@ fn options(args: &RunArgs, default_targets: bool) -> anyhow::Result<Options> {
         baseline,
         host: None,
         members: args.members,
+        watch: None,
     })
 }
 
 async fn execute(
     cfg: HarnessConfig,
-    opts: Options,
+    mut opts: Options,
     out: &std::path::Path,
+    console: Option<&super::ConsoleFlags>,
 ) -> anyhow::Result<ExitCode> {
     cfg.validate()
         .map_err(|p| anyhow::anyhow!("invalid settings:\n  - {}", p.join("\n  - ")))?;
+    let console = match console {
+        Some(flags) => super::console::beside(flags).await?,
+        None => None,
+    };
+    opts.watch = super::console::watcher(&console);
     let progress = Progress::new();
     // Ctrl-C drops the pipeline, which stops the API and kills every node it started.
     let mut rep = tokio::select! {
         r = verify::run(&cfg, &opts, &progress) => r?,
         _ = super::up::shutdown_signal() => anyhow::bail!("interrupted; everything started was stopped"),
     };
+    super::console::stop(console).await;
     let files = report::write_all(&mut rep, out)
         .with_context(|| format!("writing the reports into {}", out.display()))?;
     print!("{}", report::terminal(&rep));
@@ -86,7 +94,7 @@ pub(super) async fn run_verify(cfg: HarnessConfig, args: VerifyArgs) -> anyhow::
     if let Some(f) = args.fault_at {
         opts.profile.fault_at_s = Some(f);
     }
-    execute(cfg, opts, &args.run.out).await
+    execute(cfg, opts, &args.run.out, Some(&args.console)).await
 }
 
 /// `load`: the load alone, against our stack or `--host`.
@@ -94,5 +102,5 @@ pub(super) async fn run_load(cfg: HarnessConfig, args: LoadArgs) -> anyhow::Resu
     let mut opts = options(&args.run, false)?;
     opts.profile.fault_at_s = None;
     opts.host = args.host.clone();
-    execute(cfg, opts, &args.run.out).await
+    execute(cfg, opts, &args.run.out, None).await
 }

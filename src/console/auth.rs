@@ -22,7 +22,11 @@ pub(crate) fn new_token() -> String {
 /// Compares without stopping at the first differing byte, so the time taken does not
 /// tell how much of a guess was right.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// The token a request presents in its headers (bearer or cookie), if any.

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 pub(crate) use auth::new_token;
 
-pub(crate) use feed::Feed;
+pub(crate) use feed::{Feed, Kind};
 pub(crate) use server::Console;
 
 /// Errors starting the console.
@@ -132,4 +132,9 @@ impl Target {
             .map(|(_, n)| n.clone())
             .unwrap_or_else(|| addr.to_string())
     }
+}
+
+/// The Keys, key view and Command pages' routes.
+fn pages_router() -> axum::Router<server::Shared> {
+    axum::Router::new()
 }

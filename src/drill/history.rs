@@ -5,6 +5,7 @@
 //! Times are microseconds on the drill's monotonic clock; the fault is at `fault_us`.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +49,32 @@ pub struct Op {
     pub outcome: Outcome,
     /// The error, when not ok.
     pub error: Option<String>,
+}
+
+/// Running counts of write outcomes while a drill runs (for watchers such as the
+/// console; the judged figures come from the full history).
+#[derive(Debug, Default)]
+pub struct Tally {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    unknown: AtomicU64,
+}
+
+impl Tally {
+    /// Counts one write's outcome.
+    pub fn record(&self, outcome: Outcome) {
+        let n = match outcome {
+            Outcome::Ok => &self.ok,
+            Outcome::Failed => &self.failed,
+            Outcome::Unknown => &self.unknown,
+        };
+        n.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Acknowledged, failed and unknown writes so far.
+    pub fn counts(&self) -> [u64; 3] {
+        [&self.ok, &self.failed, &self.unknown].map(|n| n.load(Ordering::Relaxed))
+    }
 }
 
 /// A recorded drill history.

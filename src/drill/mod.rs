@@ -29,6 +29,7 @@ pub(crate) mod report;
 mod wait;
 pub(crate) mod workload;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand_xoshiro::rand_core::{RngCore, SeedableRng};
@@ -38,6 +39,7 @@ use crate::config::HarnessConfig;
 use crate::topology::{NodeKind, NodeSpec, Topology, TopologyError};
 use clock::Clock;
 use fault::{fault_for, Fault, FaultCtx, Nodes};
+pub use history::Tally;
 use history::{Analysis, History};
 use judge::{Healing, Record, Rejoin};
 
@@ -173,6 +175,21 @@ impl Rng {
     }
 }
 
+/// Watches a drill as it runs (the console): each topology it brings up, what the harness
+/// does, the running tally of writes and the judged run.
+pub trait Watch: Send + Sync + std::fmt::Debug {
+    /// The topology recorded in `state` is up (and about to be drilled).
+    fn topology(&self, state: &crate::topology::state::TopologyState);
+    /// Run `run` of `kind` starts its workload.
+    fn run(&self, kind: DrillKind, run: u32);
+    /// The harness did something (`fault`, `observed`, `restore`, `heal`, ...).
+    fn action(&self, what: &str, detail: &str);
+    /// The running tally of this run's writes.
+    fn tally(&self, tally: Arc<Tally>);
+    /// The run was judged.
+    fn finished(&self, run: &DrillRun);
+}
+
 /// Runs one drill on a fresh topology and tears it down.
 pub async fn run_once(
     cfg: &HarnessConfig,
@@ -180,6 +197,18 @@ pub async fn run_once(
     run: u32,
     rng: &mut Rng,
     keep_history: bool,
+) -> Result<DrillRun, DrillError> {
+    run_once_watched(cfg, kind, run, rng, keep_history, None).await
+}
+
+/// [`run_once`], told to `watch` as it goes.
+pub async fn run_once_watched(
+    cfg: &HarnessConfig,
+    kind: DrillKind,
+    run: u32,
+    rng: &mut Rng,
+    keep_history: bool,
+    watch: Option<Arc<dyn Watch>>,
 ) -> Result<DrillRun, DrillError> {
     check_supported(cfg, kind)?;
     let mut cfg = cfg.clone();
@@ -192,6 +221,7 @@ pub async fn run_once(
         run,
         Duration::from_millis(delay),
         keep_history,
+        watch,
     )
     .await;
     let down = topo.down().await;
@@ -232,12 +262,13 @@ fn nodes_of(topo: &Topology) -> Nodes {
 /// Runs one drill on a running topology that `up` started from its config and that has
 /// not failed over yet (the node named `master` must be the master), injecting the fault
 /// `delay` after the workload starts. The topology is left running and healed.
-pub async fn run_on(
+pub(crate) async fn run_on(
     topo: &mut Topology,
     kind: DrillKind,
     run: u32,
     delay: Duration,
     keep_history: bool,
+    watch: Option<Arc<dyn Watch>>,
 ) -> Result<DrillRun, DrillError> {
     let cfg = topo.config().clone();
     let fault = fault_for(kind, &cfg);
@@ -249,6 +280,15 @@ pub async fn run_on(
     let nodes = nodes_of(topo);
     let master = nodes.master.clone();
     let old_master = master.addr();
+    let tell = |what: &str, detail: String| {
+        if let Some(w) = &watch {
+            w.action(what, &detail);
+        }
+    };
+    if let Some(w) = &watch {
+        w.topology(topo.state());
+        w.run(kind, run);
+    }
 
     let api_server = if d.api {
         Some(crate::stack::ApiServer::start(topo, d.api_members).await?)
@@ -278,7 +318,20 @@ pub async fn run_on(
     let link = client();
     // A Sentinel-aware client follows +switch-master as well as errors.
     let watcher = link.watch_sentinels(|| {});
-    let wl = workload::Workload::start(link.clone(), clock, &d);
+    let tally = Arc::new(Tally::default());
+    if let Some(w) = &watch {
+        w.tally(Arc::clone(&tally));
+    }
+    let wl = workload::Workload::start(link.clone(), clock, &d, tally);
+    tell(
+        "workload",
+        format!(
+            "{} writers, {} readers; {kind} in {} ms",
+            d.writers,
+            d.readers,
+            delay.as_millis()
+        ),
+    );
     let api_load = api_server.as_ref().map(|api| {
         api_load::ApiLoad::start(api.base().to_string(), clock, d.api_clients, d.api_rate)
     });
@@ -292,6 +345,7 @@ pub async fn run_on(
         timeout,
         clock,
         actions: Vec::new(),
+        watch: watch.clone(),
     };
     fault.inject(topo, &mut cx).await?;
     fault.restore(topo, &mut cx).await?;
@@ -310,6 +364,16 @@ pub async fn run_on(
         w.abort();
     }
     let healed = topo.wait_healthy(timeout).await;
+    tell(
+        "heal",
+        match &healed.problem {
+            None => format!(
+                "healthy around {}",
+                healed.current_master.as_deref().unwrap_or("?")
+            ),
+            Some(p) => format!("not healthy: {p}"),
+        },
+    );
     let healing = Healing {
         healthy: healed.healthy,
         problem: healed.problem.clone(),
@@ -349,7 +413,7 @@ pub async fn run_on(
         replica_addrs: &replica_addrs,
         persistence: &cfg.persistence,
     });
-    Ok(DrillRun {
+    let judged = DrillRun {
         kind,
         run,
         fault_after_ms: judge::ms(fault_us),
@@ -362,7 +426,11 @@ pub async fn run_on(
         api,
         history: keep_history.then_some(history),
         fault_instant: Some(fault_instant),
-    })
+    };
+    if let Some(w) = &watch {
+        w.finished(&judged);
+    }
+    Ok(judged)
 }
 
 #[cfg(test)]

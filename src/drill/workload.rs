@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::clock::Clock;
-use super::history::{Op, OpKind, Outcome};
+use super::history::{Op, OpKind, Outcome, Tally};
 use crate::config::DrillSection;
 
 /// The key the workload writes to.
@@ -69,16 +69,22 @@ pub(crate) struct Workload {
 }
 
 impl Workload {
-    /// Starts `d.writers` writers and `d.readers` readers on `link`.
-    pub(crate) fn start(link: Arc<RedisLink>, clock: Clock, d: &DrillSection) -> Self {
+    /// Starts `d.writers` writers and `d.readers` readers on `link`; every write's outcome
+    /// is also counted in `tally`.
+    pub(crate) fn start(
+        link: Arc<RedisLink>,
+        clock: Clock,
+        d: &DrillSection,
+        tally: Arc<Tally>,
+    ) -> Self {
         let (stop, rx) = watch::channel(false);
         let mut tasks = Vec::new();
         for w in 0..d.writers {
-            let (link, rx) = (Arc::clone(&link), rx.clone());
+            let (link, rx, tally) = (Arc::clone(&link), rx.clone(), Arc::clone(&tally));
             let (rate, wait, wait_ms) = (d.write_rate, d.wait_replicas, d.wait_timeout_ms);
             tasks.push(tokio::spawn(async move {
                 run_client(rx, rate, |seq| {
-                    let link = Arc::clone(&link);
+                    let (link, tally) = (Arc::clone(&link), Arc::clone(&tally));
                     async move {
                         let value = format!("w{w}-{seq}");
                         let invoke_us = clock.now_us();
@@ -105,6 +111,7 @@ impl Workload {
                             ),
                             Err(e) => (classify(&e), Some(e.to_string())),
                         };
+                        tally.record(outcome);
                         Op {
                             kind: OpKind::Write,
                             client: w,

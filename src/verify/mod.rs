@@ -148,6 +148,8 @@ pub(crate) struct Options {
     pub host: Option<String>,
     /// Members generated into the API's database.
     pub members: u64,
+    /// Told about the topology and the drill as they happen (the console).
+    pub watch: Option<std::sync::Arc<dyn drill::Watch>>,
 }
 
 /// Runs the pipeline and returns the judged report. Everything started is stopped before
@@ -183,6 +185,9 @@ pub(crate) async fn run(
         None => {
             progress.step(1, steps, &format!("bringing up topology '{}'", cfg.name));
             let topo = Topology::up(&cfg).await?;
+            if let Some(w) = &opts.watch {
+                w.topology(topo.state());
+            }
             mark("up", &mut phases);
             progress.step(
                 2,
@@ -242,6 +247,7 @@ pub(crate) async fn run(
                     1,
                     Duration::from_secs(at),
                     false,
+                    opts.watch.clone(),
                 )
                 .await?;
                 Ok::<_, VerifyError>(Some(run))

@@ -101,11 +101,16 @@ pub(crate) struct FaultCtx {
     pub clock: Clock,
     /// What the fault did, on the drill clock.
     pub actions: Vec<Action>,
+    /// Told about every action as it happens.
+    pub watch: Option<std::sync::Arc<dyn super::Watch>>,
 }
 
 impl FaultCtx {
     /// Records an action now.
     pub(super) fn act(&mut self, what: &str, detail: String) {
+        if let Some(w) = &self.watch {
+            w.action(what, &detail);
+        }
         self.actions.push(Action {
             t_us: self.clock.now_us(),
             what: what.to_string(),
