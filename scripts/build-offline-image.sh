@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Builds the offline image redis-harness/redis:offline from this host's redis-server and
-# the shared libraries it links, FROM scratch: for machines whose Docker engine has no
-# registry to pull the official image from. The same binary serves data nodes and
-# Sentinels (`redis-server CONF --sentinel`); a static busybox, when the host has one,
-# provides sh.
-# Usage: scripts/build-offline-image.sh [image-tag]
+# Builds the offline images, FROM scratch, for machines whose Docker engine has no registry:
+# redis-harness/redis:offline from this host's redis-server and the shared libraries it
+# links (the same binary serves data nodes and Sentinels, `redis-server CONF --sentinel`;
+# a static busybox, when the host has one, provides sh), then the console image
+# redis-harness/console:offline from this tree's harness binary
+# (scripts/build-console-image.sh).
+# Usage: scripts/build-offline-image.sh [redis-image-tag [console-image-tag]]
 set -euo pipefail
 image=${1:-redis-harness/redis:offline}
+console_image=${2:-redis-harness/console:offline}
 command -v docker >/dev/null || { echo "build-offline-image: docker is not installed" >&2; exit 1; }
 docker info >/dev/null 2>&1 || { echo "build-offline-image: no Docker engine answers (is dockerd running?)" >&2; exit 1; }
 bin=$(command -v redis-server) || { echo "build-offline-image: redis-server is not installed (scripts/setup.sh)" >&2; exit 1; }
@@ -33,3 +35,4 @@ cp "$(dirname "$0")/../docker/Dockerfile.offline" "$ctx/Dockerfile"
 version=$("$bin" --version | grep -o 'v=[0-9.]*' | cut -d= -f2)
 docker build -t "$image" --label "org.redis-harness.redis-version=$version" "$ctx" >"$ctx/build.log" 2>&1 || { cat "$ctx/build.log" >&2; exit 1; }
 echo "built $image (redis-server $version from $bin, $(du -sh "$root" | cut -f1) of files)"
+"$(dirname "$0")/build-console-image.sh" "$console_image"

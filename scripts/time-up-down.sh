@@ -2,7 +2,9 @@
 # Times `redis-harness up` (to readiness) and `down` (to full teardown), N runs each
 # (default 5), wall clock of the whole command, and prints every run and the median.
 # Usage: scripts/time-up-down.sh [N] [extra args for `up`, e.g. --backend docker]
-# The docker backend uses redis-harness/redis:offline (built when missing).
+# The docker backend uses redis-harness/redis:offline and its commander
+# redis-harness/console:offline (both built when missing); DOCKER_CONSOLE=false times it
+# without the commander.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-5}; shift || true
@@ -10,8 +12,9 @@ bin=target/release/redis-harness
 cargo build --release --locked -q
 work=$(mktemp -d)
 trap '"$bin" -c "$work/h.yaml" down --all >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-printf 'name: timing\nrun_dir: %s\ndocker:\n  image: redis-harness/redis:offline\n' "$work/run" > "$work/h.yaml"
-if [[ " $* " == *" docker "* ]] && ! docker image inspect redis-harness/redis:offline >/dev/null 2>&1; then
+printf 'name: timing\nrun_dir: %s\ndocker:\n  image: redis-harness/redis:offline\n  console: %s\n' \
+  "$work/run" "${DOCKER_CONSOLE:-true}" > "$work/h.yaml"
+if [[ " $* " == *" docker "* ]] && ! docker image inspect redis-harness/redis:offline redis-harness/console:offline >/dev/null 2>&1; then
   scripts/build-offline-image.sh
 fi
 ms() { date +%s%3N; }

@@ -105,13 +105,31 @@ pub struct DockerSection {
     /// picks; `docker port` shows it). Off by default: the host reaches the containers on
     /// their own network's addresses, and nothing is published on any host interface.
     pub publish: bool,
+    /// Run the console as the topology's commander container once the Sentinels are ready
+    /// (a topology without Sentinels has none).
+    pub console: bool,
+    /// Image of the commander, `name:tag`: the harness binary, built by
+    /// `scripts/build-offline-image.sh`. Never pulled.
+    pub console_image: String,
+    /// Host port of the console on `127.0.0.1`; 0 lets the engine pick one.
+    pub console_port: i64,
+    /// Start the console with `--allow-write` (commands outside the read-only allow-list,
+    /// the failover button).
+    pub console_allow_write: bool,
 }
+
+/// The default [`DockerSection::console_image`].
+pub const CONSOLE_IMAGE: &str = "redis-harness/console:offline";
 
 impl Default for DockerSection {
     fn default() -> Self {
         Self {
             image: "redis:7.2".into(),
             publish: false,
+            console: true,
+            console_image: CONSOLE_IMAGE.into(),
+            console_port: 0,
+            console_allow_write: false,
         }
     }
 }
@@ -442,11 +460,21 @@ impl HarnessConfig {
             );
         }
         let img = &self.docker.image;
-        if img.split_once(':').is_none_or(|(n, tag)| {
-            n.is_empty() || tag.is_empty() || tag.contains('/') || img.contains(char::is_whitespace)
-        }) {
+        if !is_image_ref(img) {
             p.push(format!(
                 "docker.image: must be name:tag, e.g. redis:7.2 or redis-harness/redis:offline (got {img:?})"
+            ));
+        }
+        let console = &self.docker.console_image;
+        if !is_image_ref(console) {
+            p.push(format!(
+                "docker.console_image: must be name:tag, e.g. {CONSOLE_IMAGE} (got {console:?})"
+            ));
+        }
+        let port = self.docker.console_port;
+        if port != 0 && !(1024..=65535).contains(&port) {
+            p.push(format!(
+                "docker.console_port: 0 (the engine picks a free port) or a port within 1024..=65535 (got {port})"
             ));
         }
         if t.sentinels == 0 && t.quorum != 0 {
@@ -650,6 +678,13 @@ impl HarnessConfig {
     pub fn topology_dir(&self) -> PathBuf {
         self.run_dir.join(&self.name)
     }
+}
+
+/// Whether `s` reads as an image reference `name:tag`.
+fn is_image_ref(s: &str) -> bool {
+    s.split_once(':').is_some_and(|(n, tag)| {
+        !n.is_empty() && !tag.is_empty() && !tag.contains('/') && !s.contains(char::is_whitespace)
+    })
 }
 
 /// Parses a Redis memory size (`0`, `1048576`, `512kb`, `256mb`, `2gb`, case-insensitive)

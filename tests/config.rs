@@ -112,3 +112,26 @@ fn docker_publish_defaults_off_and_must_be_a_bool() {
     let msg = rejected("docker:\n  publish: everywhere\n");
     assert!(msg.contains("publish"), "{msg}");
 }
+
+#[test]
+fn docker_console_settings() {
+    let cfg = HarnessConfig::default();
+    assert!(cfg.docker.console && !cfg.docker.console_allow_write);
+    assert_eq!(cfg.docker.console_image, "redis-harness/console:offline");
+    assert_eq!(cfg.docker.console_port, 0);
+    let ok = "docker:\n  console: false\n  console_port: 8081\n  console_allow_write: true\n";
+    let cfg = HarnessConfig::from_yaml(ok, "t").unwrap();
+    assert!(!cfg.docker.console && cfg.docker.console_allow_write);
+    assert_eq!(cfg.docker.console_port, 8081);
+    let msg = rejected("docker:\n  console_port: 80\n");
+    assert!(
+        msg.contains("docker.console_port: 0 (the engine picks a free port) or a port within 1024..=65535 (got 80)"),
+        "{msg}"
+    );
+    assert!(rejected("docker:\n  console_port: 70000\n").contains("docker.console_port"));
+    let msg = rejected("docker:\n  console_image: console\n");
+    assert!(
+        msg.contains("docker.console_image: must be name:tag"),
+        "{msg}"
+    );
+}

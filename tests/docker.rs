@@ -4,8 +4,9 @@
 //! min-replicas-to-write (the Jepsen reproduction); clear errors without an engine or an
 //! image; nothing published on the host unless `docker.publish` (then loopback only);
 //! networks labelled from creation, so `down --all` removes them after a harness killed
-//! early in `up`. The offline image is built from the host's redis-server when it is
-//! missing.
+//! early in `up`; the commander (the harness's console as a container) on loopback with
+//! its token, removed with the rest; the compose file with the offline images. The
+//! offline images are built (`scripts/build-offline-image.sh`) when one is missing.
 //! Where no engine answers, each test prints why and returns, unless
 //! `REDIS_HARNESS_REQUIRE_DOCKER=1` (CI sets it): then each fails saying so.
 
@@ -15,17 +16,20 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{cli, test_config, write_config};
+use common::{cli, port_open, test_config, write_config};
 use redis_harness::config::{BackendKind, HarnessConfig};
 use redis_harness::drill::{self, history, DrillKind, Rng};
 use redis_harness::topology::{docker, Topology};
 
 const IMAGE: &str = "redis-harness/redis:offline";
 
+/// The commander's image (the harness binary).
+const CONSOLE_IMAGE: &str = "redis-harness/console:offline";
+
 /// Set to `1` to make these tests fail, instead of skip, where no engine answers.
 const REQUIRE: &str = "REDIS_HARNESS_REQUIRE_DOCKER";
 
-/// Whether an engine answers; builds the offline image once when it is missing. Without
+/// Whether an engine answers; builds the offline images once when one is missing. Without
 /// an engine: false (the test skips), or a panic when [`REQUIRE`] is `1`.
 fn engine() -> bool {
     static READY: OnceLock<Result<(), String>> = OnceLock::new();
@@ -42,19 +46,19 @@ fn engine() -> bool {
             Err(e) => return Err(format!("cannot run `docker info`: {e}")),
         }
         let have = Command::new("docker")
-            .args(["image", "inspect", IMAGE])
+            .args(["image", "inspect", IMAGE, CONSOLE_IMAGE])
             .output()
             .is_ok_and(|o| o.status.success());
         if !have {
             let script =
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-offline-image.sh");
             let out = Command::new(script)
-                .arg(IMAGE)
+                .args([IMAGE, CONSOLE_IMAGE])
                 .output()
                 .expect("run the image script");
             assert!(
                 out.status.success(),
-                "building {IMAGE} failed: {}",
+                "building {IMAGE} and {CONSOLE_IMAGE} failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }
@@ -72,13 +76,83 @@ fn engine() -> bool {
     }
 }
 
+/// The nodes alone: the commander's own tests turn it on ([`commander_config`]).
 fn docker_config(dir: &Path, name: &str) -> HarnessConfig {
     let mut cfg = test_config(dir, name);
     cfg.backend = BackendKind::Docker;
     cfg.docker.image = IMAGE.into();
+    cfg.docker.console = false;
     cfg.drill.pre_fault_ms = 1000;
     cfg.drill.post_recovery_ms = 1000;
     cfg
+}
+
+/// The nodes and the commander (the default on docker).
+fn commander_config(dir: &Path, name: &str) -> HarnessConfig {
+    let mut cfg = docker_config(dir, name);
+    cfg.docker.console = true;
+    cfg.docker.console_image = CONSOLE_IMAGE.into();
+    cfg
+}
+
+/// GET `url`, redirects not followed, with `Authorization: Bearer` or a cookie when
+/// given: status, `Location` and `Set-Cookie` (empty when absent), body.
+async fn get(
+    url: &str,
+    bearer: Option<&str>,
+    cookie: Option<&str>,
+) -> (u16, String, String, String) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut req = http.get(url);
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    if let Some(c) = cookie {
+        req = req.header(reqwest::header::COOKIE, c);
+    }
+    let r = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let header = |h| {
+        r.headers()
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (location, set_cookie) = (
+        header(reqwest::header::LOCATION),
+        header(reqwest::header::SET_COOKIE),
+    );
+    (
+        r.status().as_u16(),
+        location,
+        set_cookie,
+        r.text().await.unwrap_or_default(),
+    )
+}
+
+/// Polls `url` with the bearer `token` until the page holds every one of `needles`;
+/// panics with the last page after 30 s.
+async fn page_with(url: &str, token: &str, needles: &[String]) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, _, _, body) = get(url, Some(token), None).await;
+        if status == 200 && needles.iter().all(|n| body.contains(n.as_str())) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url} never showed all of {needles:?} (status {status}):\n{body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 /// Containers labelled with `run_dir`, and networks named after topologies there.
@@ -189,7 +263,14 @@ fn up_status_down_on_docker_leave_no_container_or_network() {
     let status: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
     assert_eq!(status["backend"], "docker");
     assert_eq!(status["healthy"], true, "{status}");
-    assert_eq!(leftovers(tmp.path()).len(), 6);
+    // docker.console: false: the nodes and no commander.
+    assert_eq!(status["connection"]["console"], serde_json::Value::Null);
+    let names = leftovers(tmp.path());
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.ends_with("-commander")),
+        "{names:?}"
+    );
     let st = run(&["status"]);
     assert!(
         st.status.success(),
@@ -201,6 +282,7 @@ fn up_status_down_on_docker_leave_no_container_or_network() {
             .unwrap();
     let network = state["network"].as_str().unwrap().to_string();
     assert!(network_exists(&network));
+    assert!(state.get("console").is_none(), "{state}");
     let down = run(&["down"]);
     assert!(
         down.status.success(),
@@ -233,7 +315,9 @@ fn a_panic_with_a_live_topology_leaves_nothing() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = docker_config(tmp.path(), "dkpanic");
+    // With the commander: dropping the handle removes it too.
+    let cfg = commander_config(tmp.path(), "dkpanic");
+    let _guard = guard(tmp.path(), "dkpanic");
     let handle = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -241,12 +325,15 @@ fn a_panic_with_a_live_topology_leaves_nothing() {
             .build()
             .unwrap();
         rt.block_on(async {
-            let _topo = Topology::up(&cfg).await.expect("up");
+            let topo = Topology::up(&cfg).await.expect("up");
+            assert!(topo.connection_info().console.is_some());
             panic!("a test failing while its topology runs");
         })
     });
     assert!(handle.join().is_err());
     assert!(leftovers(tmp.path()).is_empty());
+    let net = docker::network_name("dkpanic", &tmp.path().join("dkpanic"));
+    assert!(!network_exists(&net), "{net} left behind");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,61 +430,118 @@ fn no_engine_and_no_image_give_clear_errors() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("scripts/build-offline-image.sh"), "{e}");
     assert!(leftovers(tmp.path()).is_empty());
+    // The commander's image is never pulled: missing, `up` says how to get it, before
+    // anything starts.
+    let mut cfg = commander_config(tmp.path(), "dkerr");
+    cfg.docker.console_image = "redis-harness/no-such-console:none".into();
+    let config = write_config(tmp.path(), &cfg);
+    let out = cli().arg("-c").arg(&config).arg("up").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("console image redis-harness/no-such-console:none is not in the Docker engine; build it with scripts/build-offline-image.sh, or set docker.console: false"),
+        "{e}"
+    );
+    assert!(leftovers(tmp.path()).is_empty());
+    let net = docker::network_name("dkerr", &tmp.path().join("dkerr"));
+    assert!(!network_exists(&net), "{net} left behind");
 }
 
-/// `docker-compose down -v` for a project when dropped.
-struct ComposeGuard(String);
+/// The compose command that answers here: `docker-compose` (v1) or `docker compose`
+/// (v2); `None` when neither is installed.
+fn compose_command() -> Option<Vec<&'static str>> {
+    [&["docker-compose"][..], &["docker", "compose"][..]]
+        .into_iter()
+        .find(|c| {
+            Command::new(c[0])
+                .args(&c[1..])
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(<[&str]>::to_vec)
+}
 
-impl Drop for ComposeGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("docker-compose")
-            .args(["-p", &self.0, "-f", "docker/compose.yaml", "down", "-v"])
+/// One compose project on `docker/compose.yaml` with the offline images, a console port
+/// and a token; `down -v` when dropped, so a failing test leaves nothing running.
+struct Compose {
+    cmd: Vec<&'static str>,
+    project: String,
+    port: u16,
+    token: String,
+}
+
+impl Compose {
+    /// `compose -p PROJECT -f docker/compose.yaml ARGS` with the project's environment
+    /// (every compose command interpolates the whole file, so each needs the token).
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(self.cmd[0])
+            .args(&self.cmd[1..])
+            .args(["-p", &self.project, "-f", "docker/compose.yaml"])
+            .args(args)
+            .env("REDIS_IMAGE", IMAGE)
+            .env("CONSOLE_IMAGE", CONSOLE_IMAGE)
+            .env("CONSOLE_PORT", self.port.to_string())
+            .env("REDIS_HARNESS_CONSOLE_TOKEN", &self.token)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output();
+            .output()
+            .unwrap()
     }
 }
 
-#[test]
-fn compose_file_brings_up_the_default_topology_with_the_offline_image() {
+impl Drop for Compose {
+    fn drop(&mut self) {
+        let _ = self.run(&["down", "-v"]);
+    }
+}
+
+/// A port free on loopback right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_file_brings_up_the_topology_and_the_commander_with_the_offline_images() {
     if !engine() {
         return;
     }
-    if Command::new("docker-compose")
-        .arg("version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIP: docker-compose is not installed");
+    let Some(cmd) = compose_command() else {
+        eprintln!("SKIP: neither docker-compose nor `docker compose` is installed");
         return;
-    }
+    };
     let project = format!("rhcompose{}", std::process::id());
-    let guard = ComposeGuard(project.clone());
-    // Everything but the console, whose upstream image needs a registry.
-    let up = Command::new("docker-compose")
-        .args(["-p", &project, "-f", "docker/compose.yaml", "up", "-d"])
-        .args(["master", "replica-1", "replica-2"])
-        .args(["sentinel-1", "sentinel-2", "sentinel-3"])
-        .env("REDIS_IMAGE", IMAGE)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
+    let compose = Compose {
+        cmd,
+        project: project.clone(),
+        port: free_port(),
+        token: "compose-test-token-0123456789".into(),
+    };
+    // The default services: the topology and the commander (the upstream Redis
+    // Commander sits under a profile: it needs a registry).
+    let up = compose.run(&["up", "-d"]);
     assert!(
         up.status.success(),
         "{}",
         String::from_utf8_lossy(&up.stderr)
     );
+    let id = compose.run(&["ps", "-q", "sentinel-1"]);
+    let id = String::from_utf8_lossy(&id.stdout).trim().to_string();
     let ip = Command::new("docker")
         .args([
             "inspect",
             "-f",
             "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &id,
         ])
-        .arg(format!("{project}_sentinel-1_1"))
         .output()
         .unwrap();
     let ip = String::from_utf8_lossy(&ip.stdout).trim().to_string();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let last = loop {
+    loop {
         let out = Command::new("redis-cli")
             .args(["-h", &ip, "-p", "26379", "SENTINEL", "MASTER", "mymaster"])
             .output()
@@ -414,20 +558,195 @@ fn compose_file_brings_up_the_default_topology_with_the_offline_image() {
             && field("num-slaves") == Some("2")
             && field("num-other-sentinels") == Some("2")
         {
-            break last;
+            break;
         }
         assert!(
             std::time::Instant::now() < deadline,
             "the compose topology never became ready: {last}"
         );
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    };
-    drop(guard);
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    // The console, on loopback only, with the token from the environment; it resolves
+    // the service names the Sentinels announce inside the network.
+    let base = format!("http://127.0.0.1:{}", compose.port);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while get(&format!("{base}/healthz"), None, None).await.0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the commander never answered: {}",
+            String::from_utf8_lossy(&compose.run(&["logs", "commander"]).stdout)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(get(&format!("{base}/topology"), None, None).await.0, 401);
+    let needles = [
+        "data-role=\"master\"".to_string(),
+        "data-sentinel=".to_string(),
+    ];
+    let page = page_with(&format!("{base}/topology"), &compose.token, &needles).await;
+    assert_eq!(page.matches("<tr data-node=").count(), 3, "{page}");
+    assert_eq!(page.matches("data-role=\"master\"").count(), 1, "{page}");
+    // Every Sentinel once, by the service name it announces.
+    for i in 1..=3 {
+        assert!(
+            page.contains(&format!("data-sentinel=\"sentinel-{i}:26379\"")),
+            "{page}"
+        );
+    }
+    assert_eq!(page.matches("<tr data-sentinel=").count(), 3, "{page}");
+    drop(compose);
     let left = Command::new("docker")
-        .args(["ps", "-a", "--filter", &format!("name={project}_"), "-q"])
+        .args(["ps", "-aq", "--filter"])
+        .arg(format!("label=com.docker.compose.project={project}"))
         .output()
         .unwrap();
-    assert!(left.stdout.is_empty(), "compose left containers: {last}");
+    assert!(left.stdout.is_empty(), "compose left containers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_on_docker_starts_the_commander_on_loopback_behind_its_token() {
+    if !engine() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let _guard = guard(tmp.path(), "dkcon");
+    let mut cfg = commander_config(tmp.path(), "dkcon");
+    cfg.password = Some("s3cret-pw".into());
+    let config = write_config(tmp.path(), &cfg);
+    let run = |args: &[&str]| cli().arg("-c").arg(&config).args(args).output().unwrap();
+    let up = run(&["up", "--backend", "docker", "--json"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
+    assert_eq!(status["healthy"], true, "{status}");
+    let url = status["connection"]["console"]
+        .as_str()
+        .expect("a console URL");
+    let (base, token) = url.split_once("/?token=").expect("the URL holds the token");
+    assert!(base.starts_with("http://127.0.0.1:"), "{url}");
+    assert_eq!(token.len(), 32, "{url}");
+
+    // One more container, labelled like the nodes, published on loopback only, with no
+    // secret on its command line.
+    let names = leftovers(tmp.path());
+    assert_eq!(names.len(), 7, "{names:?}");
+    let commander = names
+        .iter()
+        .find(|n| n.ends_with("-commander"))
+        .expect("a commander container");
+    let labels = inspect(commander, "{{json .Config.Labels}}");
+    assert_eq!(labels[docker::LABEL_NODE], "commander", "{labels}");
+    assert_eq!(labels[docker::LABEL_TOPOLOGY], "dkcon", "{labels}");
+    assert_eq!(
+        labels[docker::LABEL_RUN_DIR],
+        tmp.path().display().to_string(),
+        "{labels}"
+    );
+    let ports = inspect(commander, "{{json .NetworkSettings.Ports}}");
+    let bindings = ports["8081/tcp"].as_array().expect("8081 is published");
+    for b in bindings {
+        assert_eq!(b["HostIp"], "127.0.0.1", "{ports}");
+    }
+    assert!(
+        base.ends_with(bindings[0]["HostPort"].as_str().unwrap()),
+        "{ports}"
+    );
+    let cmd = inspect(commander, "{{json .Config.Cmd}}").to_string();
+    assert!(
+        cmd.contains("--sentinels") && cmd.contains("--node"),
+        "{cmd}"
+    );
+    assert!(!cmd.contains(token) && !cmd.contains("s3cret-pw"), "{cmd}");
+    if let Some(listeners) = docker_proxy_listeners() {
+        let open: Vec<_> = listeners
+            .iter()
+            .filter(|a| !a.starts_with("127.0.0.1:"))
+            .collect();
+        assert!(
+            open.is_empty(),
+            "docker-proxy listens beyond loopback: {open:?}"
+        );
+    }
+
+    // /healthz is open; everything else needs the token.
+    let (code, _, _, body) = get(&format!("{base}/healthz"), None, None).await;
+    assert_eq!((code, body.trim()), (200, "ok"));
+    assert_eq!(get(&format!("{base}/"), None, None).await.0, 401);
+    assert_eq!(get(&format!("{base}/topology"), None, None).await.0, 401);
+    assert_eq!(
+        get(
+            &format!("{base}/topology"),
+            Some("not-the-token-at-all"),
+            None
+        )
+        .await
+        .0,
+        401
+    );
+    // The printed URL trades the token for a cookie, which then opens the pages.
+    let (code, location, set_cookie, _) = get(url, None, None).await;
+    assert!((300..400).contains(&code), "{code}");
+    assert_eq!(location, "/");
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    assert!(cookie.starts_with("rh_console="), "{set_cookie}");
+    assert_eq!(
+        get(&format!("{base}/topology"), None, Some(&cookie))
+            .await
+            .0,
+        200
+    );
+    // Every node, by name, seen through the password the container got in its
+    // environment.
+    let mut needles: Vec<String> = ["master", "replica-1", "replica-2"]
+        .iter()
+        .map(|n| format!("data-node=\"{n}\""))
+        .collect();
+    needles.extend((1..=3).map(|i| format!("data-sentinel=\"sentinel-{i}\"")));
+    needles.push("data-node=\"master\" data-role=\"master\"".into());
+    page_with(&format!("{base}/topology"), token, &needles).await;
+
+    let st = run(&["status"]);
+    let text = String::from_utf8_lossy(&st.stdout);
+    assert!(st.status.success(), "{text}");
+    assert!(text.contains(&format!("console     {url}")), "{text}");
+
+    let network = docker::network_name("dkcon", &tmp.path().join("dkcon"));
+    let down = run(&["down"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(leftovers(tmp.path()).is_empty());
+    assert!(!network_exists(&network), "{network} left behind");
+    assert!(
+        !port_open(base.trim_start_matches("http://")),
+        "{base} still answers"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commander_that_cannot_start_fails_up_and_leaves_nothing() {
+    if !engine() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let _guard = guard(tmp.path(), "dkconfail");
+    let mut cfg = commander_config(tmp.path(), "dkconfail");
+    // An image without the harness in it: the container is created, then cannot start.
+    cfg.docker.console_image = IMAGE.into();
+    cfg.topology.replicas = 0;
+    cfg.topology.sentinels = 1;
+    cfg.topology.quorum = 1;
+    let e = Topology::up(&cfg).await.unwrap_err().to_string();
+    assert!(e.contains("console (commander) failed to start"), "{e}");
+    assert!(e.contains("-commander"), "{e}");
+    assert!(leftovers(tmp.path()).is_empty());
+    let net = docker::network_name("dkconfail", &tmp.path().join("dkconfail"));
+    assert!(!network_exists(&net), "{net} left behind");
 }
 
 #[test]

@@ -72,6 +72,9 @@ pub(super) fn connection_block(c: &ConnectionInfo) -> String {
         c.sentinels.join(","),
         c.master_name
     );
+    if let Some(url) = &c.console {
+        out.push_str(&format!("  console     {url}\n"));
+    }
     out.push_str(&format!(
         "environment:\n  REDIS_SENTINELS={} REDIS_MASTER_NAME={}",
         c.sentinels.join(","),

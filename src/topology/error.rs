@@ -37,6 +37,9 @@ pub enum TopologyError {
     /// The docker backend failed: no engine, no image, an engine call refused.
     #[error("docker backend: {0}")]
     Docker(String),
+    /// The topology's console (docker: the commander container) did not come up.
+    #[error("console (commander) failed to start: {0}")]
+    Console(String),
     /// The operation needs another backend.
     #[error("{what} needs the {needs} backend")]
     NeedsBackend {

@@ -51,6 +51,8 @@ pub struct ConnectionInfo {
     pub master_name: String,
     /// Password, when configured.
     pub password: Option<String>,
+    /// The console's URL with its token, when a console runs with the topology.
+    pub console: Option<String>,
 }
 
 impl ConnectionInfo {
@@ -66,6 +68,7 @@ impl ConnectionInfo {
                 .collect(),
             master_name: state.master_name.clone(),
             password: state.password.clone(),
+            console: state.console.as_ref().map(|c| c.url_with_token()),
         }
     }
 }
@@ -154,6 +157,7 @@ impl Topology {
             }
             topo.wait_ready(deadline, started, phase).await?;
         }
+        topo.backend.start_console(&mut topo.state).await?;
         topo.state.write(&dir)?;
         let network = topo
             .state
@@ -416,6 +420,7 @@ fn new_state(cfg: &HarnessConfig, redis_version: String) -> TopologyState {
             .unwrap_or(0),
         nodes: Vec::new(),
         network: None,
+        console: None,
     }
 }
 

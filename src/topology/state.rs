@@ -53,6 +53,31 @@ pub struct TopologyState {
     /// The topology's private network (docker backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    /// The topology's console, when one runs with it (docker backend: the commander
+    /// container). State files written before the console existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleRecord>,
+}
+
+/// The console watching a topology, as recorded in the state file (readable by its owner
+/// only, since it holds the token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleRecord {
+    /// Container id (docker backend: the commander).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Where the host reaches it, e.g. `http://127.0.0.1:49153`.
+    pub url: String,
+    /// Its token.
+    pub token: String,
+}
+
+impl ConsoleRecord {
+    /// The URL to open: the console with its token (which the console trades for a cookie
+    /// and removes from the address bar).
+    pub fn url_with_token(&self) -> String {
+        format!("{}/?token={}", self.url.trim_end_matches('/'), self.token)
+    }
 }
 
 impl TopologyState {
@@ -118,5 +143,43 @@ impl TopologyState {
             .iter()
             .find(|n| n.spec.kind == super::NodeKind::Master)
             .expect("a topology has a master")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state file as written before the console existed.
+    const WITHOUT_CONSOLE: &str = r#"{
+  "version": 1,
+  "name": "old",
+  "backend": "docker",
+  "master_name": "mymaster",
+  "password": null,
+  "redis_version": "image redis:7.2",
+  "started_unix_ms": 1,
+  "nodes": [],
+  "network": "rh-old-00000000"
+}"#;
+
+    #[test]
+    fn state_files_without_a_console_still_load_and_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(TopologyState::path(dir.path()), WITHOUT_CONSOLE).unwrap();
+        let mut state = TopologyState::read(dir.path()).unwrap().unwrap();
+        assert_eq!(state.console, None);
+        state.console = Some(ConsoleRecord {
+            container: Some("abc".into()),
+            url: "http://127.0.0.1:49153".into(),
+            token: "t0k".into(),
+        });
+        state.write(dir.path()).unwrap();
+        let back = TopologyState::read(dir.path()).unwrap().unwrap();
+        assert_eq!(back, state);
+        assert_eq!(
+            back.console.unwrap().url_with_token(),
+            "http://127.0.0.1:49153/?token=t0k"
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! The one seam between a topology and what runs its nodes.
 //!
 //! [`Topology`](super::Topology) runs the common flow (prepare the directory, plan the
-//! nodes, write their configs, start data nodes, wait, start Sentinels, wait, write the
-//! state file) and every fault and teardown through the `Backend` trait; each backend
-//! supplies only what differs.
+//! nodes, write their configs, start data nodes, wait, start Sentinels, wait, start the
+//! console where the backend runs one, write the state file) and every fault and teardown
+//! through the `Backend` trait; each backend supplies only what differs.
 //!
 //! - [`process`]: local `redis-server` processes on loopback.
 //! - [`docker`]: containers on a private network per topology.
@@ -121,6 +121,16 @@ pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
+    /// Starts the topology's console once every node is ready, when the backend runs one
+    /// itself (docker: the commander container), recording it in `state.console` as soon
+    /// as it exists so a failed start is cleaned up with the nodes. Nothing by default.
+    fn start_console<'a>(
+        &'a mut self,
+        _state: &'a mut TopologyState,
+    ) -> BoxFuture<'a, Result<(), TopologyError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// How nodes see their directory in their config files.
     fn config_view(&self) -> ConfigView;
 
@@ -175,8 +185,8 @@ pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
         needs_docker("healing a partition")
     }
 
-    /// Stops every node of `state` (graceful for `grace`, then forced) and removes what
-    /// the backend set up for them.
+    /// Stops every node of `state` (graceful for `grace`, then forced) and its console, and
+    /// removes what the backend set up for them.
     fn stop<'a>(
         &'a mut self,
         state: &'a TopologyState,

@@ -487,6 +487,7 @@ mod tests {
             started_unix_ms: 0,
             nodes: vec![record.clone()],
             network: None,
+            console: None,
         }));
         for e in [
             b.pause(&record).await.unwrap_err(),

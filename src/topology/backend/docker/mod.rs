@@ -16,11 +16,16 @@
 //! inside a container's network namespace (entered with `nsenter` from the host), which cut
 //! it off from chosen peers while the host still reaches it.
 //!
+//! Once the Sentinels are ready, the commander (the harness's console, `docker.console`)
+//! joins the network as one more labelled container, published on `127.0.0.1` only.
+//!
 //! - `engine`: client, engine check, image.
 //! - `network`: network, labels, removal.
 //! - `container`: a node's container and its faults but partitions.
 //! - `partition`: cutting a container off from peers, and healing.
+//! - `commander`: the console's container.
 
+mod commander;
 mod container;
 mod engine;
 mod network;
@@ -38,6 +43,8 @@ use crate::topology::spec::{self, NodeKind, NodeSpec};
 use crate::topology::state::{NodeRecord, TopologyState};
 use crate::topology::{absolute, TopologyError};
 
+use commander::Commander;
+pub use commander::{COMMANDER, CONSOLE_PORT};
 pub use container::*;
 pub use engine::*;
 pub use network::*;
@@ -56,8 +63,12 @@ pub const LABEL_TOPOLOGY: &str = "org.redis-harness.topology";
 /// Label holding the absolute run directory (what `down --all` matches).
 pub const LABEL_RUN_DIR: &str = "org.redis-harness.run-dir";
 
-/// Label naming the node.
+/// Label naming the node (`commander` for the console).
 pub const LABEL_NODE: &str = "org.redis-harness.node";
+
+/// Label of the console image: the harness version its binary was built from
+/// (`scripts/build-offline-image.sh` sets it, with `org.redis-harness.binary-sha256`).
+pub const LABEL_VERSION: &str = "org.redis-harness.version";
 
 /// Port of data nodes inside their container.
 pub const DATA_PORT: u16 = 6379;
@@ -80,6 +91,8 @@ pub(crate) struct DockerBackend {
     run_dir: Option<PathBuf>,
     /// The topology's network.
     network: Option<String>,
+    /// The console container to start once the Sentinels are ready, if any.
+    commander: Option<Commander>,
 }
 
 impl DockerBackend {
@@ -92,6 +105,7 @@ impl DockerBackend {
                 name: cfg.name.clone(),
                 run_dir: None,
                 network: None,
+                commander: Commander::from_config(cfg),
             },
             Origin::State(state) => Self {
                 docker: None,
@@ -100,6 +114,7 @@ impl DockerBackend {
                 name: state.name.clone(),
                 run_dir: None,
                 network: state.network.clone(),
+                commander: None,
             },
         }
     }
@@ -141,6 +156,9 @@ impl super::Backend for DockerBackend {
         Box::pin(async move {
             let d = self.connect().await?;
             ensure_image(&d, &cfg.docker.image).await?;
+            if let Some(c) = &self.commander {
+                c.check_image(&d).await?;
+            }
             let run_dir = absolute(&cfg.run_dir)?;
             let network = network_name(&cfg.name, dir);
             let leftovers: Vec<String> =
@@ -197,6 +215,20 @@ impl super::Backend for DockerBackend {
             create_network(&d, &network, &self.labels()).await?;
             state.network = Some(network);
             Ok(())
+        })
+    }
+
+    fn start_console<'a>(
+        &'a mut self,
+        state: &'a mut TopologyState,
+    ) -> BoxFuture<'a, Result<(), TopologyError>> {
+        Box::pin(async move {
+            let Some(commander) = &self.commander else {
+                return Ok(());
+            };
+            let d = self.engine()?;
+            let network = self.network.as_deref().unwrap_or_default();
+            commander.start(d, network, &self.labels(), state).await
         })
     }
 
@@ -283,7 +315,17 @@ impl super::Backend for DockerBackend {
             let d = self.connect().await?;
             let ids: Vec<Option<String>> =
                 state.nodes.iter().map(|n| n.container.clone()).collect();
-            Ok(remove(&d, &ids, state.network.as_deref(), grace).await)
+            // The console keeps nothing: removed at once, beside the nodes' graceful stop;
+            // the network once both are gone.
+            let (_, outcomes) = futures_util::future::join(
+                remove(&d, &[console_container(state)], None, Duration::ZERO),
+                remove(&d, &ids, None, grace),
+            )
+            .await;
+            if let Some(n) = &state.network {
+                let _ = d.remove_network(n).await;
+            }
+            Ok(outcomes)
         })
     }
 
@@ -295,10 +337,15 @@ impl super::Backend for DockerBackend {
             let Some(d) = self.docker.clone().or_else(|| client().ok()) else {
                 return left;
             };
-            for n in &state.nodes {
-                if let Some(id) = &n.container {
-                    if d.inspect_container(id, None).await.is_ok() {
-                        left.containers_left.push(n.spec.name.clone());
+            let nodes = state
+                .nodes
+                .iter()
+                .map(|n| (n.spec.name.as_str(), n.container.clone()));
+            let console = std::iter::once((COMMANDER, console_container(state)));
+            for (name, id) in nodes.chain(console) {
+                if let Some(id) = id {
+                    if d.inspect_container(&id, None).await.is_ok() {
+                        left.containers_left.push(name.to_string());
                     }
                 }
             }
@@ -320,6 +367,7 @@ impl super::Backend for DockerBackend {
             .nodes
             .iter()
             .filter_map(|n| n.container.clone())
+            .chain(console_container(state))
             .collect();
         let run_dir = self
             .run_dir
@@ -329,4 +377,9 @@ impl super::Backend for DockerBackend {
         remove_blocking(ids, network, run_dir);
         true
     }
+}
+
+/// The commander's container id, when one was started.
+fn console_container(state: &TopologyState) -> Option<String> {
+    state.console.as_ref()?.container.clone()
 }
