@@ -354,6 +354,20 @@ pub(crate) async fn take(
             answers.insert(a, r);
         }
     }
+    // One Sentinel known by two addresses (a hostname in the target, an IP from its
+    // peers) is shown once, under the address found first.
+    let mut ids = BTreeSet::new();
+    for a in &sentinel_addrs {
+        let id = match answers.get(a) {
+            Some(Ok(ans)) => ans.view.myid.clone(),
+            _ => None,
+        };
+        if let Some(id) = id {
+            if !ids.insert(id) {
+                answers.remove(a);
+            }
+        }
+    }
     let runids: HashMap<String, String> = answers
         .iter()
         .filter_map(|(a, r)| Some((r.as_ref().ok()?.view.myid.clone()?, a.clone())))
