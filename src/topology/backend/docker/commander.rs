@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use testcontainers::bollard::container::{
-    Config, CreateContainerOptions, InspectContainerOptions, LogsOptions, StartContainerOptions,
+    Config, InspectContainerOptions, LogsOptions, StartContainerOptions,
 };
 use testcontainers::bollard::models::{HostConfig, PortBinding};
 use testcontainers::bollard::Docker;
@@ -19,7 +19,7 @@ use crate::topology::spec::NodeKind;
 use crate::topology::state::{ConsoleRecord, TopologyState};
 use crate::topology::TopologyError;
 
-use super::container::published_port;
+use super::container::{create, is_running, published_port};
 use super::{LABEL_NODE, LABEL_VERSION};
 
 /// The commander's node label and the suffix of its container name.
@@ -139,17 +139,7 @@ impl Commander {
             ..Default::default()
         };
         let name = format!("{network}-{COMMANDER}");
-        let created = d
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: name.as_str(),
-                    platform: None,
-                }),
-                config,
-            )
-            .await
-            .map_err(|e| failed(format!("container {name} could not be created: {e}")))?;
-        let id = created.id;
+        let id = create(d, &name, config).await.map_err(failed)?;
         state.console = Some(ConsoleRecord {
             container: Some(id.clone()),
             url: String::new(),
@@ -237,13 +227,7 @@ async fn wait_healthy(
             Ok(r) => format!("it answered {}", r.status()),
             Err(e) => e.to_string(),
         };
-        let running = d
-            .inspect_container(id, None::<InspectContainerOptions>)
-            .await
-            .ok()
-            .and_then(|c| c.state?.running)
-            .unwrap_or(false);
-        if !running {
+        if !is_running(d, id).await {
             return Err(failed(format!(
                 "the commander stopped before {health} answered; {}",
                 report(d, id).await

@@ -83,20 +83,11 @@ pub async fn start(
         ..Default::default()
     };
     let name = format!("{network}-{node}");
-    let created = d
-        .create_container(
-            Some(CreateContainerOptions {
-                name: name.as_str(),
-                platform: None,
-            }),
-            config,
-        )
-        .await
-        .map_err(|e| failed(format!("container {name} could not be created: {e}")))?;
-    record.container = Some(created.id.clone());
+    let id = create(d, &name, config).await.map_err(failed)?;
+    record.container = Some(id.clone());
     let started = tokio::time::timeout(
         Duration::from_secs(60),
-        d.start_container(&created.id, None::<StartContainerOptions<String>>),
+        d.start_container(&id, None::<StartContainerOptions<String>>),
     )
     .await;
     match started {
@@ -108,16 +99,43 @@ pub async fn start(
             )))
         }
     }
-    let ip: IpAddr = container_ip(d, &created.id)
+    let ip: IpAddr = container_ip(d, &id)
         .await?
         .parse()
         .map_err(|e| err("reading the container address", e))?;
     if publish {
-        if let Some(hp) = published_port(d, &created.id).await {
+        if let Some(hp) = published_port(d, &id).await {
             tracing::info!("{node} is published on 127.0.0.1:{hp}");
         }
     }
     Ok((record, ip))
+}
+
+/// Creates container `name` from `config` and returns its id; the error says why not.
+pub(super) async fn create(
+    d: &Docker,
+    name: &str,
+    config: Config<String>,
+) -> Result<String, String> {
+    d.create_container(
+        Some(CreateContainerOptions {
+            name,
+            platform: None,
+        }),
+        config,
+    )
+    .await
+    .map(|c| c.id)
+    .map_err(|e| format!("container {name} could not be created: {e}"))
+}
+
+/// Whether container `id` runs (false when the engine cannot say).
+pub(super) async fn is_running(d: &Docker, id: &str) -> bool {
+    d.inspect_container(id, None::<InspectContainerOptions>)
+        .await
+        .ok()
+        .and_then(|c| c.state?.running)
+        .unwrap_or(false)
 }
 
 /// The host port a container's node port is published on, when it is.

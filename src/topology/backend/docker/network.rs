@@ -14,6 +14,7 @@ use testcontainers::bollard::Docker;
 use crate::topology::node::StopOutcome;
 use crate::topology::TopologyError;
 
+use super::container::is_running;
 use super::engine::{client, err};
 use super::{LABEL_RUN_DIR, LABEL_TOPOLOGY};
 
@@ -107,12 +108,7 @@ pub async fn remove(
         let Some(id) = id else {
             return StopOutcome::NotRunning;
         };
-        let running = d
-            .inspect_container(id, None::<InspectContainerOptions>)
-            .await
-            .ok()
-            .and_then(|c| c.state?.running)
-            .unwrap_or(false);
+        let running = is_running(d, id).await;
         if running && !grace.is_zero() {
             let _ = d
                 .stop_container(
