@@ -1,0 +1,555 @@
+//! The web console in a real headless Chromium, against real components: each test brings
+//! up its own process-backend topology in-process, runs the console as the real binary
+//! (`redis-harness console --port 0 --token ...`), reads its URL from stdout, and asserts
+//! on the DOM (never on pixels), saving screenshots under `target/console-screenshots/`.
+//!
+//! - the token: 401 without it or with a wrong one, `/healthz` open, `?token=` sets the
+//!   cookie and redirects to the same URL without it;
+//! - the Topology page lists every node in its role and every Sentinel;
+//! - `SENTINEL FAILOVER`: `+switch-master` appears live on the Events page (SSE, no
+//!   reload) and the Topology page shows the promoted replica as master.
+//!
+//! Without Chromium and chromedriver the browser tests skip with a message, unless
+//! `REDIS_HARNESS_REQUIRE_BROWSER=1` (CI sets it).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::browser::Browser;
+use common::{test_config, write_config};
+use redis::aio::MultiplexedConnection;
+use redis_harness::config::HarnessConfig;
+use redis_harness::topology::{probe, NodeKind, Topology};
+use serde_json::{json, Value};
+
+/// The token every console here is started with (16+ characters).
+const TOKEN: &str = "browser-test-token-5f3a9c0e";
+
+/// How long a page has to show what a test waits for. A deadline, not a timing claim.
+const PAGE: Duration = Duration::from_secs(20);
+
+/// How long a failover may take to show up (down-after is 1 s in the tests' config, and
+/// the old master is demoted about 10 s after the promotion).
+const FAILOVER: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------------------
+// The console as a child process.
+
+/// `redis-harness console` as a child process; killed (and reaped) on drop. Its stderr
+/// goes to a log file, printed when a test panics.
+struct ConsoleProc {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    base: String,
+    log: PathBuf,
+}
+
+/// The binary under test: `REDIS_HARNESS_CONSOLE_BIN` (the measurement script points it
+/// at a release build), else the one cargo built for these tests.
+fn console_bin() -> PathBuf {
+    std::env::var_os("REDIS_HARNESS_CONSOLE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_redis-harness")))
+}
+
+impl ConsoleProc {
+    /// Runs `redis-harness <args>` and waits (with a deadline) for its `console: URL` line.
+    fn start(args: &[String], log_dir: &Path) -> ConsoleProc {
+        let log = log_dir.join(format!("console-{}.log", unique()));
+        let mut child = std::process::Command::new(console_bin())
+            .args(args)
+            .env_remove("REDIS_HARNESS_CONFIG")
+            .env_remove("REDIS_HARNESS_CONSOLE_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("console log file"))
+            .spawn()
+            .expect("start the console");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        // Reads the URL line, then keeps draining stdout so the pipe never fills.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("console: ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let mut proc = ConsoleProc {
+            child,
+            base: String::new(),
+            log,
+        };
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the console printed no `console: URL` line within 30 s; its log:\n{}",
+                    proc.log_text()
+                )
+            });
+        let (base, token) = url
+            .split_once("/?token=")
+            .unwrap_or_else(|| panic!("unexpected console URL {url:?}"));
+        assert_eq!(token, TOKEN, "the URL carries the token it was given");
+        proc.base = base.to_string();
+        proc
+    }
+
+    /// `base` + `path`.
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ConsoleProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let text = self.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!(
+                "--- console log (last lines) ---\n{}",
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            );
+        }
+    }
+}
+
+fn unique() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Console arguments that follow the topology's state file (`-c` its config).
+fn state_file_args(config: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = ["-c", &config.display().to_string(), "console"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    v.extend(
+        ["--port", "0", "--token", TOKEN]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string()),
+    );
+    v
+}
+
+/// Console arguments naming the topology explicitly (`--sentinels`, `--node`).
+fn explicit_args(topo: &Topology, extra: &[&str]) -> Vec<String> {
+    let st = topo.state();
+    let sentinels: Vec<String> = st
+        .nodes
+        .iter()
+        .filter(|n| n.spec.kind == NodeKind::Sentinel)
+        .map(|n| n.spec.addr())
+        .collect();
+    let mut v: Vec<String> = vec![
+        "console".into(),
+        "--port".into(),
+        "0".into(),
+        "--token".into(),
+        TOKEN.into(),
+        "--sentinels".into(),
+        sentinels.join(","),
+        "--master-name".into(),
+        st.master_name.clone(),
+        "--name".into(),
+        st.name.clone(),
+    ];
+    for n in &st.nodes {
+        v.push("--node".into());
+        v.push(format!("{}={}", n.spec.name, n.spec.addr()));
+    }
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+// ---------------------------------------------------------------------------------------
+// Topology helpers.
+
+/// A topology of the tests' shape (1 master, 2 replicas, 3 Sentinels, down-after 1 s)
+/// with its config written to `dir/harness.yaml`.
+async fn topology(
+    dir: &Path,
+    name: &str,
+    tune: impl FnOnce(&mut HarnessConfig),
+) -> (Topology, PathBuf) {
+    let mut cfg = test_config(dir, name);
+    tune(&mut cfg);
+    let config = write_config(dir, &cfg);
+    let topo = Topology::up(&cfg).await.expect("topology comes up");
+    (topo, config)
+}
+
+async fn connect(addr: &str, timeout: Duration) -> MultiplexedConnection {
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    probe::connect(host, port.parse().expect("port"), None, timeout)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
+}
+
+/// Name of the node at `addr`.
+fn name_of(topo: &Topology, addr: &str) -> String {
+    topo.state()
+        .nodes
+        .iter()
+        .find(|n| n.spec.addr() == addr)
+        .map(|n| n.spec.name.clone())
+        .unwrap_or_else(|| panic!("{addr} is not a node of the topology"))
+}
+
+fn addr_of(topo: &Topology, kind: NodeKind) -> Vec<String> {
+    topo.state()
+        .nodes
+        .iter()
+        .filter(|n| n.spec.kind == kind)
+        .map(|n| n.spec.addr())
+        .collect()
+}
+
+/// The master as the first Sentinel names it.
+async fn sentinel_master(topo: &Topology) -> String {
+    let s = &addr_of(topo, NodeKind::Sentinel)[0];
+    let mut con = connect(s, Duration::from_secs(2)).await;
+    let (h, p): (String, String) = redis::cmd("SENTINEL")
+        .arg("GET-MASTER-ADDR-BY-NAME")
+        .arg(&topo.state().master_name)
+        .query_async(&mut con)
+        .await
+        .expect("a Sentinel names the master");
+    format!("{h}:{p}")
+}
+
+/// Sends `SENTINEL FAILOVER` to the first Sentinel, retrying while it refuses (no good
+/// replica yet right after a previous failover, or one in progress).
+async fn sentinel_failover(topo: &Topology) {
+    let s = &addr_of(topo, NodeKind::Sentinel)[0];
+    let mut con = connect(s, Duration::from_secs(2)).await;
+    let deadline = Instant::now() + FAILOVER;
+    loop {
+        let r: redis::RedisResult<String> = redis::cmd("SENTINEL")
+            .arg("FAILOVER")
+            .arg(&topo.state().master_name)
+            .query_async(&mut con)
+            .await;
+        match r {
+            Ok(_) => return,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("SENTINEL FAILOVER refused ({e}); trying again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("SENTINEL FAILOVER refused until the deadline: {e}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Page helpers.
+
+/// Opens `path` with `?token=`, which sets the cookie and redirects; later pages need
+/// nothing more.
+async fn login(b: &Browser, console: &ConsoleProc, path: &str) {
+    b.goto(&console.url(&format!("{path}?token={TOKEN}"))).await;
+    let url = b.client().current_url().await.expect("current URL");
+    assert!(
+        !url.as_str().contains("token="),
+        "the redirect takes the token out of the address bar: {url}"
+    );
+}
+
+/// The nodes the Topology page shows, as (name, role), once it shows `want` of them.
+const NODES_JS: &str = "return Array.from(document.querySelectorAll('#nodes tr[data-node]')).map(r => [r.dataset.node, r.dataset.role]);";
+
+/// The Sentinels the Topology page shows, as (name, the master address it names).
+const SENTINELS_JS: &str = "return Array.from(document.querySelectorAll('#sentinels tr[data-sentinel]')).map(r => [r.dataset.sentinel, r.dataset.names]);";
+
+fn pairs(v: &Value) -> Vec<(String, String)> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    (
+                        p[0].as_str().unwrap_or_default().to_string(),
+                        p[1].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Marks the current document, so a later check can tell it was not reloaded.
+async fn mark(b: &Browser) {
+    b.js("window.__notReloaded = true; return true;", vec![])
+        .await;
+}
+
+async fn still_marked(b: &Browser) -> bool {
+    b.js("return window.__notReloaded === true;", vec![]).await == json!(true)
+}
+
+// ---------------------------------------------------------------------------------------
+// The tests.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_guards_every_page_and_the_topology_page_lists_every_node_and_sentinel() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (topo, config) = topology(tmp.path(), "console-topology", |_| {}).await;
+    let console = ConsoleProc::start(&state_file_args(&config, &[]), tmp.path());
+
+    // Plain HTTP: the token, every way it can be presented.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str| http.get(console.url(path));
+    let r = get("/healthz").send().await.unwrap();
+    assert_eq!(r.status(), 200, "/healthz needs no token");
+    for path in [
+        "/",
+        "/topology",
+        "/events",
+        "/reports",
+        "/api/topology",
+        "/api/events",
+        "/keys",
+        "/command",
+    ] {
+        let r = get(path).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path} without the token");
+    }
+    let wrong = "not-the-token-0123456789";
+    let r = get("/topology").bearer_auth(wrong).send().await.unwrap();
+    assert_eq!(r.status(), 401, "a wrong bearer token");
+    let r = get("/topology")
+        .header("cookie", format!("rh_console={wrong}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a wrong cookie");
+    let r = get(&format!("/topology?token={wrong}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a wrong ?token=");
+    let r = get(&format!("/events?after=0&token={TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_redirection(),
+        "?token= redirects: {}",
+        r.status()
+    );
+    assert_eq!(
+        r.headers()["location"],
+        "/events?after=0",
+        "to the same URL without the token"
+    );
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with(&format!("rh_console={TOKEN};")) && cookie.contains("HttpOnly"),
+        "the token becomes an HttpOnly cookie: {cookie}"
+    );
+    let r = get("/topology").bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the right bearer token");
+    let r = get("/api/topology")
+        .header("cookie", format!("rh_console={TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status() == 200 || r.status() == 503,
+        "the right cookie: {}",
+        r.status()
+    );
+
+    let Some(b) = Browser::start("topology").await else {
+        return;
+    };
+    // `/` with the token: the cookie, then the Topology page.
+    login(&b, &console, "/").await;
+    let url = b.client().current_url().await.unwrap();
+    assert_eq!(url.path(), "/topology", "/ leads to the Topology page");
+
+    let master = addr_of(&topo, NodeKind::Master)[0].clone();
+    let want_nodes = vec![
+        ("master".to_string(), "master".to_string()),
+        ("replica-1".to_string(), "slave".to_string()),
+        ("replica-2".to_string(), "slave".to_string()),
+    ];
+    let nodes = b
+        .wait_for("every data node in its role", PAGE, || async {
+            let mut n = pairs(&b.js(NODES_JS, vec![]).await);
+            n.sort();
+            (n == want_nodes).then_some(n)
+        })
+        .await;
+    let sentinels = b
+        .wait_for("every Sentinel naming the master", PAGE, || async {
+            let mut s = pairs(&b.js(SENTINELS_JS, vec![]).await);
+            s.sort();
+            (s.len() == 3 && s.iter().all(|(_, m)| *m == master)).then_some(s)
+        })
+        .await;
+    let names: Vec<&str> = sentinels.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["sentinel-1", "sentinel-2", "sentinel-3"]);
+    let masters = b
+        .js(
+            "return document.getElementById('topology-fragment').dataset.masters;",
+            vec![],
+        )
+        .await;
+    assert_eq!(masters, json!("master"), "nodes: {nodes:?}");
+    assert!(
+        b.js("return !!document.getElementById('agreement');", vec![])
+            .await
+            == json!(true),
+        "a healthy topology shows no disagreement"
+    );
+    assert!(
+        b.js("return !document.getElementById('failover');", vec![])
+            .await
+            == json!(true),
+        "a read-only console has no failover button"
+    );
+    b.screenshot("topology").await;
+
+    // The Events page renders (its live part is the failover test's).
+    b.goto(&console.url("/events")).await;
+    b.wait_js(
+        "the events table",
+        PAGE,
+        "return !!document.getElementById('events-body');",
+    )
+    .await;
+    b.screenshot("events-idle").await;
+    b.close().await;
+    drop(console);
+    topo.down().await.expect("down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_shows_live_on_the_events_and_topology_pages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (topo, _config) = topology(tmp.path(), "console-failover", |_| {}).await;
+    let console = ConsoleProc::start(&explicit_args(&topo, &[]), tmp.path());
+    let Some(b) = Browser::start("failover").await else {
+        return;
+    };
+
+    // Window 1: Topology, showing the initial master.
+    login(&b, &console, "/topology").await;
+    let topo_window = b.client().window().await.unwrap();
+    b.wait_js(
+        "the initial master",
+        PAGE,
+        "const f = document.getElementById('topology-fragment'); return f && f.dataset.masters === 'master';",
+    )
+    .await;
+    mark(&b).await;
+
+    // Window 2: Events, with its event stream open and no switch yet.
+    let events_window = b.client().new_window(true).await.unwrap().handle;
+    b.client()
+        .switch_to_window(events_window.clone())
+        .await
+        .unwrap();
+    b.goto(&console.url("/events")).await;
+    b.wait_js(
+        "the events stream open",
+        PAGE,
+        "return document.body.dataset.sse === 'open';",
+    )
+    .await;
+    let before = b
+        .js(
+            "return document.querySelectorAll('#events-body tr[data-event=\"+switch-master\"]').length;",
+            vec![],
+        )
+        .await;
+    assert_eq!(before, json!(0), "no switch before the failover");
+    mark(&b).await;
+
+    sentinel_failover(&topo).await;
+
+    let detail = b
+        .wait_js(
+            "a +switch-master row",
+            FAILOVER,
+            "const r = document.querySelector('#events-body tr[data-event=\"+switch-master\"]'); return r ? r.textContent : null;",
+        )
+        .await;
+    assert!(still_marked(&b).await, "the row arrived without a reload");
+    let promoted_addr = sentinel_master(&topo).await;
+    let promoted = name_of(&topo, &promoted_addr);
+    assert_ne!(promoted, "master", "a replica was promoted");
+    let (_, port) = promoted_addr.rsplit_once(':').unwrap();
+    assert!(
+        detail.as_str().unwrap_or_default().contains(port),
+        "the +switch-master row names the new master {promoted_addr}: {detail}"
+    );
+    let kind = b
+        .js(
+            "return document.querySelector('#events-body tr[data-event=\"+switch-master\"]').dataset.kind;",
+            vec![],
+        )
+        .await;
+    assert_eq!(kind, json!("sentinel"));
+    b.screenshot("events-switch-master").await;
+
+    // Back to Topology: the promoted replica in role master, shown live.
+    b.client().switch_to_window(topo_window).await.unwrap();
+    let sel = format!("#nodes tr[data-node=\"{promoted}\"][data-role=\"master\"]");
+    b.wait_js(
+        "the promoted replica in role master",
+        FAILOVER,
+        &format!("return !!document.querySelector('{sel}');"),
+    )
+    .await;
+    assert!(
+        still_marked(&b).await,
+        "the Topology page updated without a reload"
+    );
+    let log = b.js("return window.consoleLog;", vec![]).await;
+    assert!(
+        log.as_array().unwrap().iter().any(|e| e["masters"]
+            .as_str()
+            .unwrap_or_default()
+            .split(',')
+            .any(|m| m == promoted)),
+        "window.consoleLog recorded the change: {log}"
+    );
+    // Healed: the promoted node is the only master, the old master follows it.
+    b.wait_js(
+        "the old master demoted",
+        FAILOVER,
+        &format!(
+            "const f = document.getElementById('topology-fragment'); \
+             return f && f.dataset.masters === '{promoted}' && \
+                    !!document.querySelector('#nodes tr[data-node=\"master\"][data-role=\"slave\"]');"
+        ),
+    )
+    .await;
+    b.screenshot("topology-after-failover").await;
+    b.close().await;
+    drop(console);
+    topo.down().await.expect("down");
+}
