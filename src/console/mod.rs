@@ -18,7 +18,8 @@
 //! - `reports`: the report directory, listed and viewable.
 //! - `auth`: the token.
 //! - `page`: layout and navigation.
-//! - `server`: routes, SSE, start and stop.
+//! - `server`: routes, SSE, start and stop; `pages`: the handlers of the Keys, key view
+//!   and Command pages.
 
 mod auth;
 mod command;
@@ -26,6 +27,7 @@ mod events;
 mod feed;
 mod keys;
 mod page;
+mod pages;
 mod reports;
 mod server;
 mod topology;
@@ -132,9 +134,4 @@ impl Target {
             .map(|(_, n)| n.clone())
             .unwrap_or_else(|| addr.to_string())
     }
-}
-
-/// The Keys, key view and Command pages' routes.
-fn pages_router() -> axum::Router<server::Shared> {
-    axum::Router::new()
 }

@@ -95,9 +95,16 @@ impl Shared {
             target.password
         };
         let (host, port) = split_addr(addr).ok_or_else(|| format!("bad address {addr}"))?;
-        let con = probe::connect(&host, port, pw.as_deref(), Duration::from_secs(2))
-            .await
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        // Commands may take up to their own 5 s limit; connecting may not.
+        let con = probe::connect_with(
+            &host,
+            port,
+            pw.as_deref(),
+            Duration::from_secs(2),
+            super::command::TIMEOUT + Duration::from_secs(1),
+        )
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
         Ok((con, sentinel))
     }
 
@@ -227,7 +234,12 @@ fn router(shared: Shared) -> Router {
         .route("/failover", post(failover))
         .route("/reports", get(reports_page))
         .route("/reports/view", get(report_view))
-        .merge(super::pages_router())
+        .route("/keys", get(super::pages::keys))
+        .route("/key", get(super::pages::key))
+        .route(
+            "/command",
+            get(super::pages::command_form).post(super::pages::command_run),
+        )
         .layer(axum::middleware::map_response(headers))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),

@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::feed::{Feed, Kind};
 use super::topology::{self, split_addr, Conns, Snapshot, Votes};
 use super::Target;
+use crate::topology::probe;
 
 /// Starts the watchers; they run until `stop` turns true.
 pub(crate) fn start(feed: Feed, refresh: Duration, stop: watch::Receiver<bool>) -> JoinHandle<()> {
@@ -138,7 +138,7 @@ async fn subscribe_all(
     }
 }
 
-/// Records one Sentinel's events until `stop`, reconnecting every 200 ms while it is away.
+/// Records one Sentinel's events until `stop`; each one also triggers a snapshot.
 async fn subscribe(
     addr: String,
     name: String,
@@ -146,64 +146,33 @@ async fn subscribe(
     feed: Feed,
     poke: Arc<Notify>,
     votes: Arc<Mutex<Votes>>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let Some((host, port)) = split_addr(&addr) else {
         return;
     };
-    let mut connected_before = false;
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        let mut info = redis::RedisConnectionInfo::default().set_skip_set_lib_name();
-        if let Some(pw) = &password {
-            info = info.set_password(pw);
-        }
-        let client = redis::IntoConnectionInfo::into_connection_info((host.clone(), port))
-            .map(|c| c.set_redis_settings(info))
-            .and_then(redis::Client::open);
-        let ps = match client {
-            Ok(c) => tokio::time::timeout(Duration::from_millis(500), c.get_async_pubsub())
-                .await
-                .ok()
-                .and_then(Result::ok),
-            Err(_) => None,
-        };
-        if let Some(mut ps) = ps {
-            if ps.psubscribe("*").await.is_ok() {
-                if connected_before {
-                    feed.push(
-                        Kind::Console,
-                        &name,
-                        "resubscribed",
-                        "the console hears this Sentinel again".into(),
-                    );
-                }
-                connected_before = true;
-                let mut stream = ps.on_message();
-                loop {
-                    tokio::select! {
-                        msg = stream.next() => match msg {
-                            Some(m) => {
-                                let channel = m.get_channel_name().to_string();
-                                let payload = m.get_payload::<String>().unwrap_or_default();
-                                note_vote(&votes, &addr, &channel, &payload);
-                                feed.push(Kind::Sentinel, &name, &channel, payload);
-                                poke.notify_one();
-                            }
-                            None => break,
-                        },
-                        _ = stop.changed() => return,
-                    }
-                }
+    probe::follow_sentinel_events(
+        &host,
+        port,
+        password.as_deref(),
+        stop,
+        |again| {
+            if again {
+                feed.push(
+                    Kind::Console,
+                    &name,
+                    "resubscribed",
+                    "the console hears this Sentinel again".into(),
+                );
             }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-            _ = stop.changed() => return,
-        }
-    }
+        },
+        |channel, payload| {
+            note_vote(&votes, &addr, &channel, &payload);
+            feed.push(Kind::Sentinel, &name, &channel, payload);
+            poke.notify_one();
+        },
+    )
+    .await;
 }
 
 /// Keeps leader votes and elections: `+vote-for-leader <runid> <epoch>` and

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -136,42 +135,26 @@ pub(crate) fn record_events(
         let tasks: Vec<_> = sentinels
             .into_iter()
             .map(|s| {
-                let mut stop = stop.clone();
+                let stop = stop.clone();
                 tokio::spawn(async move {
                     let mut out = Vec::new();
-                    loop {
-                        if *stop.borrow() {
-                            return out;
-                        }
-                        let client = redis::Client::open(format!("redis://{}:{}/", s.host, s.port));
-                        let ps = match client {
-                            Ok(c) => tokio::time::timeout(Duration::from_millis(500), c.get_async_pubsub()).await.ok().and_then(Result::ok),
-                            Err(_) => None,
-                        };
-                        if let Some(mut ps) = ps {
-                            if ps.psubscribe("*").await.is_ok() {
-                                let mut stream = ps.on_message();
-                                loop {
-                                    tokio::select! {
-                                        msg = stream.next() => match msg {
-                                            Some(m) => out.push(SentinelEvent {
-                                                t_us: clock.now_us(),
-                                                sentinel: s.name.clone(),
-                                                event: m.get_channel_name().to_string(),
-                                                payload: m.get_payload::<String>().unwrap_or_default(),
-                                            }),
-                                            None => break,
-                                        },
-                                        _ = stop.changed() => return out,
-                                    }
-                                }
-                            }
-                        }
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                            _ = stop.changed() => return out,
-                        }
-                    }
+                    probe::follow_sentinel_events(
+                        &s.host,
+                        s.port,
+                        None,
+                        stop,
+                        |_| {},
+                        |event, payload| {
+                            out.push(SentinelEvent {
+                                t_us: clock.now_us(),
+                                sentinel: s.name.clone(),
+                                event,
+                                payload,
+                            })
+                        },
+                    )
+                    .await;
+                    out
                 })
             })
             .collect();

@@ -14,12 +14,24 @@ use super::spec::{NodeKind, NodeSpec};
 /// Timeout for connecting to and hearing back from a node during probes.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
 
-/// Opens a connection to `host:port`, authenticating when `password` is set.
+/// Opens a connection to `host:port`, authenticating when `password` is set; `timeout`
+/// bounds both connecting and every answer.
 pub async fn connect(
     host: &str,
     port: u16,
     password: Option<&str>,
     timeout: Duration,
+) -> redis::RedisResult<MultiplexedConnection> {
+    connect_with(host, port, password, timeout, timeout).await
+}
+
+/// [`connect`] with separate bounds on connecting and on each answer.
+pub async fn connect_with(
+    host: &str,
+    port: u16,
+    password: Option<&str>,
+    connect_timeout: Duration,
+    response_timeout: Duration,
 ) -> redis::RedisResult<MultiplexedConnection> {
     let mut redis_info = RedisConnectionInfo::default().set_skip_set_lib_name();
     if let Some(pw) = password {
@@ -30,11 +42,69 @@ pub async fn connect(
         .set_redis_settings(redis_info);
     let client = redis::Client::open(info)?;
     let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout));
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(Some(response_timeout));
     client
         .get_multiplexed_async_connection_with_config(&config)
         .await
+}
+
+/// Calls `on_event(channel, payload)` for every event Sentinel `host:port` publishes
+/// (PSUBSCRIBE *), reconnecting every 200 ms while it is away, until `stop` turns true.
+/// `on_subscribed(again)` is called on each subscription (`again`: not the first).
+pub async fn follow_sentinel_events(
+    host: &str,
+    port: u16,
+    password: Option<&str>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut on_subscribed: impl FnMut(bool),
+    mut on_event: impl FnMut(String, String),
+) {
+    use futures_util::StreamExt as _;
+    let mut again = false;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let mut settings = RedisConnectionInfo::default().set_skip_set_lib_name();
+        if let Some(pw) = password {
+            settings = settings.set_password(pw);
+        }
+        let client = (host.to_string(), port)
+            .into_connection_info()
+            .map(|c| c.set_redis_settings(settings))
+            .and_then(redis::Client::open);
+        let ps = match client {
+            Ok(c) => tokio::time::timeout(Duration::from_millis(500), c.get_async_pubsub())
+                .await
+                .ok()
+                .and_then(Result::ok),
+            Err(_) => None,
+        };
+        if let Some(mut ps) = ps {
+            if ps.psubscribe("*").await.is_ok() {
+                on_subscribed(again);
+                again = true;
+                let mut stream = ps.on_message();
+                loop {
+                    tokio::select! {
+                        msg = stream.next() => match msg {
+                            Some(m) => on_event(
+                                m.get_channel_name().to_string(),
+                                m.get_payload::<String>().unwrap_or_default(),
+                            ),
+                            None => break,
+                        },
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Parses the text of `INFO` into `field -> value`.
