@@ -7,13 +7,18 @@
 //!   cookie and redirects to the same URL without it;
 //! - the Topology page lists every node in its role and every Sentinel;
 //! - `SENTINEL FAILOVER`: `+switch-master` appears live on the Events page (SSE, no
-//!   reload) and the Topology page shows the promoted replica as master.
+//!   reload) and the Topology page shows the promoted replica as master;
+//! - the key browser pages through 100,000 keys, each seen once, with the console's
+//!   memory bounded;
+//! - the Command page refuses FLUSHALL (403, nothing flushed) and runs read-only
+//!   commands; the failover button exists only with `--allow-write`.
 //!
 //! Without Chromium and chromedriver the browser tests skip with a message, unless
 //! `REDIS_HARNESS_REQUIRE_BROWSER=1` (CI sets it).
 
 mod common;
 
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -46,6 +51,8 @@ struct ConsoleProc {
     child: Child,
     /// `http://127.0.0.1:<port>`.
     base: String,
+    /// Its token.
+    token: String,
     log: PathBuf,
 }
 
@@ -58,11 +65,18 @@ fn console_bin() -> PathBuf {
 }
 
 impl ConsoleProc {
-    /// Runs `redis-harness <args>` and waits (with a deadline) for its `console: URL` line.
+    /// Runs `redis-harness <args> --token TOKEN` and waits (with a deadline) for its
+    /// `console: URL` line.
     fn start(args: &[String], log_dir: &Path) -> ConsoleProc {
+        Self::start_with_token(args, TOKEN, log_dir)
+    }
+
+    /// [`ConsoleProc::start`] with another token.
+    fn start_with_token(args: &[String], token: &str, log_dir: &Path) -> ConsoleProc {
         let log = log_dir.join(format!("console-{}.log", unique()));
         let mut child = std::process::Command::new(console_bin())
             .args(args)
+            .args(["--token", token])
             .env_remove("REDIS_HARNESS_CONFIG")
             .env_remove("REDIS_HARNESS_CONSOLE_TOKEN")
             .stdin(Stdio::null())
@@ -83,6 +97,7 @@ impl ConsoleProc {
         let mut proc = ConsoleProc {
             child,
             base: String::new(),
+            token: token.to_string(),
             log,
         };
         let url = rx
@@ -93,10 +108,10 @@ impl ConsoleProc {
                     proc.log_text()
                 )
             });
-        let (base, token) = url
+        let (base, printed) = url
             .split_once("/?token=")
             .unwrap_or_else(|| panic!("unexpected console URL {url:?}"));
-        assert_eq!(token, TOKEN, "the URL carries the token it was given");
+        assert_eq!(printed, token, "the URL carries the token it was given");
         proc.base = base.to_string();
         proc
     }
@@ -104,6 +119,50 @@ impl ConsoleProc {
     /// `base` + `path`.
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `VmRSS` and `VmHWM` (peak RSS) of the console process, KiB.
+    fn memory(&self) -> Memory {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the console's /proc status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no {name} in /proc/{}/status", self.pid()))
+        };
+        Memory {
+            rss_kib: field("VmRSS:"),
+            hwm_kib: field("VmHWM:"),
+        }
+    }
+
+    /// Waits (with a deadline) until the console has its first topology snapshot:
+    /// `/api/topology` answers 503 before.
+    async fn first_snapshot(&self) {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + PAGE;
+        loop {
+            let r = http
+                .get(self.url("/api/topology"))
+                .bearer_auth(&self.token)
+                .send()
+                .await;
+            if r.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no topology snapshot within {PAGE:?}; the console's log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn log_text(&self) -> String {
@@ -126,6 +185,17 @@ impl Drop for ConsoleProc {
     }
 }
 
+/// A process's memory, KiB.
+#[derive(Debug, Clone, Copy)]
+struct Memory {
+    rss_kib: u64,
+    hwm_kib: u64,
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
 fn unique() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
@@ -142,12 +212,7 @@ fn state_file_args(config: &Path, extra: &[&str]) -> Vec<String> {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    v.extend(
-        ["--port", "0", "--token", TOKEN]
-            .iter()
-            .chain(extra)
-            .map(|s| s.to_string()),
-    );
+    v.extend(["--port", "0"].iter().chain(extra).map(|s| s.to_string()));
     v
 }
 
@@ -164,8 +229,6 @@ fn explicit_args(topo: &Topology, extra: &[&str]) -> Vec<String> {
         "console".into(),
         "--port".into(),
         "0".into(),
-        "--token".into(),
-        TOKEN.into(),
         "--sentinels".into(),
         sentinels.join(","),
         "--master-name".into(),
@@ -260,13 +323,48 @@ async fn sentinel_failover(topo: &Topology) {
     }
 }
 
+/// Writes `count` keys `key:<i>` with pipelined SETs on the master.
+async fn write_keys(master: &str, count: u64) -> HashSet<String> {
+    let mut con = connect(master, Duration::from_secs(30)).await;
+    let mut all = HashSet::with_capacity(count as usize);
+    let batch = 10_000;
+    let mut i = 0;
+    while i < count {
+        let mut p = redis::pipe();
+        for j in i..(i + batch).min(count) {
+            let k = format!("key:{j:07}");
+            p.cmd("SET").arg(&k).arg(j).ignore();
+            all.insert(k);
+        }
+        let () = p.query_async(&mut con).await.expect("pipelined SETs");
+        i += batch;
+    }
+    let n: u64 = redis::cmd("DBSIZE").query_async(&mut con).await.unwrap();
+    assert_eq!(n, count, "every key was written");
+    all
+}
+
+async fn dbsize(addr: &str) -> u64 {
+    let mut con = connect(addr, Duration::from_secs(5)).await;
+    redis::cmd("DBSIZE").query_async(&mut con).await.unwrap()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    assert!(s.len().is_multiple_of(2), "odd hex {s:?}");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or_else(|_| panic!("bad hex {s:?}")))
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------
 // Page helpers.
 
 /// Opens `path` with `?token=`, which sets the cookie and redirects; later pages need
 /// nothing more.
 async fn login(b: &Browser, console: &ConsoleProc, path: &str) {
-    b.goto(&console.url(&format!("{path}?token={TOKEN}"))).await;
+    b.goto(&console.url(&format!("{path}?token={}", console.token)))
+        .await;
     let url = b.client().current_url().await.expect("current URL");
     assert!(
         !url.as_str().contains("token="),
@@ -303,6 +401,118 @@ async fn mark(b: &Browser) {
 
 async fn still_marked(b: &Browser) -> bool {
     b.js("return window.__notReloaded === true;", vec![]).await == json!(true)
+}
+
+/// The key browser's current page: the keys (hex) and the next-page link, if any.
+async fn key_page(b: &Browser) -> (Vec<String>, Option<String>) {
+    let v = b
+        .js(
+            "const t = document.getElementById('keys'); if (!t) return null; \
+             const n = document.getElementById('next-page'); \
+             return {keys: Array.from(t.querySelectorAll('tr[data-key-hex]')).map(r => r.dataset.keyHex), \
+                     next: n ? n.getAttribute('href') : null};",
+            vec![],
+        )
+        .await;
+    assert!(
+        !v.is_null(),
+        "the Keys page has no #keys table: {}",
+        b.client().source().await.unwrap_or_default()
+    );
+    let keys = v["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k.as_str().expect("hex").to_string())
+        .collect();
+    (keys, v["next"].as_str().map(str::to_string))
+}
+
+/// Opens the key browser as a person would (the Keys link, then the scan form with
+/// `count` keys a page) and follows `#next-page` until it disappears, clicking it, for at
+/// most `max_pages` pages. Checks it browses `node` (the master, the default). Returns
+/// every key seen (decoded) in order, and the number of pages.
+async fn browse_keys(
+    b: &Browser,
+    console: &ConsoleProc,
+    node: &str,
+    count: u32,
+    max_pages: usize,
+) -> (Vec<String>, usize) {
+    b.client()
+        .find(fantoccini::Locator::Css("nav a[href=\"/keys\"]"))
+        .await
+        .expect("the Keys link")
+        .click()
+        .await
+        .expect("click Keys");
+    let form = b
+        .wait_for("the scan form", PAGE, || async {
+            b.client()
+                .find(fantoccini::Locator::Css("form#scan-form"))
+                .await
+                .ok()
+        })
+        .await;
+    let shown = form
+        .find(fantoccini::Locator::Css("input[name=node]"))
+        .await
+        .expect("the node field")
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(
+        shown.as_deref(),
+        Some(node),
+        "the Keys page opens on the master"
+    );
+    let field = form
+        .find(fantoccini::Locator::Css("input[name=count]"))
+        .await
+        .expect("the count field");
+    field.clear().await.unwrap();
+    mark(b).await;
+    field
+        .send_keys(&format!(
+            "{count}{}",
+            char::from(fantoccini::key::Key::Enter)
+        ))
+        .await
+        .unwrap();
+    b.wait_for("the first key page", PAGE, || async {
+        let u = b.client().current_url().await.ok()?;
+        (!still_marked(b).await && u.as_str().contains(&format!("count={count}"))).then_some(())
+    })
+    .await;
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let (keys, next) = key_page(b).await;
+        pages += 1;
+        seen.extend(
+            keys.iter()
+                .map(|h| String::from_utf8(unhex(h)).expect("UTF-8 key")),
+        );
+        let Some(next) = next else { break };
+        if pages >= max_pages {
+            break;
+        }
+        let before = b.client().current_url().await.expect("URL");
+        b.client()
+            .find(fantoccini::Locator::Css("a#next-page"))
+            .await
+            .expect("#next-page")
+            .click()
+            .await
+            .expect("click #next-page");
+        let want = console.url(&next);
+        b.wait_for("the next key page", PAGE, || async {
+            let u = b.client().current_url().await.ok()?;
+            (u != before && u.as_str() == want).then_some(())
+        })
+        .await;
+    }
+    (seen, pages)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -550,6 +760,232 @@ async fn failover_shows_live_on_the_events_and_topology_pages() {
     .await;
     b.screenshot("topology-after-failover").await;
     b.close().await;
+    drop(console);
+    topo.down().await.expect("down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_browser_pages_through_100k_keys_once_each_with_bounded_memory() {
+    const KEYS: u64 = 100_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let (topo, config) = topology(tmp.path(), "console-keys", |c| {
+        c.memory.maxmemory = "0".into();
+    })
+    .await;
+    let master = addr_of(&topo, NodeKind::Master)[0].clone();
+    let written = write_keys(&master, KEYS).await;
+    let console = ConsoleProc::start(&state_file_args(&config, &[]), tmp.path());
+    let Some(b) = Browser::start("keys").await else {
+        return;
+    };
+    login(&b, &console, "/topology").await;
+    b.wait_js(
+        "the first snapshot",
+        PAGE,
+        "return !!document.querySelector('#nodes tr[data-node]');",
+    )
+    .await;
+    let before = console.memory();
+
+    let (seen, pages) = browse_keys(&b, &console, &master, 1000, usize::MAX).await;
+    let after = console.memory();
+    let distinct: HashSet<&String> = seen.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        seen.len(),
+        "{} keys shown more than once",
+        seen.len() - distinct.len()
+    );
+    let seen: HashSet<String> = seen.into_iter().collect();
+    assert_eq!(
+        seen.len(),
+        written.len(),
+        "every key was shown ({pages} pages)"
+    );
+    assert!(seen == written, "the keys shown are the keys written");
+    eprintln!(
+        "console memory browsing {KEYS} keys in {pages} pages: RSS {:.1} -> {:.1} MiB, peak (VmHWM) {:.1} -> {:.1} MiB",
+        mib(before.rss_kib),
+        mib(after.rss_kib),
+        mib(before.hwm_kib),
+        mib(after.hwm_kib)
+    );
+    let bound = 64 * 1024;
+    assert!(
+        after.hwm_kib.saturating_sub(before.rss_kib) < bound,
+        "the console's peak RSS grew by {:.1} MiB while browsing (bound 64 MiB)",
+        mib(after.hwm_kib.saturating_sub(before.rss_kib))
+    );
+
+    // The last page, then one key's viewer.
+    b.screenshot("keys-last-page").await;
+    b.client()
+        .find(fantoccini::Locator::Css("#keys tr[data-key-hex] a"))
+        .await
+        .expect("a key link")
+        .click()
+        .await
+        .expect("open a key");
+    let viewer = b
+        .wait_js(
+            "the key's viewer",
+            PAGE,
+            "const v = document.querySelector('#value[data-viewer]'); return v ? v.dataset.viewer : null;",
+        )
+        .await;
+    assert_eq!(
+        viewer,
+        json!("text"),
+        "a SET of a small number is shown as text"
+    );
+    b.screenshot("key-view").await;
+    b.close().await;
+    drop(console);
+    topo.down().await.expect("down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_page_refuses_flushall_runs_read_only_commands_and_failover_needs_allow_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (topo, config) = topology(tmp.path(), "console-command", |_| {}).await;
+    let master = addr_of(&topo, NodeKind::Master)[0].clone();
+    let written = write_keys(&master, 1000).await.len() as u64;
+    let console = ConsoleProc::start(&state_file_args(&config, &[]), tmp.path());
+    console.first_snapshot().await;
+
+    // Plain HTTP: the refusal's status, and the read-only failover endpoint.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .post(console.url("/command"))
+        .bearer_auth(TOKEN)
+        .form(&[("node", master.as_str()), ("line", "FLUSHALL")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "FLUSHALL is refused");
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("FLUSHALL"),
+        "the refusal names FLUSHALL: {body}"
+    );
+    let r = http
+        .post(console.url("/failover"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "no failover from a read-only console");
+    assert_eq!(dbsize(&master).await, written, "nothing was flushed");
+
+    let Some(b) = Browser::start("command").await else {
+        return;
+    };
+    login(&b, &console, "/command").await;
+    let run = |line: &'static str| {
+        let b = &b;
+        async move {
+            let input = b
+                .wait_for("the command line", PAGE, || async {
+                    b.client()
+                        .find(fantoccini::Locator::Css("input[name=line]"))
+                        .await
+                        .ok()
+                })
+                .await;
+            input.clear().await.unwrap();
+            let submit = format!("{line}{}", char::from(fantoccini::key::Key::Enter));
+            mark(b).await;
+            input.send_keys(&submit).await.unwrap();
+            b.wait_for("the command's result page", PAGE, || async {
+                (!still_marked(b).await).then_some(())
+            })
+            .await;
+            b.js("return document.querySelector('main').innerText;", vec![])
+                .await
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+
+    let text = run("FLUSHALL").await;
+    let refusal = b
+        .js(
+            "const e = document.querySelector('#refusal, .error'); return e ? e.innerText : null;",
+            vec![],
+        )
+        .await;
+    assert!(
+        refusal.as_str().is_some_and(|r| r.contains("FLUSHALL")),
+        "the page shows a refusal naming FLUSHALL: {refusal} / {text}"
+    );
+    b.screenshot("command-flushall-refused").await;
+    assert_eq!(dbsize(&master).await, written, "FLUSHALL did not run");
+
+    let text = run("DBSIZE").await;
+    assert!(
+        text.contains(&written.to_string()),
+        "DBSIZE shows {written}: {text}"
+    );
+    let error = b
+        .js(
+            "return !!document.querySelector('#refusal, .error');",
+            vec![],
+        )
+        .await;
+    assert_eq!(error, json!(false), "DBSIZE is not refused: {text}");
+    b.screenshot("command-dbsize").await;
+
+    let text = run("INFO replication").await;
+    assert!(
+        text.contains("role:master"),
+        "INFO replication runs: {text}"
+    );
+    assert!(text.contains("connected_slaves:2"), "{text}");
+    b.screenshot("command-info-replication").await;
+
+    // The Topology page: no failover button here; a console with --allow-write has one.
+    b.goto(&console.url("/topology")).await;
+    b.wait_js(
+        "the nodes",
+        PAGE,
+        "return !!document.querySelector('#nodes tr[data-node]');",
+    )
+    .await;
+    assert_eq!(
+        b.js("return !!document.getElementById('failover');", vec![])
+            .await,
+        json!(false),
+        "read-only: no failover button"
+    );
+    // Its own token: cookies are per host, not per port, so the same token's cookie
+    // would let the `?token=` URL through without the redirect.
+    let writer = ConsoleProc::start_with_token(
+        &explicit_args(&topo, &["--allow-write"]),
+        "browser-test-writer-token-81d2",
+        tmp.path(),
+    );
+    login(&b, &writer, "/topology").await;
+    b.wait_js(
+        "the failover button",
+        PAGE,
+        "return !!document.querySelector('form#failover-form button#failover');",
+    )
+    .await;
+    assert_eq!(
+        b.js(
+            "return document.getElementById('mode').dataset.mode;",
+            vec![]
+        )
+        .await,
+        json!("write")
+    );
+    b.screenshot("topology-allow-write").await;
+    b.close().await;
+    drop(writer);
     drop(console);
     topo.down().await.expect("down");
 }
