@@ -14,7 +14,9 @@
 //!   commands; the failover button exists only with `--allow-write`.
 //!
 //! Without Chromium and chromedriver the browser tests skip with a message, unless
-//! `REDIS_HARNESS_REQUIRE_BROWSER=1` (CI sets it).
+//! `REDIS_HARNESS_REQUIRE_BROWSER=1` (CI sets it). Two `#[ignore]`d tests are the
+//! measurements `scripts/measure-console.sh` runs: role change to page latency, and the
+//! console's RSS while browsing 1,000,000 keys.
 
 mod common;
 
@@ -23,7 +25,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::browser::Browser;
 use common::{test_config, write_config};
@@ -344,9 +346,33 @@ async fn write_keys(master: &str, count: u64) -> HashSet<String> {
     all
 }
 
+/// Fills the master with `count` keys: `DEBUG POPULATE` where the server allows it (from
+/// loopback, by default), else pipelined SETs. Says which.
+async fn populate(master: &str, count: u64) -> &'static str {
+    let mut con = connect(master, Duration::from_secs(60)).await;
+    let r: redis::RedisResult<()> = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(count)
+        .arg("key")
+        .query_async(&mut con)
+        .await;
+    if r.is_ok() && dbsize(master).await == count {
+        return "DEBUG POPULATE";
+    }
+    write_keys(master, count).await;
+    "pipelined SETs"
+}
+
 async fn dbsize(addr: &str) -> u64 {
     let mut con = connect(addr, Duration::from_secs(5)).await;
     redis::cmd("DBSIZE").query_async(&mut con).await.unwrap()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis() as u64
 }
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -354,6 +380,17 @@ fn unhex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or_else(|_| panic!("bad hex {s:?}")))
+        .collect()
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
         .collect()
 }
 
@@ -986,6 +1023,268 @@ async fn command_page_refuses_flushall_runs_read_only_commands_and_failover_need
     b.screenshot("topology-allow-write").await;
     b.close().await;
     drop(writer);
+    drop(console);
+    topo.down().await.expect("down");
+}
+
+// ---------------------------------------------------------------------------------------
+// Measurements (scripts/measure-console.sh runs these; they assert nothing about speed).
+
+/// When a replica was seen promoted: `answered_ms` when it first answered ROLE master;
+/// `dropped_ms` when its connection was closed just before (Sentinel promotes a replica
+/// in one MULTI with `REPLICAOF NO ONE` and `CLIENT KILL`, so the drop marks the switch
+/// itself, and the answer comes one reconnect later). Wall-clock ms.
+struct Promotion {
+    addr: String,
+    answered_ms: u64,
+    dropped_ms: Option<u64>,
+}
+
+/// Polls ROLE on `candidates` every ~2 ms until one answers master. A connection that
+/// fails is opened again on the next round, and the failure's time kept.
+async fn first_master(candidates: Vec<String>, deadline: Instant) -> Promotion {
+    struct Probe {
+        addr: String,
+        con: Option<MultiplexedConnection>,
+        dropped_ms: Option<u64>,
+    }
+    let mut probes: Vec<Probe> = candidates
+        .into_iter()
+        .map(|addr| Probe {
+            addr,
+            con: None,
+            dropped_ms: None,
+        })
+        .collect();
+    loop {
+        let asks = probes.iter_mut().map(|p| async move {
+            if p.con.is_none() {
+                let (host, port) = p.addr.rsplit_once(':').expect("host:port");
+                let port = port.parse().expect("port");
+                p.con = probe::connect(host, port, None, Duration::from_millis(500))
+                    .await
+                    .ok();
+            }
+            let c = p.con.as_mut()?;
+            let role: redis::RedisResult<Vec<redis::Value>> =
+                redis::cmd("ROLE").query_async(c).await;
+            let at = now_ms();
+            match role {
+                Ok(r) => matches!(r.first(), Some(redis::Value::BulkString(b)) if b.as_slice() == b"master")
+                    .then(|| Promotion {
+                        addr: p.addr.clone(),
+                        answered_ms: at,
+                        dropped_ms: p.dropped_ms,
+                    }),
+                Err(_) => {
+                    p.con = None;
+                    p.dropped_ms = Some(at);
+                    None
+                }
+            }
+        });
+        let answers = futures_util::future::join_all(asks).await;
+        if let Some(p) = answers.into_iter().flatten().next() {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "no replica became master");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+fn median(v: &mut [i64]) -> f64 {
+    v.sort_unstable();
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2] as f64
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) as f64 / 2.0
+    }
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// (a) From a role change to the Topology page showing it: N `SENTINEL FAILOVER`s
+/// (`CONSOLE_MEASURE_FAILOVERS`, default 5). This process polls ROLE on the replicas
+/// every ~2 ms and records when the promoted one first answers master; the page records
+/// in `window.consoleLog` when the nodes shown in role master change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: scripts/measure-console.sh"]
+async fn measure_role_change_to_page_latency() {
+    let runs = env_u64("CONSOLE_MEASURE_FAILOVERS", 5);
+    let tmp = tempfile::tempdir().unwrap();
+    let (topo, _config) = topology(tmp.path(), "console-latency", |_| {}).await;
+    let console = ConsoleProc::start(&explicit_args(&topo, &[]), tmp.path());
+    let b = Browser::start("measure-latency")
+        .await
+        .expect("a browser (install chromium and chromium-driver)");
+    login(&b, &console, "/topology").await;
+    b.wait_js(
+        "the first snapshot",
+        PAGE,
+        "return !!document.querySelector('#nodes tr[data-node]');",
+    )
+    .await;
+
+    let mut rows = Vec::new();
+    for run in 1..=runs {
+        let master = sentinel_master(&topo).await;
+        b.wait_js(
+            "only the current master in role master",
+            FAILOVER,
+            &format!(
+                "const f = document.getElementById('topology-fragment'); return f && f.dataset.masters === '{}';",
+                name_of(&topo, &master)
+            ),
+        )
+        .await;
+        let seen = b
+            .js("return window.consoleLog.length;", vec![])
+            .await
+            .as_u64()
+            .unwrap();
+        let replicas: Vec<String> = topo
+            .state()
+            .nodes
+            .iter()
+            .filter(|n| n.spec.kind != NodeKind::Sentinel && n.spec.addr() != master)
+            .map(|n| n.spec.addr())
+            .collect();
+        let deadline = Instant::now() + FAILOVER;
+        let poller = tokio::spawn(first_master(replicas, deadline));
+        sentinel_failover(&topo).await;
+        let p = poller.await.expect("the ROLE poller");
+        let promoted = name_of(&topo, &p.addr);
+        let page_ms = b
+            .wait_js(
+                "the promoted node in role master",
+                FAILOVER,
+                &format!(
+                    "const e = window.consoleLog.slice({seen}).find(e => e.masters.split(',').includes('{promoted}')); return e ? e.t : null;"
+                ),
+            )
+            .await
+            .as_u64()
+            .unwrap();
+        let from_answer = page_ms as i64 - p.answered_ms as i64;
+        let from_drop = p.dropped_ms.map(|d| page_ms as i64 - d as i64);
+        eprintln!(
+            "run {run}: {promoted}'s connection dropped at {:?}, it answered master at {}, the page showed it at {page_ms}",
+            p.dropped_ms, p.answered_ms
+        );
+        rows.push((run, promoted, from_answer, from_drop));
+        let healthy = topo.wait_healthy(FAILOVER).await;
+        assert!(
+            healthy.healthy,
+            "healed after run {run}: {:?}",
+            healthy.problem
+        );
+    }
+    let mut answers: Vec<i64> = rows.iter().map(|r| r.2).collect();
+    let mut drops: Vec<i64> = rows.iter().filter_map(|r| r.3).collect();
+    println!(
+        "\nrole change -> Topology page (console refresh 250 ms, down-after 1000 ms, {} binary)",
+        console_bin().display()
+    );
+    println!("| run | promoted | first ROLE master answer -> page (ms) | promotion (connection dropped) -> page (ms) |");
+    println!("|---|---|---|---|");
+    for (run, promoted, answer, drop) in &rows {
+        let drop = drop.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
+        println!("| {run} | {promoted} | {answer} | {drop} |");
+    }
+    let drop_median = if drops.is_empty() {
+        "-".to_string()
+    } else {
+        median(&mut drops).to_string()
+    };
+    println!(
+        "| median of {runs} | | {} | {drop_median} |",
+        median(&mut answers)
+    );
+    b.close().await;
+    drop(console);
+    topo.down().await.expect("down");
+}
+
+/// (b) The console's RSS idle and its peak (VmHWM) while browsing 1,000,000 keys
+/// (`CONSOLE_MEASURE_KEYS`): `CONSOLE_MEASURE_PAGES` (50) pages of 1,000 keys, then a few
+/// key views.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: scripts/measure-console.sh"]
+async fn measure_console_memory_browsing_a_million_keys() {
+    let keys = env_u64("CONSOLE_MEASURE_KEYS", 1_000_000);
+    let pages = env_u64("CONSOLE_MEASURE_PAGES", 50) as usize;
+    let tmp = tempfile::tempdir().unwrap();
+    let (topo, config) = topology(tmp.path(), "console-memory", |c| {
+        c.memory.maxmemory = "0".into();
+    })
+    .await;
+    let master = addr_of(&topo, NodeKind::Master)[0].clone();
+    let t = Instant::now();
+    let how = populate(&master, keys).await;
+    eprintln!(
+        "wrote {keys} keys ({how}) in {} ms",
+        t.elapsed().as_millis()
+    );
+    let console = ConsoleProc::start(&state_file_args(&config, &[]), tmp.path());
+    let b = Browser::start("measure-memory")
+        .await
+        .expect("a browser (install chromium and chromium-driver)");
+    login(&b, &console, "/topology").await;
+    b.wait_js(
+        "the first snapshot",
+        PAGE,
+        "return !!document.querySelector('#nodes tr[data-node]');",
+    )
+    .await;
+    let idle = console.memory();
+
+    let t = Instant::now();
+    let (seen, shown) = browse_keys(&b, &console, &master, 1000, pages).await;
+    let browse_ms = t.elapsed().as_millis();
+    let after_pages = console.memory();
+    // A few key views: the first keys of the last page.
+    let views = 5;
+    for k in seen.iter().rev().take(views) {
+        let hex: String = k.bytes().map(|b| format!("{b:02x}")).collect();
+        b.goto(&console.url(&format!("/key?node={}&k={hex}", percent(&master))))
+            .await;
+        b.wait_js(
+            "the key's viewer",
+            PAGE,
+            "return !!document.querySelector('#value[data-viewer]');",
+        )
+        .await;
+    }
+    let end = console.memory();
+    println!(
+        "\nconsole memory ({} binary), {keys} keys on the master ({how})",
+        console_bin().display()
+    );
+    println!("| moment | VmRSS MiB | VmHWM (peak) MiB |");
+    println!("|---|---|---|");
+    println!(
+        "| idle, Topology page shown | {:.1} | {:.1} |",
+        mib(idle.rss_kib),
+        mib(idle.hwm_kib)
+    );
+    println!(
+        "| after {shown} pages of 1000 keys ({} keys, {browse_ms} ms) | {:.1} | {:.1} |",
+        seen.len(),
+        mib(after_pages.rss_kib),
+        mib(after_pages.hwm_kib)
+    );
+    println!(
+        "| after {views} key views | {:.1} | {:.1} |",
+        mib(end.rss_kib),
+        mib(end.hwm_kib)
+    );
+    b.close().await;
     drop(console);
     topo.down().await.expect("down");
 }
