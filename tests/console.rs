@@ -677,7 +677,7 @@ async fn token_guards_every_page_and_the_topology_page_lists_every_node_and_sent
             == json!(true),
         "a read-only console has no failover button"
     );
-    b.screenshot("topology").await;
+    b.screenshot("nodes").await;
 
     // The Events page renders (its live part is the failover test's).
     b.goto(&console.url("/events")).await;
@@ -855,7 +855,7 @@ async fn key_browser_pages_through_100k_keys_once_each_with_bounded_memory() {
     );
 
     // The last page, then one key's viewer.
-    b.screenshot("keys-last-page").await;
+    b.screenshot("last-page").await;
     b.client()
         .find(fantoccini::Locator::Css("#keys tr[data-key-hex] a"))
         .await
@@ -959,7 +959,7 @@ async fn command_page_refuses_flushall_runs_read_only_commands_and_failover_need
         refusal.as_str().is_some_and(|r| r.contains("FLUSHALL")),
         "the page shows a refusal naming FLUSHALL: {refusal} / {text}"
     );
-    b.screenshot("command-flushall-refused").await;
+    b.screenshot("flushall-refused").await;
     assert_eq!(dbsize(&master).await, written, "FLUSHALL did not run");
 
     let text = run("DBSIZE").await;
@@ -974,7 +974,7 @@ async fn command_page_refuses_flushall_runs_read_only_commands_and_failover_need
         )
         .await;
     assert_eq!(error, json!(false), "DBSIZE is not refused: {text}");
-    b.screenshot("command-dbsize").await;
+    b.screenshot("dbsize").await;
 
     let text = run("INFO replication").await;
     assert!(
@@ -982,7 +982,7 @@ async fn command_page_refuses_flushall_runs_read_only_commands_and_failover_need
         "INFO replication runs: {text}"
     );
     assert!(text.contains("connected_slaves:2"), "{text}");
-    b.screenshot("command-info-replication").await;
+    b.screenshot("info-replication").await;
 
     // The Topology page: no failover button here; a console with --allow-write has one.
     b.goto(&console.url("/topology")).await;
