@@ -3,7 +3,19 @@
 # mode), redis-tools (redis-cli, redis-benchmark) and busybox-static (the offline Docker
 # image's shell). Idempotent; uses apt-get where it exists and says what to do
 # elsewhere.
+#
+# --browser: also chromium and chromium-driver (chromedriver) for the console's browser
+# tests, when apt-get is there and they are missing; without apt-get it only says so
+# (those tests then skip, unless REDIS_HARNESS_REQUIRE_BROWSER=1).
 set -euo pipefail
+
+browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) browser=1 ;;
+    *) echo "setup: unknown option $arg (known: --browser)" >&2; exit 2 ;;
+  esac
+done
 
 need_redis() {
   ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1 \
@@ -30,6 +42,26 @@ if need_redis || need_apt; then
   fi
 fi
 
+need_browser() {
+  [ "$browser" = 1 ] && { ! command -v chromedriver >/dev/null 2>&1 \
+    || ! { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+      || command -v google-chrome >/dev/null 2>&1; }; }
+}
+
+if need_browser; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    echo "setup: installing chromium and chromium-driver with apt-get (the console's browser tests)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "setup: chromium or chromedriver is missing and apt-get is not available; the" >&2
+    echo "       console's browser tests will skip (install Chromium and a matching" >&2
+    echo "       chromedriver on PATH to run them)." >&2
+  fi
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is missing; install a Rust toolchain (>= 1.88) first." >&2
   exit 1
@@ -37,3 +69,6 @@ fi
 
 echo "setup: $(redis-server --version | cut -d' ' -f1-3)"
 echo "setup: $(cargo --version)"
+if [ "$browser" = 1 ] && command -v chromedriver >/dev/null 2>&1; then
+  echo "setup: $(chromedriver --version | cut -d' ' -f1-2)"
+fi

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: isolated configs, process scans, guards.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
