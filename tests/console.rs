@@ -119,6 +119,12 @@ impl ConsoleProc {
     }
 
     /// `base` + `path`.
+    /// The name of its token cookie (named after its port).
+    fn cookie(&self) -> String {
+        let port = self.base.rsplit(':').next().unwrap_or("");
+        format!("rh_console_{port}")
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -586,7 +592,7 @@ async fn token_guards_every_page_and_the_topology_page_lists_every_node_and_sent
     let r = get("/topology").bearer_auth(wrong).send().await.unwrap();
     assert_eq!(r.status(), 401, "a wrong bearer token");
     let r = get("/topology")
-        .header("cookie", format!("rh_console={wrong}"))
+        .header("cookie", format!("{}={wrong}", console.cookie()))
         .send()
         .await
         .unwrap();
@@ -612,13 +618,14 @@ async fn token_guards_every_page_and_the_topology_page_lists_every_node_and_sent
     );
     let cookie = r.headers()["set-cookie"].to_str().unwrap();
     assert!(
-        cookie.starts_with(&format!("rh_console={TOKEN};")) && cookie.contains("HttpOnly"),
+        cookie.starts_with(&format!("{}={TOKEN};", console.cookie()))
+            && cookie.contains("HttpOnly"),
         "the token becomes an HttpOnly cookie: {cookie}"
     );
     let r = get("/topology").bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(r.status(), 200, "the right bearer token");
     let r = get("/api/topology")
-        .header("cookie", format!("rh_console={TOKEN}"))
+        .header("cookie", format!("{}={TOKEN}", console.cookie()))
         .send()
         .await
         .unwrap();

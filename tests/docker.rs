@@ -691,7 +691,11 @@ async fn up_on_docker_starts_the_commander_on_loopback_behind_its_token() {
     assert!((300..400).contains(&code), "{code}");
     assert_eq!(location, "/");
     let cookie = set_cookie.split(';').next().unwrap().to_string();
-    assert!(cookie.starts_with("rh_console="), "{set_cookie}");
+    let port = base.rsplit(':').next().unwrap();
+    assert!(
+        cookie.starts_with(&format!("rh_console_{port}=")),
+        "{set_cookie}"
+    );
     assert_eq!(
         get(&format!("{base}/topology"), None, Some(&cookie))
             .await

@@ -1,6 +1,8 @@
 //! The console's token: every request but `/healthz` carries it, as a bearer header, the
-//! `rh_console` cookie, or once as `?token=` (which sets the cookie and redirects to the
+//! console's cookie, or once as `?token=` (which sets the cookie and redirects to the
 //! same URL without it, so the token does not stay in the address bar or in history).
+//! Browsers keep cookies per host, not per port, so the cookie is named after the port:
+//! two consoles on one host do not log each other out.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -9,8 +11,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::server::Shared;
 
-/// Cookie holding the token.
-pub(crate) const COOKIE: &str = "rh_console";
+/// The name of the cookie holding the token of the console on `port`.
+pub(crate) fn cookie_name(port: u16) -> String {
+    format!("rh_console_{port}")
+}
 
 /// A fresh random token: 128 bits from the operating system, hex-encoded.
 pub(crate) fn new_token() -> String {
@@ -29,8 +33,8 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// The token a request presents in its headers (bearer or cookie), if any.
-fn presented(headers: &HeaderMap) -> Option<&str> {
+/// The token a request presents in its headers (bearer or cookie `cookie`), if any.
+fn presented<'a>(headers: &'a HeaderMap, cookie: &str) -> Option<&'a str> {
     if let Some(bearer) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -44,7 +48,7 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == cookie)
         .map(|(_, v)| v)
 }
 
@@ -64,14 +68,12 @@ fn from_query(query: &str) -> (Option<&str>, String) {
     (token, rest.join("&"))
 }
 
-/// Lets a request through when it carries the token; a GET with a right `?token=` gets the
-/// cookie and a redirect; anything else gets 401.
+/// Lets a request through when it carries the token; a GET with the right `?token=` gets
+/// the cookie and a redirect to the same URL without it (also when it already has the
+/// cookie); anything else gets 401.
 pub(crate) async fn require(State(shared): State<Shared>, req: Request, next: Next) -> Response {
     let token = shared.token.as_str();
     if req.uri().path() == "/healthz" {
-        return next.run(req).await;
-    }
-    if presented(req.headers()).is_some_and(|t| same(t, token)) {
         return next.run(req).await;
     }
     let query = req.uri().query().unwrap_or("");
@@ -83,9 +85,15 @@ pub(crate) async fn require(State(shared): State<Shared>, req: Request, next: Ne
             } else {
                 format!("{path}?{rest}")
             };
-            let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+            let cookie = format!(
+                "{}={token}; HttpOnly; SameSite=Strict; Path=/",
+                shared.cookie
+            );
             return ([(header::SET_COOKIE, cookie)], Redirect::to(&to)).into_response();
         }
+    }
+    if presented(req.headers(), &shared.cookie).is_some_and(|t| same(t, token)) {
+        return next.run(req).await;
     }
     (
         StatusCode::UNAUTHORIZED,
@@ -118,11 +126,18 @@ mod tests {
     #[test]
     fn header_and_cookie_present_the_token() {
         let mut h = HeaderMap::new();
-        assert_eq!(presented(&h), None);
-        h.insert(header::COOKIE, "a=1; rh_console=xyz; b=2".parse().unwrap());
-        assert_eq!(presented(&h), Some("xyz"));
+        let c = cookie_name(8081);
+        assert_eq!(presented(&h, &c), None);
+        h.insert(
+            header::COOKIE,
+            "a=1; rh_console_9000=other; rh_console_8081=xyz; b=2"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(presented(&h, &c), Some("xyz"));
+        assert_eq!(presented(&h, &cookie_name(9000)), Some("other"));
         h.insert(header::AUTHORIZATION, "Bearer tok".parse().unwrap());
-        assert_eq!(presented(&h), Some("tok"));
+        assert_eq!(presented(&h, &c), Some("tok"));
     }
 
     #[test]

@@ -198,15 +198,18 @@ pub(crate) async fn command_run(State(sh): State<Shared>, Form(f): Form<CommandF
             )
         }
     };
-    let sentinel = match sh.feed.snapshot().and_then(|s| s.knows(&f.node)) {
-        Some(s) => s,
-        None => {
+    let known = match sh.feed.snapshot() {
+        None => Err("no topology snapshot yet; try again in a moment".to_string()),
+        Some(s) => s
+            .knows(&f.node)
+            .ok_or_else(|| format!("{} is not a node of the watched topology", f.node)),
+    };
+    let sentinel = match known {
+        Ok(s) => s,
+        Err(e) => {
             return page(
                 StatusCode::BAD_REQUEST,
-                format!(
-                    "<div class=\"error\">{} is not a node of the watched topology</div>",
-                    escape(&f.node)
-                ),
+                format!("<div class=\"error\">{}</div>", escape(&e)),
             )
         }
     };

@@ -32,6 +32,8 @@ use crate::topology::probe;
 pub(crate) struct Shared {
     /// The token every request must carry.
     pub(crate) token: Arc<String>,
+    /// The name of the cookie that carries it.
+    pub(crate) cookie: Arc<String>,
     /// What the console shows.
     pub(crate) feed: Feed,
     /// How it was started.
@@ -155,6 +157,7 @@ impl Console {
         let refresh = opts.refresh;
         let shared = Shared {
             token: Arc::new(token.clone()),
+            cookie: Arc::new(auth::cookie_name(local.port())),
             feed: feed.clone(),
             opts: Arc::new(opts),
             stop: stop_rx.clone(),
