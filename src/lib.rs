@@ -30,7 +30,6 @@ pub mod topology;
 
 mod bench;
 mod cli;
-#[allow(dead_code, unused_imports)] // being built (issue 12)
 mod console;
 mod plan;
 mod progress;

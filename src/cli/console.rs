@@ -27,8 +27,11 @@ fn options(
 ) -> anyhow::Result<console::Options> {
     if let Some(t) = &token {
         anyhow::ensure!(
-            t.len() >= 16 && t.bytes().all(|b| b.is_ascii_graphic() && b != b';'),
-            "the console token must be at least 16 printable characters without spaces or ';'"
+            t.len() >= 16
+                && t
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b)),
+            "the console token must be at least 16 characters of A-Z, a-z, 0-9, '.', '_', '~' or '-' (it goes into a URL and a cookie as is)"
         );
     }
     if !bind.is_loopback() {

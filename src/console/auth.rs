@@ -52,6 +52,27 @@ fn presented<'a>(headers: &'a HeaderMap, cookie: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// Whether a request comes from the console's own pages: a browser says where a request
+/// comes from (`Sec-Fetch-Site`, `Origin`); a cookie alone does not prove it, since any
+/// page on the same host (another port) is the same site. Requests without either header
+/// (scripts with the bearer token) pass.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+    if let Some(site) = get("sec-fetch-site") {
+        return site == "same-origin" || site == "none";
+    }
+    match (get("origin"), get("host")) {
+        (Some(origin), Some(host)) => {
+            origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"))
+                == Some(host)
+        }
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
 /// `?token=` in a query string, and the query without it.
 fn from_query(query: &str) -> (Option<&str>, String) {
     let mut token = None;
@@ -93,6 +114,13 @@ pub(crate) async fn require(State(shared): State<Shared>, req: Request, next: Ne
         }
     }
     if presented(req.headers(), &shared.cookie).is_some_and(|t| same(t, token)) {
+        if req.method() != axum::http::Method::GET && !same_origin(req.headers()) {
+            return (
+                StatusCode::FORBIDDEN,
+                "403: a form posted from another origin (another port counts) is refused\n",
+            )
+                .into_response();
+        }
         return next.run(req).await;
     }
     (
@@ -138,6 +166,31 @@ mod tests {
         assert_eq!(presented(&h, &cookie_name(9000)), Some("other"));
         h.insert(header::AUTHORIZATION, "Bearer tok".parse().unwrap());
         assert_eq!(presented(&h, &c), Some("tok"));
+    }
+
+    #[test]
+    fn posts_from_other_origins_are_told_apart() {
+        let h = |pairs: &[(&'static str, &str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, v.parse().unwrap());
+            }
+            m
+        };
+        assert!(same_origin(&h(&[])));
+        assert!(same_origin(&h(&[("sec-fetch-site", "same-origin")])));
+        assert!(!same_origin(&h(&[("sec-fetch-site", "same-site")])));
+        assert!(!same_origin(&h(&[("sec-fetch-site", "cross-site")])));
+        let host = ("host", "127.0.0.1:8081");
+        assert!(same_origin(&h(&[
+            host,
+            ("origin", "http://127.0.0.1:8081")
+        ])));
+        assert!(!same_origin(&h(&[
+            host,
+            ("origin", "http://127.0.0.1:9000")
+        ])));
+        assert!(!same_origin(&h(&[("origin", "http://127.0.0.1:8081")])));
     }
 
     #[test]

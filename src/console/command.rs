@@ -1,11 +1,11 @@
 //! The command line: a line parsed like a shell's, checked against the read-only
-//! allow-list, sent on the console's shared connection with a deadline, its reply shown
-//! like `redis-cli` shows it.
+//! allow-list, sent on a short-lived connection of the console's with a deadline, its
+//! reply shown like `redis-cli` shows it, secrets (`CONFIG GET *pass*`) redacted.
 //!
 //! Read-only mode (the default) lets through only commands that read, subcommand by
 //! subcommand (`CONFIG GET` but not `CONFIG SET`), and on a Sentinel only its read-only
 //! `SENTINEL` subcommands, `PING`, `INFO` and `ROLE`. `--allow-write` lets through the
-//! rest, but never what would change the shared connection's state (`SUBSCRIBE`, `MULTI`,
+//! rest, but never what would change the connection's state (`SUBSCRIBE`, `MULTI`,
 //! `SELECT`, `AUTH`, ...) or block it (`BLPOP`, `XREAD .. BLOCK`, ...): those belong in
 //! `redis-cli`.
 
@@ -218,7 +218,7 @@ const SENTINEL_READ_ONLY: &[&str] = &[
 ];
 
 /// Commands that change the connection's state (or take it over): never run on the
-/// console's shared connection.
+/// console's connection.
 const STATEFUL: &[&str] = &[
     "SUBSCRIBE",
     "PSUBSCRIBE",
@@ -315,7 +315,7 @@ pub(crate) fn check(args: &[String], allow_write: bool, sentinel: bool) -> Resul
         };
     }
     if READ_ONLY.contains(&name.as_str()) {
-        return Ok(());
+        return bounded(&name, args).map_err(Refusal);
     }
     if let Some((_, subs)) = READ_ONLY_SUB.iter().find(|(n, _)| *n == name) {
         return match sub.as_deref() {
@@ -325,6 +325,132 @@ pub(crate) fn check(args: &[String], allow_write: bool, sentinel: bool) -> Resul
         };
     }
     refuse(name, "")
+}
+
+/// Whether a config parameter (or an argument naming one) holds a secret.
+fn secret(name: &[u8]) -> bool {
+    let n = String::from_utf8_lossy(name).to_ascii_lowercase();
+    n.contains("pass") || n.contains("auth") || n.contains("secret") || n.contains("key-file")
+}
+
+/// The reply of `CONFIG GET` with the values of secret parameters (`requirepass`,
+/// `masterauth`, TLS key passwords ...) replaced; any other reply unchanged.
+pub(crate) fn redact(args: &[String], v: Value) -> Value {
+    let config_get = args.len() >= 2
+        && args[0].eq_ignore_ascii_case("CONFIG")
+        && args[1].eq_ignore_ascii_case("GET");
+    if !config_get {
+        return v;
+    }
+    let hidden = || Value::SimpleString("(redacted)".into());
+    let name_of = |k: &Value| match k {
+        Value::BulkString(b) => b.clone(),
+        Value::SimpleString(s) => s.as_bytes().to_vec(),
+        _ => Vec::new(),
+    };
+    match v {
+        Value::Map(pairs) => Value::Map(
+            pairs
+                .into_iter()
+                .map(|(k, val)| {
+                    let val = if secret(&name_of(&k)) { hidden() } else { val };
+                    (k, val)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            let mut it = items.into_iter();
+            while let Some(k) = it.next() {
+                let val = it.next();
+                let s = secret(&name_of(&k));
+                out.push(k);
+                if let Some(val) = val {
+                    out.push(if s { hidden() } else { val });
+                }
+            }
+            Value::Array(out)
+        }
+        other => other,
+    }
+}
+
+/// The line as the event log shows it: every argument after the command name hidden
+/// when one of them names a secret (`CONFIG SET masterauth ...`, `ACL SETUSER ...`).
+pub(crate) fn loggable(args: &[String]) -> String {
+    let acl = args.first().is_some_and(|a| a.eq_ignore_ascii_case("ACL"));
+    if acl || args.iter().skip(1).any(|a| secret(a.as_bytes())) {
+        let keep = if acl { 2 } else { 3 }.min(args.len());
+        format!("{} … (arguments hidden)", args[..keep].join(" "))
+    } else {
+        args.join(" ")
+    }
+}
+
+/// Most elements a read-only read may ask for: the console reads a reply whole before it
+/// caps what it shows (at [`MAX_ELEMENTS`]).
+const MAX_ASK: i64 = MAX_ELEMENTS as i64;
+
+/// In read-only mode, refuses a read that could return more than [`MAX_ASK`] elements,
+/// saying what to ask instead.
+fn bounded(name: &str, args: &[String]) -> Result<(), String> {
+    let int = |i: usize| args.get(i).and_then(|a| a.parse::<i64>().ok());
+    let after = |word: &str| {
+        args.iter()
+            .position(|a| a.eq_ignore_ascii_case(word))
+            .map(|i| i + 1)
+    };
+    let too_many = |hint: &str| {
+        Err(format!(
+            "{name} as written could return more than {MAX_ASK} elements, which the console would read whole; {hint} (or use the Keys page)"
+        ))
+    };
+    let within = |n: Option<i64>| n.is_some_and(|n| (0..=MAX_ASK).contains(&n));
+    let by_index = |start: Option<i64>, stop: Option<i64>| match (start, stop) {
+        (Some(a), Some(b)) => a >= 0 && b >= 0 && b - a < MAX_ASK,
+        _ => true, // malformed: Redis says so
+    };
+    match name {
+        "LRANGE" | "ZREVRANGE" if !by_index(int(2), int(3)) => {
+            too_many("ask for a window of non-negative indexes, e.g. 0 999")
+        }
+        "ZRANGE" => {
+            let by = args
+                .iter()
+                .skip(4)
+                .any(|a| a.eq_ignore_ascii_case("BYSCORE") || a.eq_ignore_ascii_case("BYLEX"));
+            if by {
+                match after("LIMIT") {
+                    Some(i) if within(int(i + 1)) => Ok(()),
+                    _ => too_many("add LIMIT offset count with a count of at most 1000"),
+                }
+            } else if !by_index(int(2), int(3)) {
+                too_many("ask for a window of non-negative indexes, e.g. 0 999")
+            } else {
+                Ok(())
+            }
+        }
+        "ZRANGEBYSCORE" | "ZREVRANGEBYSCORE" | "ZRANGEBYLEX" | "ZREVRANGEBYLEX" => {
+            match after("LIMIT") {
+                Some(i) if within(int(i + 1)) => Ok(()),
+                _ => too_many("add LIMIT offset count with a count of at most 1000"),
+            }
+        }
+        "XRANGE" | "XREVRANGE" => match after("COUNT") {
+            Some(i) if within(int(i)) => Ok(()),
+            _ => too_many("add COUNT n with n at most 1000"),
+        },
+        "SRANDMEMBER" | "HRANDFIELD" | "ZRANDMEMBER"
+            if int(2).is_some_and(|n| n.abs() > MAX_ASK) =>
+        {
+            too_many("ask for at most 1000")
+        }
+        "SCAN" | "HSCAN" | "SSCAN" | "ZSCAN" => match after("COUNT") {
+            Some(i) if !within(int(i)) => too_many("use a COUNT of at most 1000"),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
 }
 
 /// Sends the command and returns its reply; a server error is an `Err`, and so is no
@@ -529,6 +655,74 @@ pub(crate) fn render_reply(v: &Value) -> String {
 }
 
 #[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split(' ').map(String::from).collect()
+    }
+
+    #[test]
+    fn config_get_hides_secret_values_in_both_protocols() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let flat = Value::Array(vec![
+            bulk("requirepass"),
+            bulk("hunter2"),
+            bulk("maxmemory"),
+            bulk("0"),
+            bulk("masterauth"),
+            bulk("hunter2"),
+        ]);
+        let out = render_reply(&redact(&args("CONFIG GET *"), flat.clone()));
+        assert!(!out.contains("hunter2"), "{out}");
+        assert!(
+            out.contains("maxmemory") && out.contains("(redacted)"),
+            "{out}"
+        );
+        let map = Value::Map(vec![(bulk("requirepass"), bulk("hunter2"))]);
+        assert!(!render_reply(&redact(&args("config get requirepass"), map)).contains("hunter2"));
+        // Other commands are left alone.
+        assert_eq!(redact(&args("MGET requirepass"), flat.clone()), flat);
+    }
+
+    #[test]
+    fn reads_that_could_return_too_much_are_refused_read_only() {
+        let ok = |l: &str| check(&args(l), false, false).is_ok();
+        assert!(ok("LRANGE l 0 999"));
+        assert!(!ok("LRANGE l 0 -1"));
+        assert!(!ok("LRANGE l 0 1000"));
+        assert!(ok("ZRANGE z 0 10 WITHSCORES"));
+        assert!(!ok("ZRANGE z 0 -1"));
+        assert!(!ok("ZRANGE z 0 +inf BYSCORE"));
+        assert!(ok("ZRANGE z 0 +inf BYSCORE LIMIT 0 100"));
+        assert!(!ok("ZRANGEBYSCORE z -inf +inf"));
+        assert!(!ok("XRANGE s - +"));
+        assert!(ok("XRANGE s - + COUNT 50"));
+        assert!(!ok("SRANDMEMBER s -100000000"));
+        assert!(ok("SRANDMEMBER s 5"));
+        assert!(!ok("SCAN 0 COUNT 10000000"));
+        assert!(ok("SCAN 0 MATCH a* COUNT 100"));
+        let e = check(&args("LRANGE l 0 -1"), false, false).unwrap_err();
+        assert!(e.to_string().contains("LRANGE"), "{e}");
+        // With --allow-write it is the user's call.
+        assert!(check(&args("LRANGE l 0 -1"), true, false).is_ok());
+    }
+
+    #[test]
+    fn logged_lines_hide_secret_arguments() {
+        assert_eq!(loggable(&args("SET k v")), "SET k v");
+        assert_eq!(
+            loggable(&args("CONFIG SET masterauth hunter2")),
+            "CONFIG SET masterauth … (arguments hidden)"
+        );
+        assert_eq!(
+            loggable(&args("ACL SETUSER bob >pw")),
+            "ACL SETUSER … (arguments hidden)"
+        );
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -570,7 +764,7 @@ mod tests {
             "get k",
             "Info replication",
             "SCAN 0 MATCH * COUNT 10",
-            "ZRANGE z 0 -1 WITHSCORES",
+            "ZRANGE z 0 99 WITHSCORES",
             "config get maxmemory",
             "CONFIG GET *",
             "OBJECT ENCODING k",

@@ -159,8 +159,10 @@ impl Feed {
         self.0.snapshot.borrow().clone()
     }
 
-    /// Records an event now and sends it to every live page.
+    /// Records an event now and sends it to every live page. Numbering, logging and
+    /// sending happen under one lock, so every page sees events in id order.
     pub(crate) fn push(&self, kind: Kind, source: &str, name: &str, detail: String) -> Event {
+        let mut log = self.0.log.lock().expect("event log lock");
         let ev = Event {
             id: self.0.next_id.fetch_add(1, Ordering::Relaxed),
             at_ms: now_ms(),
@@ -169,16 +171,18 @@ impl Feed {
             name: name.to_string(),
             detail,
         };
-        {
-            let mut log = self.0.log.lock().expect("event log lock");
-            if log.len() == LOG_CAP {
-                log.pop_front();
-            }
-            log.push_back(ev.clone());
+        if log.len() == LOG_CAP {
+            log.pop_front();
         }
+        log.push_back(ev.clone());
         // No live page is not an error.
         let _ = self.0.events.send(ev.clone());
         ev
+    }
+
+    /// The id of the newest event (0 before the first).
+    pub(crate) fn last_id(&self) -> u64 {
+        self.0.next_id.load(Ordering::Relaxed) - 1
     }
 
     /// Logged events with an id above `after`, oldest first.
@@ -237,13 +241,13 @@ impl Watch for Feed {
         self.push(Kind::Drill, "harness", "run", label);
     }
 
+    fn fault(&self) {
+        let at = now_ms();
+        self.update_drill(true, |d| d.fault_at_ms = Some(at));
+    }
+
     fn action(&self, what: &str, detail: &str) {
-        let ev = self.push(Kind::Drill, "harness", what, detail.to_string());
-        if what == "fault" {
-            self.update_drill(false, |d| {
-                d.fault_at_ms.get_or_insert(ev.at_ms);
-            });
-        }
+        self.push(Kind::Drill, "harness", what, detail.to_string());
     }
 
     fn tally(&self, tally: Arc<Tally>) {
@@ -321,16 +325,15 @@ mod tests {
     }
 
     #[test]
-    fn the_first_fault_action_marks_the_fault_time() {
+    fn each_run_has_its_own_fault_time() {
         let f = Feed::new();
         f.run(DrillKind::KillMaster, 1);
         assert_eq!(f.drill().unwrap().label, "kill-master run 1");
         assert!(f.drill().unwrap().fault_at_ms.is_none());
-        f.action("fault", "SIGKILL master");
-        let at = f.drill().unwrap().fault_at_ms.unwrap();
-        f.action("fault", "again");
-        assert_eq!(f.drill().unwrap().fault_at_ms, Some(at));
+        f.fault();
+        assert!(f.drill().unwrap().fault_at_ms.is_some());
         f.run(DrillKind::KillMaster, 2);
         assert!(f.drill().unwrap().fault_at_ms.is_none());
+        assert_eq!(f.last_id(), f.since(0).last().unwrap().id);
     }
 }

@@ -21,13 +21,21 @@ fn names_node(uri: &Uri) -> bool {
         .any(|kv| kv.starts_with("node=") && kv.len() > 5)
 }
 
-/// `uri` with `node=<default>` added, when a node can be chosen.
+/// `uri` with `node=<default>` in place of an empty or missing one, when a node can be
+/// chosen.
 fn with_default_node(sh: &Shared, uri: &Uri) -> Option<String> {
     let node = sh.default_node()?;
     let enc: String = form_urlencoded::byte_serialize(node.as_bytes()).collect();
-    Some(match uri.query().filter(|q| !q.is_empty()) {
-        Some(q) => format!("{}?node={enc}&{q}", uri.path()),
-        None => format!("{}?node={enc}", uri.path()),
+    let rest: Vec<&str> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("node="))
+        .collect();
+    Some(if rest.is_empty() {
+        format!("{}?node={enc}", uri.path())
+    } else {
+        format!("{}?node={enc}&{}", uri.path(), rest.join("&"))
     })
 }
 
@@ -237,11 +245,14 @@ pub(crate) async fn command_run(State(sh): State<Shared>, Form(f): Form<CommandF
             Kind::Console,
             "console",
             "command",
-            format!("{}: {}", f.node, f.line),
+            format!("{}: {}", f.node, command::loggable(&args)),
         );
     }
     match command::run(&mut con, &args).await {
-        Ok(v) => page(StatusCode::OK, command::render_reply(&v)),
+        Ok(v) => page(
+            StatusCode::OK,
+            command::render_reply(&command::redact(&args, v)),
+        ),
         Err(e) => page(
             StatusCode::OK,
             format!(

@@ -100,7 +100,7 @@ pub(crate) fn page(dir: Option<&Path>) -> String {
 }
 
 /// The body of a non-HTML report: JSON pretty-printed, anything else as text, cut at
-/// [`VIEW_CAP`].
+/// [`VIEW_CAP`] (`bytes` holds at most one byte more, to tell that it was cut).
 pub(crate) fn view_text(name: &str, bytes: &[u8]) -> String {
     let cut = bytes.len() > VIEW_CAP;
     let shown = &bytes[..bytes.len().min(VIEW_CAP)];
@@ -115,11 +115,7 @@ pub(crate) fn view_text(name: &str, bytes: &[u8]) -> String {
     format!(
         "{}<pre class=\"value\" id=\"report\">{}</pre>",
         if cut {
-            format!(
-                "<p class=\"note\">first {} of {} bytes</p>",
-                VIEW_CAP,
-                bytes.len()
-            )
+            format!("<p class=\"note\">the first {VIEW_CAP} bytes only</p>")
         } else {
             String::new()
         },
@@ -166,6 +162,6 @@ mod tests {
             "{h}"
         );
         let big = vec![b'x'; VIEW_CAP + 1];
-        assert!(view_text("r.txt", &big).contains("first"));
+        assert!(view_text("r.txt", &big).contains("the first"));
     }
 }

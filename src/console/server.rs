@@ -371,17 +371,29 @@ struct EventStream {
 async fn events_sse(
     State(sh): State<Shared>,
     Query(q): Query<After>,
+    headers: axum::http::HeaderMap,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     // Subscribe before reading the backlog, so nothing falls between them.
     let live = sh.feed.subscribe();
+    // A reconnecting page says what it has seen last (`Last-Event-ID`); a page older
+    // than this console (it restarted: ids begin again) starts over.
+    let resumed = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let mut after = q.after.max(resumed);
+    if after > sh.feed.last_id() {
+        after = 0;
+    }
     let mut drill = sh.feed.drill_changes();
     drill.borrow_and_update();
     let st = EventStream {
-        backlog: sh.feed.since(q.after).into(),
+        backlog: sh.feed.since(after).into(),
         counts: events::counts(sh.feed.drill().as_ref()),
         sh,
         live,
-        last_id: q.after,
+        last_id: after,
         tick: tokio::time::interval(Duration::from_millis(250)),
         drill,
     };
@@ -507,15 +519,21 @@ async fn report_view(State(sh): State<Shared>, Query(q): Query<ReportQuery>) -> 
             &format!("{} is not a report in {}", q.f, dir.display()),
         );
     };
-    let bytes = match std::fs::read(&path) {
+    // Read off the async workers, and no more than can be shown (HTML whole, up to the
+    // same cap).
+    let read = tokio::task::spawn_blocking(move || {
+        use std::io::Read as _;
+        let mut buf = Vec::new();
+        std::fs::File::open(&path)
+            .and_then(|f| f.take(reports::VIEW_CAP as u64 + 1).read_to_end(&mut buf))
+            .map(|_| buf)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("reading the report failed: {e}")));
+    let bytes = match read {
         Ok(b) => b,
-        Err(e) => {
-            return sh.error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "/reports",
-                &format!("cannot read {}: {e}", path.display()),
-            )
-        }
+        Err(e) => return sh.error(StatusCode::INTERNAL_SERVER_ERROR, "/reports", &e),
     };
     if q.f.ends_with(".html") {
         // Our HTML reports are self-contained (inline styles, SVG); no script may run.

@@ -248,7 +248,11 @@ pub(crate) async fn detail(
             let items: Vec<Vec<u8>> = redis::cmd("LRANGE")
                 .arg(key)
                 .arg(q.cursor)
-                .arg(q.cursor + PAGE as u64 - 1)
+                .arg(
+                    q.cursor
+                        .saturating_add(PAGE as u64 - 1)
+                        .min(i64::MAX as u64),
+                )
                 .query_async(&mut *con)
                 .await?;
             let items = items.into_iter().map(Clip::new).collect();
@@ -265,7 +269,11 @@ pub(crate) async fn detail(
             let reply: Value = redis::cmd("ZRANGE")
                 .arg(key)
                 .arg(q.cursor)
-                .arg(q.cursor + PAGE as u64 - 1)
+                .arg(
+                    q.cursor
+                        .saturating_add(PAGE as u64 - 1)
+                        .min(i64::MAX as u64),
+                )
                 .arg("WITHSCORES")
                 .query_async(&mut *con)
                 .await?;

@@ -69,6 +69,10 @@ async fn poll(
     loop {
         let target = targets.borrow_and_update().clone();
         if let Some(target) = target {
+            if last.as_ref().is_some_and(|(t, _)| *t != target) {
+                // Connections to the previous topology (an earlier drill run) go.
+                conns = Conns::default();
+            }
             let v = votes.lock().expect("votes lock").clone();
             let snap = topology::take(&target, &mut conns, &v, timeout).await;
             if let Some((t, before)) = &last {

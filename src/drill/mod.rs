@@ -182,6 +182,8 @@ pub trait Watch: Send + Sync + std::fmt::Debug {
     fn topology(&self, state: &crate::topology::state::TopologyState);
     /// Run `run` of `kind` starts its workload.
     fn run(&self, kind: DrillKind, run: u32);
+    /// The fault is about to be injected (the instant the judged timeline counts from).
+    fn fault(&self);
     /// The harness did something (`fault`, `observed`, `restore`, `heal`, ...).
     fn action(&self, what: &str, detail: &str);
     /// The running tally of this run's writes.
@@ -339,6 +341,9 @@ pub(crate) async fn run_on(
     tokio::time::sleep(delay).await;
     let fault_us = clock.now_us();
     let fault_instant = std::time::Instant::now();
+    if let Some(w) = &watch {
+        w.fault();
+    }
     let mut cx = FaultCtx {
         nodes,
         cfg: cfg.clone(),

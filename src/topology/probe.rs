@@ -82,7 +82,14 @@ pub async fn follow_sentinel_events(
             Err(_) => None,
         };
         if let Some(mut ps) = ps {
-            if ps.psubscribe("*").await.is_ok() {
+            // A Sentinel frozen at this moment must not hold the follower past `stop`.
+            let subscribed = tokio::select! {
+                r = tokio::time::timeout(Duration::from_millis(500), ps.psubscribe("*")) => {
+                    matches!(r, Ok(Ok(())))
+                }
+                _ = stop.changed() => return,
+            };
+            if subscribed {
                 on_subscribed(again);
                 again = true;
                 let mut stream = ps.on_message();
