@@ -1,8 +1,10 @@
 //! The console's token: every request but `/healthz` carries it, as a bearer header, the
 //! console's cookie, or once as `?token=` (which sets the cookie and redirects to the
 //! same URL without it, so the token does not stay in the address bar or in history).
-//! Browsers keep cookies per host, not per port, so the cookie is named after the port:
-//! two consoles on one host do not log each other out.
+//! Browsers keep cookies per host, not per port, so the cookie is named after the port
+//! the browser used (the `Host` header's; behind a published container port that is the
+//! host's port, not the console's own): two consoles on one host do not log each other
+//! out.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -94,6 +96,14 @@ fn from_query(query: &str) -> (Option<&str>, String) {
 /// cookie); anything else gets 401.
 pub(crate) async fn require(State(shared): State<Shared>, req: Request, next: Next) -> Response {
     let token = shared.token.as_str();
+    let cookie = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.rsplit_once(':'))
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .map(cookie_name)
+        .unwrap_or_else(|| shared.cookie.to_string());
     if req.uri().path() == "/healthz" {
         return next.run(req).await;
     }
@@ -106,14 +116,11 @@ pub(crate) async fn require(State(shared): State<Shared>, req: Request, next: Ne
             } else {
                 format!("{path}?{rest}")
             };
-            let cookie = format!(
-                "{}={token}; HttpOnly; SameSite=Strict; Path=/",
-                shared.cookie
-            );
+            let cookie = format!("{cookie}={token}; HttpOnly; SameSite=Strict; Path=/");
             return ([(header::SET_COOKIE, cookie)], Redirect::to(&to)).into_response();
         }
     }
-    if presented(req.headers(), &shared.cookie).is_some_and(|t| same(t, token)) {
+    if presented(req.headers(), &cookie).is_some_and(|t| same(t, token)) {
         if req.method() != axum::http::Method::GET && !same_origin(req.headers()) {
             return (
                 StatusCode::FORBIDDEN,
