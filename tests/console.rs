@@ -415,6 +415,17 @@ async fn login(b: &Browser, console: &ConsoleProc, path: &str) {
     );
 }
 
+/// Logs in on the Topology page and waits until it shows the first snapshot.
+async fn open_topology(b: &Browser, console: &ConsoleProc) {
+    login(b, console, "/topology").await;
+    b.wait_js(
+        "the first snapshot",
+        PAGE,
+        "return !!document.querySelector('#nodes tr[data-node]');",
+    )
+    .await;
+}
+
 /// The nodes the Topology page shows, as (name, role), once it shows `want` of them.
 const NODES_JS: &str = "return Array.from(document.querySelectorAll('#nodes tr[data-node]')).map(r => [r.dataset.node, r.dataset.role]);";
 
@@ -822,13 +833,7 @@ async fn key_browser_pages_through_100k_keys_once_each_with_bounded_memory() {
     let Some(b) = Browser::start("keys").await else {
         return;
     };
-    login(&b, &console, "/topology").await;
-    b.wait_js(
-        "the first snapshot",
-        PAGE,
-        "return !!document.querySelector('#nodes tr[data-node]');",
-    )
-    .await;
+    open_topology(&b, &console).await;
     let before = console.memory();
 
     let (seen, pages) = browse_keys(&b, &console, &master, 1000, usize::MAX).await;
@@ -1132,13 +1137,7 @@ async fn measure_role_change_to_page_latency() {
     let b = Browser::start("measure-latency")
         .await
         .expect("a browser (install chromium and chromium-driver)");
-    login(&b, &console, "/topology").await;
-    b.wait_js(
-        "the first snapshot",
-        PAGE,
-        "return !!document.querySelector('#nodes tr[data-node]');",
-    )
-    .await;
+    open_topology(&b, &console).await;
 
     let mut rows = Vec::new();
     for run in 1..=runs {
@@ -1244,13 +1243,7 @@ async fn measure_console_memory_browsing_a_million_keys() {
     let b = Browser::start("measure-memory")
         .await
         .expect("a browser (install chromium and chromium-driver)");
-    login(&b, &console, "/topology").await;
-    b.wait_js(
-        "the first snapshot",
-        PAGE,
-        "return !!document.querySelector('#nodes tr[data-node]');",
-    )
-    .await;
+    open_topology(&b, &console).await;
     let idle = console.memory();
 
     let t = Instant::now();
