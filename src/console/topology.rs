@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::feed::now_ms;
 use super::Target;
 use crate::report::escape;
-use crate::topology::probe::{self, parse_info, parse_kv_list};
+use crate::topology::probe::{self, pairs, parse_info, parse_kv_list};
 
 /// One data node.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -201,13 +201,6 @@ where
             };
             (a, r)
         })
-        .collect()
-}
-
-fn pairs(flat: Vec<String>) -> HashMap<String, String> {
-    flat.chunks(2)
-        .filter(|c| c.len() == 2)
-        .map(|c| (c[0].clone(), c[1].clone()))
         .collect()
 }
 
@@ -612,13 +605,8 @@ pub(crate) fn disagreements(
 }
 
 fn bytes(n: Option<i64>) -> String {
-    match n {
-        None => "-".into(),
-        Some(b) if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
-        Some(b) if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        Some(b) if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
-        Some(b) => format!("{b} B"),
-    }
+    n.map(super::keys::human_bytes)
+        .unwrap_or_else(|| "-".into())
 }
 
 fn opt<T: ToString>(v: &Option<T>) -> String {

@@ -645,6 +645,33 @@ fn shown_html(h: &mut String, s: &Shown, total: usize) {
     }
 }
 
+/// One page of a collection: `#value[data-viewer]`, a note, and the `#elements` table
+/// (cells are HTML already).
+fn elements(
+    h: &mut String,
+    viewer: &str,
+    note: &str,
+    headers: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) {
+    let _ = write!(
+        h,
+        r#"<div id="value" data-viewer="{viewer}"><div class="note">{note}</div><table class="grid" id="elements"><thead><tr>"#
+    );
+    for th in headers {
+        let _ = write!(h, "<th>{th}</th>");
+    }
+    h.push_str("</tr></thead><tbody>");
+    for row in rows {
+        h.push_str("<tr>");
+        for cell in row {
+            let _ = write!(h, "<td>{cell}</td>");
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</tbody></table></div>");
+}
+
 /// The value page: the key's header, its value's page and the link to the next one.
 pub(crate) fn render_detail(q: &ViewQuery, key: &[u8], d: &Detail) -> String {
     let mut h = String::new();
@@ -750,88 +777,63 @@ pub(crate) fn render_detail(q: &ViewQuery, key: &[u8], d: &Detail) -> String {
             fields,
             next_cursor,
         } => {
-            let _ = write!(
-                h,
-                r#"<div id="value" data-viewer="hash"><div class="note">{} of {} fields (HSCAN cursor {} → {})</div><table class="grid" id="elements"><thead><tr><th>Field</th><th>Value</th></tr></thead><tbody>"#,
+            let note = format!(
+                "{} of {} fields (HSCAN cursor {} → {})",
                 fields.len(),
                 thousands(size),
                 q.cursor,
                 next_cursor
             );
-            for (f, v) in fields {
-                let _ = write!(
-                    h,
-                    "<tr><td>{}</td><td>{}</td></tr>",
-                    clip_html(f),
-                    clip_html(v)
-                );
-            }
-            h.push_str("</tbody></table></div>");
+            let rows = fields.iter().map(|(f, v)| vec![clip_html(f), clip_html(v)]);
+            elements(&mut h, "hash", &note, &["Field", "Value"], rows);
             next = (*next_cursor != 0).then(|| page_link(*next_cursor, ""));
         }
         Body::Set {
             members,
             next_cursor,
         } => {
-            let _ = write!(
-                h,
-                r#"<div id="value" data-viewer="set"><div class="note">{} of {} members (SSCAN cursor {} → {})</div><table class="grid" id="elements"><thead><tr><th>Member</th></tr></thead><tbody>"#,
+            let note = format!(
+                "{} of {} members (SSCAN cursor {} → {})",
                 members.len(),
                 thousands(size),
                 q.cursor,
                 next_cursor
             );
-            for m in members {
-                let _ = write!(h, "<tr><td>{}</td></tr>", clip_html(m));
-            }
-            h.push_str("</tbody></table></div>");
+            let rows = members.iter().map(|m| vec![clip_html(m)]);
+            elements(&mut h, "set", &note, &["Member"], rows);
             next = (*next_cursor != 0).then(|| page_link(*next_cursor, ""));
         }
         Body::List { offset, items } => {
             let end = offset + items.len() as u64;
-            let _ = write!(
-                h,
-                r#"<div id="value" data-viewer="list"><div class="note">elements {}–{} of {}</div><table class="grid" id="elements"><thead><tr><th>Index</th><th>Element</th></tr></thead><tbody>"#,
+            let note = format!(
+                "elements {}–{} of {}",
                 offset,
                 end.saturating_sub(1),
                 thousands(size)
             );
-            for (i, e) in items.iter().enumerate() {
-                let _ = write!(
-                    h,
-                    "<tr><td>{}</td><td>{}</td></tr>",
-                    offset + i as u64,
-                    clip_html(e)
-                );
-            }
-            h.push_str("</tbody></table></div>");
+            let rows = (*offset..)
+                .zip(items)
+                .map(|(i, e)| vec![i.to_string(), clip_html(e)]);
+            elements(&mut h, "list", &note, &["Index", "Element"], rows);
             next = (!items.is_empty() && end < size).then(|| page_link(end, ""));
         }
         Body::Zset { offset, members } => {
             let end = offset + members.len() as u64;
-            let _ = write!(
-                h,
-                r#"<div id="value" data-viewer="zset"><div class="note">ranks {}–{} of {}</div><table class="grid" id="elements"><thead><tr><th>Rank</th><th>Member</th><th>Score</th></tr></thead><tbody>"#,
+            let note = format!(
+                "ranks {}–{} of {}",
                 offset,
                 end.saturating_sub(1),
                 thousands(size)
             );
-            for (i, (m, s)) in members.iter().enumerate() {
-                let _ = write!(
-                    h,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    offset + i as u64,
-                    clip_html(m),
-                    escape(s)
-                );
-            }
-            h.push_str("</tbody></table></div>");
+            let rows = (*offset..)
+                .zip(members)
+                .map(|(i, (m, s))| vec![i.to_string(), clip_html(m), escape(s)]);
+            elements(&mut h, "zset", &note, &["Rank", "Member", "Score"], rows);
             next = (!members.is_empty() && end < size).then(|| page_link(end, ""));
         }
         Body::Stream { entries, next: id } => {
-            let _ = write!(
-                h,
-                r#"<div id="value" data-viewer="stream"><div class="note">{} of {} entries{}</div><table class="grid" id="elements"><thead><tr><th>ID</th><th>Fields</th></tr></thead><tbody>"#,
+            let note = format!(
+                "{} of {} entries{}",
                 entries.len(),
                 thousands(size),
                 match q.start.as_deref().filter(|s| !s.is_empty()) {
@@ -839,20 +841,15 @@ pub(crate) fn render_detail(q: &ViewQuery, key: &[u8], d: &Detail) -> String {
                     None => String::new(),
                 }
             );
-            for e in entries {
+            let rows = entries.iter().map(|e| {
                 let fields: Vec<String> = e
                     .fields
                     .iter()
                     .map(|(f, v)| format!("{} = {}", clip_html(f), clip_html(v)))
                     .collect();
-                let _ = write!(
-                    h,
-                    "<tr><td>{}</td><td>{}</td></tr>",
-                    escape(&e.id),
-                    fields.join("<br>")
-                );
-            }
-            h.push_str("</tbody></table></div>");
+                vec![escape(&e.id), fields.join("<br>")]
+            });
+            elements(&mut h, "stream", &note, &["ID", "Fields"], rows);
             next = id.as_deref().map(|id| page_link(0, id));
         }
     }

@@ -25,6 +25,18 @@ pub async fn connect(
     connect_with(host, port, password, timeout, timeout).await
 }
 
+/// A client of `host:port`, authenticating when `password` is set.
+fn client(host: &str, port: u16, password: Option<&str>) -> redis::RedisResult<redis::Client> {
+    let mut settings = RedisConnectionInfo::default().set_skip_set_lib_name();
+    if let Some(pw) = password {
+        settings = settings.set_password(pw);
+    }
+    let info = (host.to_string(), port)
+        .into_connection_info()?
+        .set_redis_settings(settings);
+    redis::Client::open(info)
+}
+
 /// [`connect`] with separate bounds on connecting and on each answer.
 pub async fn connect_with(
     host: &str,
@@ -33,14 +45,7 @@ pub async fn connect_with(
     connect_timeout: Duration,
     response_timeout: Duration,
 ) -> redis::RedisResult<MultiplexedConnection> {
-    let mut redis_info = RedisConnectionInfo::default().set_skip_set_lib_name();
-    if let Some(pw) = password {
-        redis_info = redis_info.set_password(pw);
-    }
-    let info = (host.to_string(), port)
-        .into_connection_info()?
-        .set_redis_settings(redis_info);
-    let client = redis::Client::open(info)?;
+    let client = client(host, port, password)?;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(connect_timeout))
         .set_response_timeout(Some(response_timeout));
@@ -66,15 +71,7 @@ pub async fn follow_sentinel_events(
         if *stop.borrow() {
             return;
         }
-        let mut settings = RedisConnectionInfo::default().set_skip_set_lib_name();
-        if let Some(pw) = password {
-            settings = settings.set_password(pw);
-        }
-        let client = (host.to_string(), port)
-            .into_connection_info()
-            .map(|c| c.set_redis_settings(settings))
-            .and_then(redis::Client::open);
-        let ps = match client {
+        let ps = match client(host, port, password) {
             Ok(c) => tokio::time::timeout(Duration::from_millis(500), c.get_async_pubsub())
                 .await
                 .ok()
@@ -143,7 +140,7 @@ pub async fn info_replication(
 }
 
 /// Turns a flat `[k1, v1, k2, v2 ...]` reply (as SENTINEL MASTER gives) into a map.
-fn pairs(flat: Vec<String>) -> HashMap<String, String> {
+pub(crate) fn pairs(flat: Vec<String>) -> HashMap<String, String> {
     flat.chunks(2)
         .filter(|c| c.len() == 2)
         .map(|c| (c[0].clone(), c[1].clone()))
