@@ -319,7 +319,7 @@ pub(crate) async fn run_on(
     };
     let link = client();
     // A Sentinel-aware client follows +switch-master as well as errors.
-    let watcher = link.watch_sentinels(|| {});
+    let watcher = link.watch_sentinels(membership::Follow::Announcement, || {});
     let tally = Arc::new(Tally::default());
     if let Some(w) = &watch {
         w.tally(Arc::clone(&tally));

@@ -1,12 +1,25 @@
 //! The connection to Redis: one multiplexed connection to a standalone server or to the
 //! master found through Sentinels.
 //!
-//! In Sentinel mode it follows a failover on its own, by two routes (no Rust client does
-//! both): a subscription to `+switch-master` on the Sentinels, and re-resolution whenever
-//! a command fails with a connection error or a READONLY / MASTERDOWN reply.
+//! In Sentinel mode it follows a failover on its own (no Rust client does all of this):
+//!
+//! - a subscription to `+switch-master` on every Sentinel: the new master once a Sentinel
+//!   announces it;
+//! - with [`Follow::Promotion`], also to the failover leader's `+selected-slave` and
+//!   `+promoted-slave`: the named replica is asked for its ROLE (every 25 ms after
+//!   selection) and the link moves as soon as it answers master. That is earlier than
+//!   `+switch-master`, which the other Sentinels publish only once the leader has seen the
+//!   promotion and told them, and the leader itself only once the other replicas are
+//!   reconfigured;
+//! - re-resolution whenever a command fails with a connection error or a READONLY /
+//!   MASTERDOWN reply.
+//!
+//! An event only names the master to try first: the link moves to a server only when it
+//! answers ROLE master at the time of the check, so a stale event cannot move it back.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -33,6 +46,43 @@ pub enum LinkError {
     #[error("redis: timed out after {0:?}")]
     Timeout(Duration),
 }
+
+/// Which Sentinel events move a Sentinel-aware link to a new master during a failover
+/// (see [`RedisLink::watch_sentinels`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// On `+switch-master` only: once a Sentinel announces the new configuration, after
+    /// the leader has seen the promotion (the leader itself announces it only after the
+    /// other replicas are reconfigured).
+    Announcement,
+    /// Also on the leader's `+selected-slave` and `+promoted-slave`: the named replica is
+    /// asked for its ROLE (every 25 ms for up to 10 s after selection) and the link moves
+    /// as soon as it answers master. `+switch-master` still moves it too (other leaders,
+    /// missed events).
+    Promotion,
+}
+
+impl Follow {
+    /// The Sentinel channels this mode subscribes to.
+    fn channels(self) -> &'static [&'static str] {
+        match self {
+            Follow::Announcement => &["+switch-master"],
+            Follow::Promotion => &["+switch-master", "+selected-slave", "+promoted-slave"],
+        }
+    }
+}
+
+/// The mode the API's cache follows failovers with.
+pub const DEFAULT_FOLLOW: Follow = Follow::Promotion;
+
+/// How often a replica selected for promotion is asked for its ROLE.
+const PROMOTION_POLL: Duration = Duration::from_millis(25);
+
+/// How long a replica selected for promotion is watched at most.
+const PROMOTION_WAIT: Duration = Duration::from_secs(10);
+
+/// What runs after a Sentinel event reset the link.
+type OnSwitch = Arc<dyn Fn() + Send + Sync>;
 
 /// Whether an error means the connection or the master is no longer the right one.
 pub(crate) fn needs_reconnect(e: &LinkError) -> bool {
@@ -284,12 +334,7 @@ impl RedisLink {
                 master_name,
             } => (sentinels, master_name),
         };
-        let announced = self
-            .announced
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some((h, p)) = announced {
+        if let Some((h, p)) = self.announced() {
             if self.is_master(&h, p).await.unwrap_or(false) {
                 return Ok((h, p));
             }
@@ -356,17 +401,38 @@ impl RedisLink {
     /// Whether `host:port` answers ROLE as a master.
     async fn is_master(&self, host: &str, port: u16) -> Result<bool, LinkError> {
         let mut m = open(host, port, self.password.as_deref(), self.db, self.timeout).await?;
-        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut m).await?;
-        Ok(matches!(role.first(), Some(redis::Value::BulkString(b)) if b == b"master"))
+        role_is_master(&mut m).await
     }
 
-    /// In Sentinel mode, starts a task that listens for `+switch-master` on every
-    /// Sentinel at once (a failover's leader may announce it a second after the others)
-    /// and resets the link when the announced master is not the one in use; `on_switch`
-    /// runs after each such reset. Sentinels that go away are re-subscribed. Aborting the
-    /// returned task stops every subscription. `None` in standalone mode.
+    /// The master an event named last, tried first by the next resolution.
+    fn announced(&self) -> Option<(String, u16)> {
+        self.announced
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Makes `host:port` the announced master and resets the link when that is not the
+    /// address in use. Whether it reset.
+    fn announce(&self, host: &str, port: u16) -> bool {
+        *self.announced.write().unwrap_or_else(|p| p.into_inner()) = Some((host.to_string(), port));
+        let addr = format!("{host}:{port}");
+        if self.address().as_deref() == Some(addr.as_str()) {
+            return false;
+        }
+        self.reset();
+        true
+    }
+
+    /// In Sentinel mode, starts a task that listens on every Sentinel at once (a
+    /// failover's leader may announce it a second after the others) and moves the link
+    /// (announces the new master and resets the link when it is not the one in use) on the
+    /// events `follow` names; `on_switch` runs after each such reset. Sentinels that go
+    /// away are re-subscribed. Aborting the returned task stops every subscription and
+    /// every replica watch. `None` in standalone mode.
     pub fn watch_sentinels(
         self: &Arc<Self>,
+        follow: Follow,
         on_switch: impl Fn() + Send + Sync + 'static,
     ) -> Option<tokio::task::JoinHandle<()>> {
         let RedisTarget::Sentinel {
@@ -377,58 +443,228 @@ impl RedisLink {
             return None;
         };
         let link = Arc::downgrade(self);
-        let timeout = self.timeout;
-        let on_switch = Arc::new(on_switch);
+        let on_switch: OnSwitch = Arc::new(on_switch);
         Some(tokio::spawn(async move {
+            // Listeners and replica watches run in one set: dropping it (when this task is
+            // aborted) aborts them all.
             let mut set = tokio::task::JoinSet::new();
+            let (promotions, mut promoted) = tokio::sync::mpsc::unbounded_channel();
             for (host, port) in sentinels {
-                let (link, master_name, on_switch) =
-                    (link.clone(), master_name.clone(), Arc::clone(&on_switch));
-                set.spawn(async move {
-                    loop {
-                        let sub = async {
-                            let client =
-                                redis::Client::open((host.clone(), port).into_connection_info()?)?;
-                            let mut ps =
-                                tokio::time::timeout(timeout * 4, client.get_async_pubsub())
-                                    .await
-                                    .map_err(|_| LinkError::Timeout(timeout * 4))??;
-                            ps.subscribe("+switch-master").await?;
-                            Ok::<_, LinkError>(ps)
-                        }
-                        .await;
-                        if let Ok(mut ps) = sub {
-                            let mut stream = ps.on_message();
-                            while let Some(msg) = stream.next().await {
-                                let payload: String = msg.get_payload().unwrap_or_default();
-                                // "<name> <old-ip> <old-port> <new-ip> <new-port>"
-                                let parts: Vec<&str> = payload.split_whitespace().collect();
-                                if parts.len() != 5 || parts[0] != master_name {
-                                    continue;
-                                }
-                                let Some(link) = link.upgrade() else { return };
-                                let new = format!("{}:{}", parts[3], parts[4]);
-                                if let Ok(p) = parts[4].parse::<u16>() {
-                                    *link.announced.write().unwrap_or_else(|e| e.into_inner()) =
-                                        Some((parts[3].to_string(), p));
-                                }
-                                if link.address().as_deref() != Some(new.as_str()) {
-                                    tracing::info!(
-                                        "+switch-master from {host}:{port}: {master_name} -> {new}"
-                                    );
-                                    link.reset();
-                                    on_switch();
-                                }
-                            }
-                        }
-                        if link.strong_count() == 0 {
-                            return;
-                        }
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                });
+                set.spawn(listen(
+                    link.clone(),
+                    (host, port),
+                    master_name.clone(),
+                    follow,
+                    promotions.clone(),
+                    Arc::clone(&on_switch),
+                ));
             }
-            while set.join_next().await.is_some() {}
+            drop(promotions);
+            // The replica each running watch is for: one watch per replica at a time.
+            let mut watches: HashMap<tokio::task::Id, (String, u16)> = HashMap::new();
+            loop {
+                tokio::select! {
+                    Some(replica) = promoted.recv() => {
+                        if !watches.values().any(|r| *r == replica) {
+                            let watch = watch_promotion(
+                                link.clone(),
+                                replica.clone(),
+                                Arc::clone(&on_switch),
+                            );
+                            watches.insert(set.spawn(watch).id(), replica);
+                        }
+                    }
+                    done = set.join_next_with_id() => match done {
+                        None => return,
+                        Some(Ok((id, ()))) => {
+                            watches.remove(&id);
+                        }
+                        Some(Err(e)) => {
+                            watches.remove(&e.id());
+                        }
+                    },
+                }
+            }
         }))
+    }
+}
+
+/// Whether the server behind `con` answers ROLE as a master.
+async fn role_is_master(con: &mut MultiplexedConnection) -> Result<bool, LinkError> {
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(con).await?;
+    Ok(matches!(role.first(), Some(redis::Value::BulkString(b)) if b == b"master"))
+}
+
+/// A subscription to `channels` on the Sentinel at `host:port`.
+async fn subscribe(
+    host: &str,
+    port: u16,
+    channels: &[&str],
+    timeout: Duration,
+) -> Result<redis::aio::PubSub, LinkError> {
+    let client = redis::Client::open((host.to_string(), port).into_connection_info()?)?;
+    let mut ps = tokio::time::timeout(timeout * 4, client.get_async_pubsub())
+        .await
+        .map_err(|_| LinkError::Timeout(timeout * 4))??;
+    ps.subscribe(channels).await?;
+    Ok(ps)
+}
+
+/// Follows the Sentinel at `sentinel` for as long as the link lives, re-subscribing 200 ms
+/// after a lost connection: `+switch-master` moves the link; a replica named by
+/// `+selected-slave` or `+promoted-slave` is sent to `promotions` to be watched.
+async fn listen(
+    link: Weak<RedisLink>,
+    sentinel: (String, u16),
+    master_name: String,
+    follow: Follow,
+    promotions: tokio::sync::mpsc::UnboundedSender<(String, u16)>,
+    on_switch: OnSwitch,
+) {
+    let (host, port) = sentinel;
+    let Some(timeout) = link.upgrade().map(|l| l.timeout) else {
+        return;
+    };
+    loop {
+        if let Ok(mut ps) = subscribe(&host, port, follow.channels(), timeout).await {
+            let mut stream = ps.on_message();
+            while let Some(msg) = stream.next().await {
+                let payload: String = msg.get_payload().unwrap_or_default();
+                if msg.get_channel_name() != "+switch-master" {
+                    if let Some(replica) = promoted_replica(&payload, &master_name) {
+                        let _ = promotions.send(replica);
+                    }
+                    continue;
+                }
+                let Some((ip, new_port)) = switched_master(&payload, &master_name) else {
+                    continue;
+                };
+                let Some(link) = link.upgrade() else { return };
+                if link.announce(&ip, new_port) {
+                    tracing::info!(
+                        "+switch-master from {host}:{port}: {master_name} -> {ip}:{new_port}"
+                    );
+                    on_switch();
+                }
+            }
+        }
+        if link.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The new master of a `+switch-master` payload for `master_name`:
+/// `<name> <old-ip> <old-port> <new-ip> <new-port>`.
+fn switched_master(payload: &str, master_name: &str) -> Option<(String, u16)> {
+    let parts: Vec<&str> = payload.split_whitespace().collect();
+    match parts[..] {
+        [name, _, _, ip, port] if name == master_name => Some((ip.to_string(), port.parse().ok()?)),
+        _ => None,
+    }
+}
+
+/// The replica of a `+selected-slave` / `+promoted-slave` payload for `master_name`:
+/// `slave <ip>:<port> <ip> <port> @ <master-name> <master-ip> <master-port>`.
+fn promoted_replica(payload: &str, master_name: &str) -> Option<(String, u16)> {
+    let parts: Vec<&str> = payload.split_whitespace().collect();
+    match parts[..] {
+        ["slave", _, ip, port, "@", name, _, _] if name == master_name => {
+            Some((ip.to_string(), port.parse().ok()?))
+        }
+        _ => None,
+    }
+}
+
+/// Watches a replica the failover's leader selected or promoted: asks it for its ROLE every
+/// [`PROMOTION_POLL`] (over one connection, reopened after an error) and, as soon as it
+/// answers master, moves the link to it. Gives up after [`PROMOTION_WAIT`], when the link
+/// is gone, or when another route announced a master meanwhile (a `+switch-master` or
+/// another watch handled the failover).
+async fn watch_promotion(link: Weak<RedisLink>, replica: (String, u16), on_switch: OnSwitch) {
+    let (host, port) = replica;
+    let deadline = tokio::time::Instant::now() + PROMOTION_WAIT;
+    let Some(before) = link.upgrade().map(|l| l.announced()) else {
+        return;
+    };
+    let mut con = None;
+    loop {
+        {
+            let Some(link) = link.upgrade() else { return };
+            if link.announced() != before {
+                return;
+            }
+            if con.is_none() {
+                let pw = link.password.as_deref();
+                con = open(&host, port, pw, link.db, link.timeout).await.ok();
+            }
+            if let Some(c) = con.as_mut() {
+                match role_is_master(c).await {
+                    Ok(true) => {
+                        if link.announce(&host, port) {
+                            tracing::info!("promotion of {host}:{port}: it answers ROLE master");
+                            on_switch();
+                        }
+                        return;
+                    }
+                    Ok(false) => {}
+                    Err(_) => con = None,
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(PROMOTION_POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switch_master_payloads_name_the_new_master_of_our_master_only() {
+        let p = "mymaster 127.0.0.1 7000 127.0.0.1 7001";
+        assert_eq!(
+            switched_master(p, "mymaster"),
+            Some(("127.0.0.1".into(), 7001))
+        );
+        assert_eq!(switched_master(p, "other"), None);
+        assert_eq!(switched_master("mymaster 127.0.0.1 7000", "mymaster"), None);
+        assert_eq!(
+            switched_master("mymaster 127.0.0.1 7000 127.0.0.1 x", "mymaster"),
+            None
+        );
+    }
+
+    #[test]
+    fn promotion_payloads_name_the_replica_of_our_master_only() {
+        let p = "slave 127.0.0.1:7002 127.0.0.1 7002 @ mymaster 127.0.0.1 7000";
+        assert_eq!(
+            promoted_replica(p, "mymaster"),
+            Some(("127.0.0.1".into(), 7002))
+        );
+        assert_eq!(promoted_replica(p, "other"), None);
+        // A master's or a Sentinel's details are not a replica.
+        let master = "master mymaster 127.0.0.1 7000";
+        assert_eq!(promoted_replica(master, "mymaster"), None);
+        let sentinel = "sentinel 0123abcd 127.0.0.1 26380 @ mymaster 127.0.0.1 7000";
+        assert_eq!(promoted_replica(sentinel, "mymaster"), None);
+    }
+
+    #[tokio::test]
+    async fn standalone_links_have_no_watcher() {
+        let link = RedisLink::with(
+            RedisTarget::Standalone {
+                host: "127.0.0.1".into(),
+                port: 1,
+            },
+            None,
+            0,
+            Duration::from_millis(100),
+        );
+        assert!(link.watch_sentinels(Follow::Promotion, || {}).is_none());
     }
 }

@@ -190,8 +190,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Cache {
     /// Builds the cache on the database's invalidation `outbox`; starts the outbox drainer
-    /// and, in Sentinel mode, the `+switch-master` watcher (must be called inside a tokio
-    /// runtime).
+    /// and, in Sentinel mode, the Sentinel watcher, following failovers by
+    /// [`link::DEFAULT_FOLLOW`] (must be called inside a tokio runtime).
     pub(crate) fn new(cfg: &ApiConfig, outbox: Arc<Outbox>) -> Arc<Self> {
         let link = RedisLink::new(cfg);
         let cache = Arc::new(Self {
@@ -213,7 +213,7 @@ impl Cache {
         });
         if cfg.cache_enabled {
             let weak: Weak<Cache> = Arc::downgrade(&cache);
-            let watcher = link.watch_sentinels(move || {
+            let watcher = link.watch_sentinels(link::DEFAULT_FOLLOW, move || {
                 if let Some(c) = weak.upgrade() {
                     tokio::spawn(async move { c.replay_recent().await });
                 }
