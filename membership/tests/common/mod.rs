@@ -1,6 +1,8 @@
 //! Test helpers: the app built against a real redis-server (`testkit::RedisServer`), and
-//! requests to it.
+//! requests to it; real Sentinels ([`sentinel::Sentinel`]).
 #![allow(dead_code)]
+
+pub mod sentinel;
 
 use std::collections::HashMap;
 
