@@ -161,11 +161,16 @@ impl std::fmt::Display for PartitionDirection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DrillSection {
-    /// Concurrent writer clients.
+    /// The clients that write through the fault side by side, each in its own key space:
+    /// built-in models by name (`sentinel-events`, `switch-master`, `reresolve-on-error`,
+    /// `fixed-address`) and programs of your own as `{name, command}` (default: the
+    /// `sentinel-events`, `reresolve-on-error` and `fixed-address` models).
+    pub clients: Vec<crate::drill::clients::ClientSpec>,
+    /// Concurrent writers of each built-in model.
     pub writers: u32,
     /// Writes per second per writer.
     pub write_rate: u32,
-    /// Reader clients.
+    /// Readers of each built-in model.
     pub readers: u32,
     /// Reads per second per reader.
     pub read_rate: u32,
@@ -208,6 +213,7 @@ pub struct DrillSection {
 impl Default for DrillSection {
     fn default() -> Self {
         Self {
+            clients: crate::drill::clients::ClientSpec::defaults(),
             writers: 2,
             write_rate: 100,
             readers: 1,
@@ -646,18 +652,22 @@ impl HarnessConfig {
         if d.api_members == 0 {
             p.push("drill.api_members: at least 1".into());
         }
+        p.extend(crate::drill::clients::validate(&d.clients));
         for (figure, v) in d.gates.set() {
             if v < 0.0 {
                 p.push(format!(
                     "drill.gates.{}: must not be negative (got {v})",
-                    gate_name(figure)
+                    gate_name(figure.name())
                 ));
             }
         }
-        if let Some(v) = d.gates.max_lost_acked_percent.filter(|v| *v > 100.0) {
-            p.push(format!(
-                "drill.gates.max_lost_acked_percent: between 0 and 100 (got {v})"
-            ));
+        for (key, figure, v) in d.gates.every_threshold() {
+            if v < 0.0 {
+                p.push(format!("drill.gates.{key}: must not be negative (got {v})"));
+            }
+            if figure == crate::drill::ClientFigure::LostAckedPercent && v > 100.0 {
+                p.push(format!("drill.gates.{key}: between 0 and 100 (got {v})"));
+            }
         }
         if self.readiness_timeout_ms == 0 {
             p.push("readiness_timeout_ms: must be positive (got 0)".into());

@@ -25,6 +25,12 @@ async fn run(cfg: &HarnessConfig, kind: DrillKind) -> DrillRun {
     r
 }
 
+/// The `sentinel-events` model's side of `r`.
+fn se(r: &DrillRun) -> &drill::ClientRun {
+    r.client("sentinel-events")
+        .expect("the sentinel-events model ran")
+}
+
 fn check<'a>(r: &'a DrillRun, name: &str) -> &'a drill::Check {
     r.checks
         .iter()
@@ -42,7 +48,7 @@ fn assert_failover(r: &DrillRun) {
         Some(r.old_master.as_str()),
         "the master changed"
     );
-    assert!(r.figures.acked_writes > 0);
+    assert!(r.clients.iter().all(|c| c.figures.acked_writes > 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,9 +64,34 @@ async fn kill_master_fails_over_to_a_replica_and_the_old_master_rejoins() {
     assert!(check(&r, "old master rejoined as a replica").passed);
     assert!(r.figures.rejoin_ms.is_some());
     assert!(
-        r.figures.write_unavailable_ms.unwrap() >= 1000.0,
+        se(&r).figures.write_unavailable_ms.unwrap() >= 1000.0,
         "writes stop until the failover"
     );
+    // Every model ran beside the others, in its own key space.
+    let names: Vec<&str> = r.clients.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["sentinel-events", "reresolve-on-error", "fixed-address"]
+    );
+    for c in ["sentinel-events", "reresolve-on-error"] {
+        assert!(
+            r.client(c).unwrap().analysis.writes_recovered,
+            "{c} follows the failover"
+        );
+    }
+    // The pinned client keeps writing to the old master, which is a replica by now.
+    let fixed = r.client("fixed-address").unwrap().history.as_ref().unwrap();
+    assert!(
+        fixed.ops.iter().any(|o| o
+            .error
+            .as_deref()
+            .is_some_and(|e| e.to_lowercase().contains("readonly"))),
+        "fixed-address ends on the demoted old master"
+    );
+    assert!(r
+        .timeline
+        .iter()
+        .any(|t| t.source == "sentinel-events" && t.event == "writes acknowledged again"));
     for e in [
         "+sdown",
         "+odown",
@@ -84,9 +115,10 @@ async fn kill_master_with_wait_and_min_replicas_loses_no_acknowledged_write() {
     let r = run(&cfg, DrillKind::KillMaster).await;
     assert_failover(&r);
     assert_eq!(
-        r.figures.lost_acked_writes, 0,
+        se(&r).figures.lost_acked_writes,
+        0,
         "{:?}",
-        r.analysis.lost_examples
+        se(&r).analysis.lost_examples
     );
 }
 
@@ -113,7 +145,7 @@ async fn sentinel_failover_promotes_without_detection_and_losses_stop_at_the_swi
     // an acknowledged write sent after +switch-master that survived went to the new
     // master (the old one's later writes are all discarded when it resyncs), and every
     // write sent after that one completed went there too. No wall-clock slack.
-    let h = r.history.as_ref().unwrap();
+    let h = se(&r).history.as_ref().unwrap();
     let switch_us = h.fault_us + (r.figures.promotion_ms.unwrap() * 1000.0) as i64;
     let present: std::collections::HashSet<&str> = h
         .final_read
@@ -132,7 +164,7 @@ async fn sentinel_failover_promotes_without_detection_and_losses_stop_at_the_swi
         .filter(|(_, v)| !present.contains(v))
         .map(|(o, _)| o)
         .collect();
-    assert_eq!(lost.len() as u64, r.figures.lost_acked_writes);
+    assert_eq!(lost.len() as u64, se(&r).figures.lost_acked_writes);
     let switched_us = acked()
         .filter(|(o, v)| o.invoke_us >= switch_us && present.contains(v))
         .map(|(o, _)| o.complete_us)
@@ -155,7 +187,9 @@ async fn kill_replica_causes_no_failover() {
     assert!(r.passed(), "{:#?}", r.checks);
     assert!(check(&r, "no failover happened").passed);
     assert_eq!(r.new_master.as_deref(), Some(r.old_master.as_str()));
-    assert_eq!(r.figures.lost_acked_writes, 0);
+    for c in &r.clients {
+        assert_eq!(c.figures.lost_acked_writes, 0, "{}", c.name);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,8 +208,10 @@ async fn restart_all_keeps_every_acknowledged_write_with_appendfsync_always() {
     cfg.persistence.appendfsync = "always".into();
     let r = run(&cfg, DrillKind::RestartAll).await;
     assert!(r.passed(), "{:#?}", r.checks);
-    assert_eq!(r.figures.lost_acked_writes, 0);
-    assert!(r.figures.acked_writes > 50);
+    for c in &r.clients {
+        assert_eq!(c.figures.lost_acked_writes, 0, "{}", c.name);
+        assert!(c.figures.acked_writes > 50, "{}", c.name);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +222,7 @@ async fn restart_all_without_persistence_loses_exactly_the_writes_before_the_kil
     cfg.persistence.aof = false;
     cfg.persistence.rdb_save = String::new();
     let r = run(&cfg, DrillKind::RestartAll).await;
-    let h = r.history.as_ref().unwrap();
+    let h = se(&r).history.as_ref().unwrap();
     // Every write acknowledged and sent before the last node was killed was discarded.
     let killed_at = r
         .timeline
@@ -206,16 +242,20 @@ async fn restart_all_without_persistence_loses_exactly_the_writes_before_the_kil
         .count() as u64;
     assert!(acked_before > 50);
     assert_eq!(
-        r.figures.lost_acked_writes, acked_before,
+        se(&r).figures.lost_acked_writes,
+        acked_before,
         "the checker reports exactly the discarded writes"
     );
     assert!(
-        r.figures.acked_writes > acked_before,
+        se(&r).figures.acked_writes > acked_before,
         "writes after the restart were kept"
     );
-    assert!(check(&r, "acknowledged writes survived the restart")
-        .detail
-        .contains("persistence off"));
+    assert!(check(
+        &r,
+        "sentinel-events: acknowledged writes survived the restart"
+    )
+    .detail
+    .contains("persistence off"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,7 +322,7 @@ fn cli_gates_fail_naming_the_threshold_and_the_measured_value() {
         "the passing gate is not reported failed"
     );
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    assert_eq!(report["schema"], "redis-harness/drill-report/v1");
+    assert_eq!(report["schema"], "redis-harness/drill-report/v2");
     assert_eq!(report["passed"], false);
     assert_eq!(report["runs"].as_array().unwrap().len(), 1);
     assert!(std::fs::read_to_string(&md)

@@ -26,6 +26,9 @@ pub(super) async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Resu
     if let Some(v) = args.fault_window_ms {
         cfg.drill.fault_window_ms = v;
     }
+    if !args.client.is_empty() {
+        cfg.drill.clients = args.client.clone();
+    }
     cfg.validate()
         .map_err(|p| anyhow::anyhow!("invalid settings:\n  - {}", p.join("\n  - ")))?;
     drill::check_supported(&cfg, args.kind)?;
@@ -48,21 +51,23 @@ pub(super) async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Resu
             r = drill::run_once_watched(&cfg, args.kind, i, &mut rng, args.history, watch.clone()) => r.with_context(|| format!("drill {} run {i}", args.kind))?,
             _ = super::up::shutdown_signal() => anyhow::bail!("interrupted; the drill's topology was torn down"),
         };
+        let ms = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());
         eprintln!(
-            "[{i}/{}] {}: promotion {} ms, write outage {} ms, lost {} of {} acked",
+            "[{i}/{}] {}: promotion {} ms",
             args.repeat,
             if run.passed() { "passed" } else { "FAILED" },
-            run.figures
-                .promotion_ms
-                .map(|v| format!("{v:.0}"))
-                .unwrap_or_else(|| "-".into()),
-            run.figures
-                .write_unavailable_ms
-                .map(|v| format!("{v:.0}"))
-                .unwrap_or_else(|| "-".into()),
-            run.figures.lost_acked_writes,
-            run.figures.acked_writes
+            ms(run.figures.promotion_ms),
         );
+        for c in &run.clients {
+            eprintln!(
+                "[{i}/{}]   {}: write outage {} ms, lost {} of {} acked",
+                args.repeat,
+                c.name,
+                ms(c.figures.write_unavailable_ms),
+                c.figures.lost_acked_writes,
+                c.figures.acked_writes
+            );
+        }
         runs.push(run);
     }
     super::console::stop(console).await;

@@ -177,6 +177,11 @@ pub struct DrillArgs {
     /// Also run the membership API in Sentinel mode and load it over HTTP through the fault.
     #[arg(long)]
     pub api: bool,
+    /// A client to run through the fault (repeatable; replaces `drill.clients`): a model
+    /// (sentinel-events, switch-master, reresolve-on-error, fixed-address) or a program of
+    /// your own as NAME=COMMAND.
+    #[arg(long, value_name = "MODEL|NAME=COMMAND", value_parser = crate::drill::clients::ClientSpec::parse_arg)]
+    pub client: Vec<crate::drill::clients::ClientSpec>,
     /// The web console beside the drill.
     #[command(flatten)]
     pub console: ConsoleFlags,

@@ -55,14 +55,27 @@ pub(crate) fn row(ev: &Event, fault_at_ms: Option<u64>) -> String {
     )
 }
 
-/// The running tally of the drill's writes (replaced live).
+/// The running tally of the drill's writes, all built-in clients together and each
+/// client's (replaced live).
 pub(crate) fn counts(drill: Option<&DrillState>) -> String {
     let Some(d) = drill else {
         return "<div class=\"counts\" id=\"counts\" data-acked=\"0\" data-failed=\"0\" data-unknown=\"0\"><span class=\"note\">no drill is running beside this console</span></div>".into();
     };
-    let [ok, failed, unknown] = d.tally.as_ref().map(|t| t.counts()).unwrap_or_default();
+    let mut total = [0u64; 3];
+    let mut per_client = String::new();
+    for (name, t) in &d.tallies {
+        let [ok, failed, unknown] = t.counts();
+        for (sum, n) in total.iter_mut().zip([ok, failed, unknown]) {
+            *sum += n;
+        }
+        per_client.push_str(&format!(
+            "<span class=\"client\" data-client=\"{0}\">{0}: {ok} / {failed} / {unknown}</span>",
+            escape(name)
+        ));
+    }
+    let [ok, failed, unknown] = total;
     format!(
-        "<div class=\"counts\" id=\"counts\" data-acked=\"{ok}\" data-failed=\"{failed}\" data-unknown=\"{unknown}\"><span>{}</span><span class=\"acked\">acknowledged <b>{ok}</b></span><span class=\"failed\">failed <b>{failed}</b></span><span class=\"unknown\">unknown <b>{unknown}</b></span>{}</div>",
+        "<div class=\"counts\" id=\"counts\" data-acked=\"{ok}\" data-failed=\"{failed}\" data-unknown=\"{unknown}\"><span>{}</span><span class=\"acked\">acknowledged <b>{ok}</b></span><span class=\"failed\">failed <b>{failed}</b></span><span class=\"unknown\">unknown <b>{unknown}</b></span>{per_client}{}</div>",
         escape(&d.label),
         d.verdict
             .as_ref()
@@ -145,13 +158,17 @@ mod tests {
         let t = std::sync::Arc::new(crate::drill::Tally::default());
         t.record(crate::drill::history::Outcome::Ok);
         t.record(crate::drill::history::Outcome::Unknown);
+        let u = std::sync::Arc::new(crate::drill::Tally::default());
+        u.record(crate::drill::history::Outcome::Failed);
         let d = DrillState {
             label: "kill-master run 1".into(),
-            tally: Some(t),
+            tallies: vec![("sentinel-events".into(), t), ("fixed-address".into(), u)],
             ..DrillState::default()
         };
         let h = counts(Some(&d));
-        assert!(h.contains("data-acked=\"1\" data-failed=\"0\" data-unknown=\"1\""));
+        assert!(h.contains("data-acked=\"1\" data-failed=\"1\" data-unknown=\"1\""));
+        assert!(h.contains("sentinel-events: 1 / 0 / 1"), "{h}");
+        assert!(h.contains("fixed-address: 0 / 1 / 0"), "{h}");
         assert!(counts(None).contains("no drill"));
     }
 }

@@ -59,8 +59,8 @@ pub(crate) struct DrillState {
     pub(crate) label: String,
     /// When its fault was injected, ms since the Unix epoch.
     pub(crate) fault_at_ms: Option<u64>,
-    /// The running tally of its writes.
-    pub(crate) tally: Option<Arc<Tally>>,
+    /// The running tally of each built-in client's writes, by client.
+    pub(crate) tallies: Vec<(String, Arc<Tally>)>,
     /// Its judged timeline, once finished (ms from the fault).
     pub(crate) timeline: Vec<TimelineEntry>,
     /// `passed` / `FAILED ...`, once finished.
@@ -250,8 +250,11 @@ impl Watch for Feed {
         self.push(Kind::Drill, "harness", what, detail.to_string());
     }
 
-    fn tally(&self, tally: Arc<Tally>) {
-        self.update_drill(false, |d| d.tally = Some(tally));
+    fn tally(&self, client: &str, tally: Arc<Tally>) {
+        self.update_drill(false, |d| {
+            d.tallies.retain(|(c, _)| c != client);
+            d.tallies.push((client.to_string(), tally));
+        });
     }
 
     fn finished(&self, run: &DrillRun) {
@@ -266,15 +269,21 @@ impl Watch for Feed {
         } else {
             format!("FAILED: {}", failed.join(", "))
         };
-        let f = &run.figures;
+        let lost: Vec<String> = run
+            .clients
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} lost {} of {} acknowledged writes",
+                    c.name, c.figures.lost_acked_writes, c.figures.acked_writes
+                )
+            })
+            .collect();
         self.push(
             Kind::Drill,
             "harness",
             "verdict",
-            format!(
-                "{verdict}; lost {} of {} acknowledged writes",
-                f.lost_acked_writes, f.acked_writes
-            ),
+            format!("{verdict}; {}", lost.join(", ")),
         );
         self.update_drill(true, |d| {
             d.timeline = run.timeline.clone();

@@ -45,6 +45,22 @@ pub struct ApiWindow {
     pub max_us: Option<u64>,
 }
 
+/// The longest gap, in ms, between 2xx responses (by completion) ending after
+/// `fault_us`: the API's client-visible outage.
+pub(crate) fn unavailable_ms(samples: &[ApiSample], fault_us: i64) -> Option<f64> {
+    let done: Vec<i64> = samples
+        .iter()
+        .filter(|s| (200..300).contains(&s.status))
+        .map(|s| s.t_us + s.latency_us as i64)
+        .collect();
+    let end = samples
+        .iter()
+        .map(|s| s.t_us + s.latency_us as i64)
+        .max()
+        .unwrap_or(fault_us);
+    super::history::longest_gap_after(done, fault_us, end).0
+}
+
 /// Summarises the samples sent within `[from_us, to_us]`.
 pub(crate) fn window(samples: &[ApiSample], from_us: i64, to_us: i64) -> ApiWindow {
     let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");

@@ -1,10 +1,12 @@
-//! What one drill run measured ([`Figures`]) and a typed handle on each measurement
-//! ([`Figure`]): its name, its unit and how to read it. Reports list figures and gates
-//! bound them through [`Figure`], so a figure's name is written once.
+//! What one drill run measured: the topology's figures ([`Figures`], one per run) and
+//! each client's ([`ClientFigures`], one per client per run), with a typed handle on each
+//! measurement ([`Figure`], [`ClientFigure`]): its name, its unit and how to read it.
+//! Reports list figures and gates bound them through these handles, so a figure's name
+//! is written once.
 
 use serde::{Deserialize, Serialize};
 
-/// What one drill run measured. Times are milliseconds from the fault.
+/// What one drill run measured of the topology. Times are milliseconds from the fault.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Figures {
     /// Fault → first `+sdown` of the master.
@@ -13,20 +15,6 @@ pub struct Figures {
     pub detection_ms: Option<f64>,
     /// Fault → `+switch-master` (promotion).
     pub promotion_ms: Option<f64>,
-    /// Longest gap between acknowledged writes ending after the fault.
-    pub write_unavailable_ms: Option<f64>,
-    /// The same for reads.
-    pub read_unavailable_ms: Option<f64>,
-    /// Acknowledged writes.
-    pub acked_writes: u64,
-    /// Acknowledged writes missing after healing.
-    pub lost_acked_writes: u64,
-    /// The same in percent.
-    pub lost_acked_percent: f64,
-    /// Operations with unknown outcome.
-    pub unknown_ops: u64,
-    /// Refused operations.
-    pub failed_ops: u64,
     /// Time two nodes answered ROLE with master.
     pub two_masters_ms: f64,
     /// Fault → the old master answers ROLE as a connected replica.
@@ -41,6 +29,27 @@ pub struct Figures {
     pub api_bypasses: Option<u64>,
     /// With `--api`: p99 API latency in µs from the fault until healed.
     pub api_fault_p99_us: Option<f64>,
+    /// With `--api`: the longest gap between 2xx responses ending after the fault.
+    pub api_unavailable_ms: Option<f64>,
+}
+
+/// What one client saw in one run. Times are milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientFigures {
+    /// Longest gap between acknowledged writes ending after the fault.
+    pub write_unavailable_ms: Option<f64>,
+    /// The same for reads.
+    pub read_unavailable_ms: Option<f64>,
+    /// Acknowledged writes.
+    pub acked_writes: u64,
+    /// Acknowledged writes missing after healing.
+    pub lost_acked_writes: u64,
+    /// The same in percent.
+    pub lost_acked_percent: f64,
+    /// Operations with unknown outcome.
+    pub unknown_ops: u64,
+    /// Refused operations.
+    pub failed_ops: u64,
 }
 
 /// One field of [`Figures`].
@@ -52,20 +61,6 @@ pub enum Figure {
     DetectionMs,
     /// [`Figures::promotion_ms`].
     PromotionMs,
-    /// [`Figures::write_unavailable_ms`].
-    WriteUnavailableMs,
-    /// [`Figures::read_unavailable_ms`].
-    ReadUnavailableMs,
-    /// [`Figures::acked_writes`].
-    AckedWrites,
-    /// [`Figures::lost_acked_writes`].
-    LostAckedWrites,
-    /// [`Figures::lost_acked_percent`].
-    LostAckedPercent,
-    /// [`Figures::unknown_ops`].
-    UnknownOps,
-    /// [`Figures::failed_ops`].
-    FailedOps,
     /// [`Figures::two_masters_ms`].
     TwoMastersMs,
     /// [`Figures::rejoin_ms`].
@@ -80,21 +75,16 @@ pub enum Figure {
     ApiBypasses,
     /// [`Figures::api_fault_p99_us`].
     ApiFaultP99Us,
+    /// [`Figures::api_unavailable_ms`].
+    ApiUnavailableMs,
 }
 
 impl Figure {
     /// Every figure, in report order.
-    pub const ALL: [Figure; 17] = [
+    pub const ALL: [Figure; 11] = [
         Figure::SdownMs,
         Figure::DetectionMs,
         Figure::PromotionMs,
-        Figure::WriteUnavailableMs,
-        Figure::ReadUnavailableMs,
-        Figure::AckedWrites,
-        Figure::LostAckedWrites,
-        Figure::LostAckedPercent,
-        Figure::UnknownOps,
-        Figure::FailedOps,
         Figure::TwoMastersMs,
         Figure::RejoinMs,
         Figure::HealMs,
@@ -102,6 +92,7 @@ impl Figure {
         Figure::ApiErrors,
         Figure::ApiBypasses,
         Figure::ApiFaultP99Us,
+        Figure::ApiUnavailableMs,
     ];
 
     /// The field's name, as in reports and JSON.
@@ -110,13 +101,6 @@ impl Figure {
             Figure::SdownMs => "sdown_ms",
             Figure::DetectionMs => "detection_ms",
             Figure::PromotionMs => "promotion_ms",
-            Figure::WriteUnavailableMs => "write_unavailable_ms",
-            Figure::ReadUnavailableMs => "read_unavailable_ms",
-            Figure::AckedWrites => "acked_writes",
-            Figure::LostAckedWrites => "lost_acked_writes",
-            Figure::LostAckedPercent => "lost_acked_percent",
-            Figure::UnknownOps => "unknown_ops",
-            Figure::FailedOps => "failed_ops",
             Figure::TwoMastersMs => "two_masters_ms",
             Figure::RejoinMs => "rejoin_ms",
             Figure::HealMs => "heal_ms",
@@ -124,6 +108,7 @@ impl Figure {
             Figure::ApiErrors => "api_errors",
             Figure::ApiBypasses => "api_bypasses",
             Figure::ApiFaultP99Us => "api_fault_p99_us",
+            Figure::ApiUnavailableMs => "api_unavailable_ms",
         }
     }
 
@@ -133,15 +118,11 @@ impl Figure {
             Figure::SdownMs
             | Figure::DetectionMs
             | Figure::PromotionMs
-            | Figure::WriteUnavailableMs
-            | Figure::ReadUnavailableMs
             | Figure::TwoMastersMs
             | Figure::RejoinMs
-            | Figure::HealMs => "ms",
+            | Figure::HealMs
+            | Figure::ApiUnavailableMs => "ms",
             Figure::ApiFaultP99Us => "µs",
-            Figure::LostAckedPercent => "%",
-            Figure::AckedWrites | Figure::LostAckedWrites => "writes",
-            Figure::UnknownOps | Figure::FailedOps => "operations",
             Figure::TiltEvents => "events",
             Figure::ApiErrors | Figure::ApiBypasses => "responses",
         }
@@ -153,13 +134,6 @@ impl Figure {
             Figure::SdownMs => f.sdown_ms,
             Figure::DetectionMs => f.detection_ms,
             Figure::PromotionMs => f.promotion_ms,
-            Figure::WriteUnavailableMs => f.write_unavailable_ms,
-            Figure::ReadUnavailableMs => f.read_unavailable_ms,
-            Figure::AckedWrites => Some(f.acked_writes as f64),
-            Figure::LostAckedWrites => Some(f.lost_acked_writes as f64),
-            Figure::LostAckedPercent => Some(f.lost_acked_percent),
-            Figure::UnknownOps => Some(f.unknown_ops as f64),
-            Figure::FailedOps => Some(f.failed_ops as f64),
             Figure::TwoMastersMs => Some(f.two_masters_ms),
             Figure::RejoinMs => f.rejoin_ms,
             Figure::HealMs => f.heal_ms,
@@ -167,7 +141,82 @@ impl Figure {
             Figure::ApiErrors => f.api_errors.map(|v| v as f64),
             Figure::ApiBypasses => f.api_bypasses.map(|v| v as f64),
             Figure::ApiFaultP99Us => f.api_fault_p99_us,
+            Figure::ApiUnavailableMs => f.api_unavailable_ms,
         }
+    }
+}
+
+/// One field of [`ClientFigures`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientFigure {
+    /// [`ClientFigures::acked_writes`].
+    AckedWrites,
+    /// [`ClientFigures::lost_acked_writes`].
+    LostAckedWrites,
+    /// [`ClientFigures::lost_acked_percent`].
+    LostAckedPercent,
+    /// [`ClientFigures::write_unavailable_ms`].
+    WriteUnavailableMs,
+    /// [`ClientFigures::read_unavailable_ms`].
+    ReadUnavailableMs,
+    /// [`ClientFigures::failed_ops`].
+    FailedOps,
+    /// [`ClientFigures::unknown_ops`].
+    UnknownOps,
+}
+
+impl ClientFigure {
+    /// Every client figure, in report order.
+    pub const ALL: [ClientFigure; 7] = [
+        ClientFigure::AckedWrites,
+        ClientFigure::LostAckedWrites,
+        ClientFigure::LostAckedPercent,
+        ClientFigure::WriteUnavailableMs,
+        ClientFigure::ReadUnavailableMs,
+        ClientFigure::FailedOps,
+        ClientFigure::UnknownOps,
+    ];
+
+    /// The field's name, as in reports and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientFigure::AckedWrites => "acked_writes",
+            ClientFigure::LostAckedWrites => "lost_acked_writes",
+            ClientFigure::LostAckedPercent => "lost_acked_percent",
+            ClientFigure::WriteUnavailableMs => "write_unavailable_ms",
+            ClientFigure::ReadUnavailableMs => "read_unavailable_ms",
+            ClientFigure::FailedOps => "failed_ops",
+            ClientFigure::UnknownOps => "unknown_ops",
+        }
+    }
+
+    /// The unit of its value.
+    pub fn unit(self) -> &'static str {
+        match self {
+            ClientFigure::WriteUnavailableMs | ClientFigure::ReadUnavailableMs => "ms",
+            ClientFigure::LostAckedPercent => "%",
+            ClientFigure::AckedWrites | ClientFigure::LostAckedWrites => "writes",
+            ClientFigure::UnknownOps | ClientFigure::FailedOps => "operations",
+        }
+    }
+
+    /// Its value in `f` (`None`: the run did not produce it).
+    pub fn read(self, f: &ClientFigures) -> Option<f64> {
+        match self {
+            ClientFigure::WriteUnavailableMs => f.write_unavailable_ms,
+            ClientFigure::ReadUnavailableMs => f.read_unavailable_ms,
+            ClientFigure::AckedWrites => Some(f.acked_writes as f64),
+            ClientFigure::LostAckedWrites => Some(f.lost_acked_writes as f64),
+            ClientFigure::LostAckedPercent => Some(f.lost_acked_percent),
+            ClientFigure::UnknownOps => Some(f.unknown_ops as f64),
+            ClientFigure::FailedOps => Some(f.failed_ops as f64),
+        }
+    }
+}
+
+impl std::fmt::Display for ClientFigure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -187,20 +236,14 @@ mod tests {
             sdown_ms: Some(1.0),
             detection_ms: Some(2.0),
             promotion_ms: Some(3.0),
-            write_unavailable_ms: Some(4.0),
-            read_unavailable_ms: Some(5.0),
-            acked_writes: 6,
-            lost_acked_writes: 7,
-            lost_acked_percent: 8.0,
-            unknown_ops: 9,
-            failed_ops: 10,
-            two_masters_ms: 11.0,
-            rejoin_ms: Some(12.0),
-            heal_ms: Some(13.0),
-            tilt_events: 14,
-            api_errors: Some(15),
-            api_bypasses: Some(16),
-            api_fault_p99_us: Some(17.0),
+            two_masters_ms: 4.0,
+            rejoin_ms: Some(5.0),
+            heal_ms: Some(6.0),
+            tilt_events: 7,
+            api_errors: Some(8),
+            api_bypasses: Some(9),
+            api_fault_p99_us: Some(10.0),
+            api_unavailable_ms: Some(11.0),
         };
         let json = serde_json::to_value(&f).unwrap();
         for (i, fig) in Figure::ALL.into_iter().enumerate() {
@@ -208,5 +251,25 @@ mod tests {
             assert_eq!(json[fig.name()].as_f64(), Some(i as f64 + 1.0), "{fig}");
         }
         assert_eq!(Figure::ApiErrors.read(&Figures::default()), None);
+        assert_eq!(json.as_object().unwrap().len(), Figure::ALL.len());
+    }
+
+    #[test]
+    fn every_client_figure_reads_its_own_field_and_names_it_as_json_does() {
+        let f = ClientFigures {
+            acked_writes: 1,
+            lost_acked_writes: 2,
+            lost_acked_percent: 3.0,
+            write_unavailable_ms: Some(4.0),
+            read_unavailable_ms: Some(5.0),
+            failed_ops: 6,
+            unknown_ops: 7,
+        };
+        let json = serde_json::to_value(&f).unwrap();
+        for (i, fig) in ClientFigure::ALL.into_iter().enumerate() {
+            assert_eq!(fig.read(&f), Some(i as f64 + 1.0), "{fig}");
+            assert_eq!(json[fig.name()].as_f64(), Some(i as f64 + 1.0), "{fig}");
+        }
+        assert_eq!(json.as_object().unwrap().len(), ClientFigure::ALL.len());
     }
 }

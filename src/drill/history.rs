@@ -119,7 +119,11 @@ pub struct Analysis {
     pub writes_recovered: bool,
 }
 
-fn longest_gap_after(mut completions: Vec<i64>, fault_us: i64, end_us: i64) -> (Option<f64>, bool) {
+pub(crate) fn longest_gap_after(
+    mut completions: Vec<i64>,
+    fault_us: i64,
+    end_us: i64,
+) -> (Option<f64>, bool) {
     completions.sort_unstable();
     if completions.is_empty() {
         return (None, false);

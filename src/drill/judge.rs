@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use super::history::{self, Analysis, History, Outcome};
+use super::figures::ClientFigures;
+use super::history::{self, Analysis, History, OpKind, Outcome};
 use super::observe::{RoleSample, SentinelEvent};
 use super::{ApiReport, Check, DrillKind, Figures, TimelineEntry};
 use crate::config::PersistenceSection;
@@ -50,6 +51,17 @@ pub(crate) struct Rejoin {
     pub timeout: Duration,
 }
 
+/// What one client recorded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientRecord<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its operations and the final read.
+    pub history: &'a History,
+    /// What went wrong with it (a rejected history, an early exit): each fails a check.
+    pub problems: &'a [String],
+}
+
 /// Everything one run recorded.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Record<'a> {
@@ -57,8 +69,8 @@ pub(crate) struct Record<'a> {
     pub kind: DrillKind,
     /// When the fault was injected.
     pub fault_us: i64,
-    /// Client operations and the final read.
-    pub history: &'a History,
+    /// Every client's record.
+    pub clients: &'a [ClientRecord<'a>],
     /// ROLE answers of every data node.
     pub samples: &'a [RoleSample],
     /// Every Sentinel event.
@@ -80,27 +92,88 @@ pub(crate) struct Record<'a> {
 /// The judge's findings.
 #[derive(Debug, Clone)]
 pub(crate) struct Verdict {
-    /// Figures.
+    /// The topology's figures.
     pub figures: Figures,
-    /// The history checker's results.
-    pub analysis: Analysis,
-    /// Pass/fail checks, failover check first.
+    /// Each client's figures and checker results, in the order of [`Record::clients`].
+    pub clients: Vec<(ClientFigures, Analysis)>,
+    /// Pass/fail checks, failover check first, then each client's (named after it).
     pub checks: Vec<Check>,
-    /// Sentinel events, harness actions and role changes, by time.
+    /// Sentinel events, harness actions, role changes and clients' outages, by time.
     pub timeline: Vec<TimelineEntry>,
 }
 
 /// Judges one run.
 pub(crate) fn judge(r: &Record<'_>) -> Verdict {
-    let analysis = history::analyze(r.history);
-    let figures = figures(r, &analysis);
-    let checks = checks(r, &analysis, &figures);
+    let figures = figures(r);
+    let mut checks = checks(r, &figures);
+    let mut clients = Vec::new();
+    for c in r.clients {
+        let analysis = history::analyze(c.history);
+        checks.extend(client_checks(r, c, &analysis));
+        clients.push((client_figures(&analysis, c.history), analysis));
+    }
     Verdict {
         figures,
-        analysis,
+        clients,
         checks,
         timeline: timeline(r),
     }
+}
+
+/// A client's figures from its checked history.
+pub(crate) fn client_figures(analysis: &Analysis, h: &History) -> ClientFigures {
+    ClientFigures {
+        write_unavailable_ms: analysis.write_unavailable_ms,
+        read_unavailable_ms: analysis.read_unavailable_ms,
+        acked_writes: analysis.writes_ok,
+        lost_acked_writes: analysis.lost_acked_writes,
+        lost_acked_percent: analysis.lost_acked_percent,
+        unknown_ops: count(h, Outcome::Unknown),
+        failed_ops: count(h, Outcome::Failed),
+    }
+}
+
+/// One client's checks, named after it: what went wrong with it, its final read, refused
+/// writes, and for `restart-all` the persistence promise.
+fn client_checks(r: &Record<'_>, c: &ClientRecord<'_>, analysis: &Analysis) -> Vec<Check> {
+    let named = |name: &str| format!("{}: {name}", c.name);
+    let mut checks: Vec<Check> = c
+        .problems
+        .iter()
+        .map(|p| Check {
+            name: named("client ran as the protocol says"),
+            passed: false,
+            detail: p.clone(),
+        })
+        .collect();
+    checks.push(Check {
+        name: named("final read"),
+        passed: c.history.final_read.is_some(),
+        detail: match &c.history.final_read {
+            Some(v) => format!("{} values read back", v.len()),
+            None => "the final read failed".into(),
+        },
+    });
+    checks.push(Check {
+        name: named("refused writes absent"),
+        passed: analysis.refused_but_present == 0,
+        detail: format!(
+            "{} writes recorded as refused were found anyway",
+            analysis.refused_but_present
+        ),
+    });
+    if r.kind == DrillKind::RestartAll {
+        let killed_us = r
+            .actions
+            .iter()
+            .find(|a| a.what == "fault")
+            .map(|a| a.t_us)
+            .unwrap_or(r.fault_us);
+        let mut check = persistence_check(r.persistence, c.history, killed_us);
+        check.name = named(&check.name);
+        checks.push(check);
+    }
+    checks
 }
 
 /// Fault → the first `name` event after the fault (with `master_only`, about the master).
@@ -176,20 +249,13 @@ fn count(h: &History, outcome: Outcome) -> u64 {
     h.ops.iter().filter(|o| o.outcome == outcome).count() as u64
 }
 
-/// The figures of a run.
-pub(crate) fn figures(r: &Record<'_>, analysis: &Analysis) -> Figures {
+/// The topology's figures of a run.
+pub(crate) fn figures(r: &Record<'_>) -> Figures {
     let f = r.fault_us;
     Figures {
         sdown_ms: first_event(r.events, f, "+sdown", true),
         detection_ms: first_event(r.events, f, "+odown", true),
         promotion_ms: switch_master(r.events, f).map(|e| ms(e.t_us - f)),
-        write_unavailable_ms: analysis.write_unavailable_ms,
-        read_unavailable_ms: analysis.read_unavailable_ms,
-        acked_writes: analysis.writes_ok,
-        lost_acked_writes: analysis.lost_acked_writes,
-        lost_acked_percent: analysis.lost_acked_percent,
-        unknown_ops: count(r.history, Outcome::Unknown),
-        failed_ops: count(r.history, Outcome::Failed),
         two_masters_ms: two_masters_ms(r.samples),
         rejoin_ms: r
             .rejoin
@@ -199,6 +265,7 @@ pub(crate) fn figures(r: &Record<'_>, analysis: &Analysis) -> Figures {
         api_errors: r.api.map(|a| a.overall.errors),
         api_bypasses: r.api.map(|a| a.overall.bypasses),
         api_fault_p99_us: r.api.and_then(|a| a.fault_window.p99_us.map(|v| v as f64)),
+        api_unavailable_ms: r.api.and_then(|a| a.unavailable_ms),
     }
 }
 
@@ -258,9 +325,8 @@ pub(crate) fn rejoin_check(kind: DrillKind, rejoin: Option<&Rejoin>) -> Option<C
     })
 }
 
-/// The checks of a run: failover, rejoin, healing, final read, refused writes, and for
-/// `restart-all` the persistence promise.
-pub(crate) fn checks(r: &Record<'_>, analysis: &Analysis, figures: &Figures) -> Vec<Check> {
+/// The topology's checks of a run: failover, rejoin, healing.
+pub(crate) fn checks(r: &Record<'_>, figures: &Figures) -> Vec<Check> {
     let mut checks = vec![failover_check(
         r.kind,
         r.events,
@@ -280,31 +346,6 @@ pub(crate) fn checks(r: &Record<'_>, analysis: &Analysis, figures: &Figures) -> 
             Some(p) => p.clone(),
         },
     });
-    checks.push(Check {
-        name: "final read".into(),
-        passed: r.history.final_read.is_some(),
-        detail: match &r.history.final_read {
-            Some(v) => format!("{} values read back", v.len()),
-            None => "the final read failed".into(),
-        },
-    });
-    checks.push(Check {
-        name: "refused writes absent".into(),
-        passed: analysis.refused_but_present == 0,
-        detail: format!(
-            "{} writes recorded as refused were found anyway",
-            analysis.refused_but_present
-        ),
-    });
-    if r.kind == DrillKind::RestartAll {
-        let killed_us = r
-            .actions
-            .iter()
-            .find(|a| a.what == "fault")
-            .map(|a| a.t_us)
-            .unwrap_or(r.fault_us);
-        checks.push(persistence_check(r.persistence, r.history, killed_us));
-    }
     checks
 }
 
@@ -406,8 +447,58 @@ pub(crate) fn timeline(r: &Record<'_>) -> Vec<TimelineEntry> {
                 .unwrap_or_default(),
         }
     }));
+    for c in r.clients {
+        timeline.extend(outage_marks(c, f));
+    }
     timeline.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
     timeline
+}
+
+/// Where a client's writes stopped being acknowledged after the fault, and where they
+/// were again (the end of its longest gap).
+pub(crate) fn outage_marks(c: &ClientRecord<'_>, fault_us: i64) -> Vec<TimelineEntry> {
+    let writes: Vec<&history::Op> = c
+        .history
+        .ops
+        .iter()
+        .filter(|o| o.kind == OpKind::Write && o.invoke_us >= fault_us)
+        .collect();
+    let mut out = Vec::new();
+    if let Some(o) = writes.iter().find(|o| o.outcome != Outcome::Ok) {
+        out.push(TimelineEntry {
+            at_ms: ms(o.complete_us - fault_us),
+            source: c.name.to_string(),
+            event: "writes failing".into(),
+            detail: format!(
+                "first write not acknowledged: {:?}{}",
+                o.outcome,
+                o.error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ),
+        });
+    }
+    let mut acked: Vec<i64> = history::acked_writes(c.history)
+        .map(|o| o.complete_us)
+        .collect();
+    acked.sort_unstable();
+    let end = acked
+        .windows(2)
+        .filter(|w| w[1] > fault_us)
+        .max_by_key(|w| w[1] - w[0]);
+    if let Some(w) = end {
+        out.push(TimelineEntry {
+            at_ms: ms(w[1] - fault_us),
+            source: c.name.to_string(),
+            event: "writes acknowledged again".into(),
+            detail: format!(
+                "after {:.0} ms without an acknowledged write",
+                ms(w[1] - w[0])
+            ),
+        });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -558,11 +649,19 @@ mod tests {
             }
         }
 
-        fn record(&self) -> Record<'_> {
+        fn clients(&self) -> [ClientRecord<'_>; 1] {
+            [ClientRecord {
+                name: "app",
+                history: &self.history,
+                problems: &[],
+            }]
+        }
+
+        fn record<'a>(&'a self, clients: &'a [ClientRecord<'a>]) -> Record<'a> {
             Record {
                 kind: self.kind,
                 fault_us: FAULT_US,
-                history: &self.history,
+                clients,
                 samples: &self.samples,
                 events: &self.events,
                 actions: &self.actions,
@@ -593,19 +692,21 @@ mod tests {
     #[test]
     fn figures_of_a_kill_master_run() {
         let fx = Fixture::kill_master();
-        let r = fx.record();
-        let f = figures(&r, &history::analyze(r.history));
+        let clients = fx.clients();
+        let v = judge(&fx.record(&clients));
+        let f = &v.figures;
         assert_eq!(f.sdown_ms, Some(200.0));
         assert_eq!(f.detection_ms, Some(400.0));
         assert_eq!(f.promotion_ms, Some(1500.0));
+        let c = &v.clients[0].0;
         assert_eq!(
-            f.write_unavailable_ms,
+            c.write_unavailable_ms,
             Some(3000.0),
             "a at 9.9 s to d at 12.9 s"
         );
-        assert_eq!(f.read_unavailable_ms, Some(2050.0));
-        assert_eq!((f.acked_writes, f.lost_acked_writes), (2, 0));
-        assert_eq!((f.unknown_ops, f.failed_ops), (1, 1));
+        assert_eq!(c.read_unavailable_ms, Some(2050.0));
+        assert_eq!((c.acked_writes, c.lost_acked_writes), (2, 0));
+        assert_eq!((c.unknown_ops, c.failed_ops), (1, 1));
         assert_eq!(f.two_masters_ms, 0.0, "the old master was down, not master");
         assert_eq!(
             f.rejoin_ms,
@@ -710,8 +811,8 @@ mod tests {
     #[test]
     fn checks_come_in_order_and_name_what_failed() {
         let mut fx = Fixture::kill_master();
-        let r = fx.record();
-        let v = judge(&r);
+        let clients = fx.clients();
+        let v = judge(&fx.record(&clients));
         let names: Vec<&str> = v.checks.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
             names,
@@ -719,8 +820,8 @@ mod tests {
                 "failover promoted a former replica",
                 "old master rejoined as a replica",
                 "topology healed",
-                "final read",
-                "refused writes absent",
+                "app: final read",
+                "app: refused writes absent",
             ]
         );
         assert!(v.checks.iter().all(|c| c.passed), "{:?}", v.checks);
@@ -736,7 +837,20 @@ mod tests {
             at_us: 14_000_000,
         };
         fx.history.final_read = Some(vec!["a".into(), "b".into()]);
-        let v = judge(&fx.record());
+        let problems = ["history rejected: line 3: not a history record".to_string()];
+        let clients = [
+            ClientRecord {
+                name: "app",
+                history: &fx.history,
+                problems: &[],
+            },
+            ClientRecord {
+                name: "myapp",
+                history: &History::default(),
+                problems: &problems,
+            },
+        ];
+        let v = judge(&fx.record(&clients));
         assert_eq!(v.figures.heal_ms, None);
         let failed: Vec<(&str, &str)> = v
             .checks
@@ -749,12 +863,21 @@ mod tests {
             [
                 ("topology healed", "two masters"),
                 (
-                    "refused writes absent",
+                    "app: refused writes absent",
                     "1 writes recorded as refused were found anyway"
                 ),
+                (
+                    "myapp: client ran as the protocol says",
+                    "history rejected: line 3: not a history record"
+                ),
+                ("myapp: final read", "the final read failed"),
             ]
         );
-        assert_eq!(v.figures.lost_acked_writes, 1, "d is missing now");
+        assert_eq!(v.clients[0].0.lost_acked_writes, 1, "d is missing now");
+        assert_eq!(
+            v.clients[1].0.acked_writes, 0,
+            "nothing of a rejected history counts"
+        );
     }
 
     #[test]
@@ -767,9 +890,10 @@ mod tests {
         fx.history.final_read = Some(vec!["old".into()]);
         // The kill came 2.5 s after the fault was declared: `recent` was 3.5 s old.
         fx.actions[0].t_us = FAULT_US + 2_500_000;
-        let v = judge(&fx.record());
+        let clients = fx.clients();
+        let v = judge(&fx.record(&clients));
         let last = v.checks.last().unwrap();
-        assert_eq!(last.name, "acknowledged writes survived the restart");
+        assert_eq!(last.name, "app: acknowledged writes survived the restart");
         assert!(!last.passed);
         assert!(
             last.detail
@@ -821,7 +945,8 @@ mod tests {
     #[test]
     fn timeline_merges_events_actions_and_role_changes_by_time() {
         let fx = Fixture::kill_master();
-        let t = timeline(&fx.record());
+        let clients = fx.clients();
+        let t = timeline(&fx.record(&clients));
         let rows: Vec<(f64, &str, &str)> = t
             .iter()
             .map(|e| (e.at_ms, e.source.as_str(), e.event.as_str()))
@@ -836,15 +961,18 @@ mod tests {
                 (100.0, "sentinel-2", "+sdown"),
                 (200.0, "sentinel-1", "+sdown"),
                 (400.0, "sentinel-2", "+odown"),
+                (500.0, "app", "writes failing"),
                 (1500.0, "sentinel-2", "+switch-master"),
                 (1600.0, "master", "role down"),
                 (1600.0, "replica-1", "role master"),
                 (2000.0, "master", "role slave"),
                 (2500.0, "master", "role slave"),
+                (2900.0, "app", "writes acknowledged again"),
             ],
-            "no Sentinel hellos, one row per role change"
+            "no Sentinel hellos, one row per role change, each client's outage"
         );
-        assert_eq!(t[10].detail, "following 127.0.0.1:7001 (link down)");
-        assert_eq!(t[11].detail, "following 127.0.0.1:7001");
+        assert_eq!(t[11].detail, "following 127.0.0.1:7001 (link down)");
+        assert_eq!(t[12].detail, "following 127.0.0.1:7001");
+        assert_eq!(t[13].detail, "after 3000 ms without an acknowledged write");
     }
 }

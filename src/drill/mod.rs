@@ -1,14 +1,16 @@
 //! Failover drills with Jepsen-style accounting: workload + fault + observers + judge.
 //!
-//! A drill brings up a fresh topology, runs a writer/reader workload through a
-//! Sentinel-aware client while polling ROLE on every node and recording every Sentinel
-//! event on one clock, injects a fault, restores the faulted process, checks that the
-//! topology healed, reads back every value and judges what clients saw.
+//! A drill brings up a fresh topology, runs its clients side by side (built-in client
+//! models and the user's own programs, each in its own key space) while polling ROLE on
+//! every node and recording every Sentinel event on one clock, injects a fault, restores
+//! the faulted process, checks that the topology healed, reads back every client's values
+//! and judges what each client saw.
 //!
 //! - `clock`: the monotonic drill clock.
 //! - `kind`: the drill kinds.
 //! - `fault`: one type per fault: what it supports, how it injects and restores.
-//! - `workload` / `api_load`: writers and readers, and the optional HTTP load.
+//! - [`clients`]: the client models and external clients, with their workloads.
+//! - `api_load`: the optional HTTP load on the membership API.
 //! - `observe`: ROLE polling and Sentinel events.
 //! - [`history`]: operations, the final read, and the checker.
 //! - `judge`: figures, checks and the timeline from what was recorded (pure).
@@ -17,6 +19,7 @@
 //! - `report`: figures over repeats, gates, terminal/Markdown/JSON output.
 
 pub(crate) mod api_load;
+pub mod clients;
 pub(crate) mod clock;
 mod fault;
 mod figures;
@@ -27,7 +30,6 @@ mod kind;
 pub(crate) mod observe;
 pub(crate) mod report;
 mod wait;
-pub(crate) mod workload;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,13 +39,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::HarnessConfig;
 use crate::topology::{NodeKind, NodeSpec, Topology, TopologyError};
+use clients::ClientSpec;
 use clock::Clock;
 use fault::{fault_for, Fault, FaultCtx, Nodes};
 pub use history::Tally;
 use history::{Analysis, History};
-use judge::{Healing, Record, Rejoin};
+use judge::{ClientRecord, Healing, Record, Rejoin};
 
-pub use figures::{Figure, Figures};
+pub use figures::{ClientFigure, ClientFigures, Figure, Figures};
 pub use kind::DrillKind;
 
 /// Errors that stop a drill from running at all.
@@ -71,14 +74,20 @@ pub enum DrillError {
     /// The membership API the drill loads (`drill.api`) did not start.
     #[error(transparent)]
     Api(#[from] crate::stack::StackError),
+    /// A client could not be started, or was not running when the fault was due.
+    #[error(transparent)]
+    Client(#[from] clients::ClientError),
     /// The topology failed.
     #[error(transparent)]
     Topology(#[from] TopologyError),
 }
 
-/// Refuses, before anything starts, a drill the backend or topology cannot do.
+/// Refuses, before anything starts, a drill the backend or topology cannot do, or whose
+/// external clients' programs cannot be found.
 pub fn check_supported(cfg: &HarnessConfig, kind: DrillKind) -> Result<(), DrillError> {
-    supported(kind, fault_for(kind, cfg).as_ref(), cfg)
+    supported(kind, fault_for(kind, cfg).as_ref(), cfg)?;
+    clients::check_programs(&cfg.drill.clients)?;
+    Ok(())
 }
 
 fn supported(kind: DrillKind, fault: &dyn Fault, cfg: &HarnessConfig) -> Result<(), DrillError> {
@@ -94,6 +103,27 @@ pub struct ApiReport {
     pub overall: api_load::ApiWindow,
     /// From the fault until the topology was healthy again.
     pub fault_window: api_load::ApiWindow,
+    /// The longest gap between 2xx responses ending after the fault, in ms.
+    pub unavailable_ms: Option<f64>,
+}
+
+/// One client's side of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientRun {
+    /// Its name (a model's, or the one given to an external client).
+    pub name: String,
+    /// How it follows the master (a model), or its command (an external client).
+    pub client: String,
+    /// Its figures.
+    pub figures: ClientFigures,
+    /// The checker's results on its history.
+    pub analysis: Analysis,
+    /// What the harness noticed that does not fail it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Its full operation history (kept when asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<History>,
 }
 
 /// A pass/fail check of one run.
@@ -133,20 +163,18 @@ pub struct DrillRun {
     pub old_master: String,
     /// Master after the drill, as the Sentinels name it.
     pub new_master: Option<String>,
-    /// Figures.
+    /// The topology's figures.
     pub figures: Figures,
-    /// Checker results.
-    pub analysis: Analysis,
-    /// Pass/fail checks (drill rules; gates are added by the report).
+    /// Every client's side, in `drill.clients` order.
+    pub clients: Vec<ClientRun>,
+    /// Pass/fail checks (drill rules; gates are added by the report); a client's are
+    /// named after it.
     pub checks: Vec<Check>,
     /// Sentinel events, role changes and harness actions.
     pub timeline: Vec<TimelineEntry>,
     /// With `--api`: the API's requests through the drill.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api: Option<ApiReport>,
-    /// The full operation history (kept when asked for).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub history: Option<History>,
     /// When the fault was injected (to place it on other timelines; not serialised).
     #[serde(skip)]
     pub fault_instant: Option<std::time::Instant>,
@@ -156,6 +184,11 @@ impl DrillRun {
     /// Whether every check passed.
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.passed)
+    }
+
+    /// Client `name`'s side.
+    pub fn client(&self, name: &str) -> Option<&ClientRun> {
+        self.clients.iter().find(|c| c.name == name)
     }
 }
 
@@ -186,8 +219,8 @@ pub trait Watch: Send + Sync + std::fmt::Debug {
     fn fault(&self);
     /// The harness did something (`fault`, `observed`, `restore`, `heal`, ...).
     fn action(&self, what: &str, detail: &str);
-    /// The running tally of this run's writes.
-    fn tally(&self, tally: Arc<Tally>);
+    /// The running tally of client `client`'s writes in this run (built-in models).
+    fn tally(&self, client: &str, tally: Arc<Tally>);
     /// The run was judged.
     fn finished(&self, run: &DrillRun);
 }
@@ -303,32 +336,36 @@ pub(crate) async fn run_on(
         .collect();
     let observers =
         observe::Observers::start(data_nodes, nodes.sentinels.clone(), pw.clone(), clock);
-    let sentinel_addrs: Vec<(String, u16)> = nodes
-        .sentinels
-        .iter()
-        .map(|n| (n.host.clone(), n.port))
-        .collect();
-    let client = || {
-        workload::client(
-            &sentinel_addrs,
-            (master.host.clone(), master.port),
-            &master_name,
-            pw.clone(),
-            Duration::from_millis(d.op_timeout_ms),
-        )
+    let ctx = clients::Ctx {
+        sentinels: nodes
+            .sentinels
+            .iter()
+            .map(|n| (n.host.clone(), n.port))
+            .collect(),
+        master: (master.host.clone(), master.port),
+        master_name,
+        password: pw.clone(),
+        clock,
+        drill: d.clone(),
+        dir: cfg.topology_dir().join("clients"),
     };
-    let link = client();
-    // A Sentinel-aware client follows +switch-master as well as errors.
-    let watcher = link.watch_sentinels(membership::Follow::Announcement, || {});
-    let tally = Arc::new(Tally::default());
-    if let Some(w) = &watch {
-        w.tally(Arc::clone(&tally));
+    let mut running = Vec::new();
+    for spec in &d.clients {
+        let tally = Arc::new(Tally::default());
+        if let (Some(w), ClientSpec::Model(_)) = (&watch, spec) {
+            w.tally(spec.name(), Arc::clone(&tally));
+        }
+        running.push(clients::Running::start(spec, &ctx, tally).await?);
     }
-    let wl = workload::Workload::start(link.clone(), clock, &d, tally);
     tell(
         "workload",
         format!(
-            "{} writers, {} readers; {kind} in {} ms",
+            "clients {}; {} writers, {} readers each; {kind} in {} ms",
+            d.clients
+                .iter()
+                .map(ClientSpec::name)
+                .collect::<Vec<_>>()
+                .join(", "),
             d.writers,
             d.readers,
             delay.as_millis()
@@ -339,6 +376,9 @@ pub(crate) async fn run_on(
     });
 
     tokio::time::sleep(delay).await;
+    for r in &mut running {
+        r.check_running()?;
+    }
     let fault_us = clock.now_us();
     let fault_instant = std::time::Instant::now();
     if let Some(w) = &watch {
@@ -364,9 +404,9 @@ pub(crate) async fn run_on(
     };
     tokio::time::sleep(Duration::from_millis(d.post_recovery_ms)).await;
 
-    let ops = wl.stop().await;
-    if let Some(w) = watcher {
-        w.abort();
+    let mut stopped = Vec::new();
+    for r in running {
+        stopped.push(r.stop().await);
     }
     let healed = topo.wait_healthy(timeout).await;
     tell(
@@ -395,20 +435,34 @@ pub(crate) async fn run_on(
     let api = api_samples.map(|s| ApiReport {
         overall: api_load::window(&s, i64::MIN, i64::MAX),
         fault_window: api_load::window(&s, fault_us, healing.at_us),
+        unavailable_ms: api_load::unavailable_ms(&s, fault_us),
     });
-    let final_read = workload::final_read(&client(), Duration::from_secs(10)).await;
+    let mut histories = Vec::new();
+    for (spec, s) in d.clients.iter().zip(&mut stopped) {
+        histories.push(History {
+            ops: std::mem::take(&mut s.ops),
+            final_read: clients::final_read(spec, s, &ctx).await,
+            fault_us,
+        });
+    }
     let (samples, events) = observers.stop().await;
 
-    let history = History {
-        ops,
-        final_read,
-        fault_us,
-    };
+    let records: Vec<ClientRecord<'_>> = d
+        .clients
+        .iter()
+        .zip(&histories)
+        .zip(&stopped)
+        .map(|((spec, history), s)| ClientRecord {
+            name: spec.name(),
+            history,
+            problems: &s.problems,
+        })
+        .collect();
     let replica_addrs: Vec<String> = cx.nodes.replicas.iter().map(NodeSpec::addr).collect();
     let verdict = judge::judge(&Record {
         kind,
         fault_us,
-        history: &history,
+        clients: &records,
         samples: &samples,
         events: &events,
         actions: &cx.actions,
@@ -418,6 +472,22 @@ pub(crate) async fn run_on(
         replica_addrs: &replica_addrs,
         persistence: &cfg.persistence,
     });
+    drop(records);
+    let client_runs = d
+        .clients
+        .iter()
+        .zip(histories)
+        .zip(stopped)
+        .zip(verdict.clients)
+        .map(|(((spec, history), s), (figures, analysis))| ClientRun {
+            name: spec.name().to_string(),
+            client: spec.describe(),
+            figures,
+            analysis,
+            notes: s.notes,
+            history: keep_history.then_some(history),
+        })
+        .collect();
     let judged = DrillRun {
         kind,
         run,
@@ -425,11 +495,10 @@ pub(crate) async fn run_on(
         old_master,
         new_master: healing.current_master,
         figures: verdict.figures,
-        analysis: verdict.analysis,
+        clients: client_runs,
         checks: verdict.checks,
         timeline: verdict.timeline,
         api,
-        history: keep_history.then_some(history),
         fault_instant: Some(fault_instant),
     };
     if let Some(w) = &watch {

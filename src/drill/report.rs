@@ -1,16 +1,16 @@
-//! Drill reports: per-run figures and checks, min / median / max over repeats, gate
-//! results, rendered as a terminal table, Markdown, or JSON (schema
-//! [`SCHEMA`], documented in the README).
+//! Drill reports: per-run figures and checks, min / median / max over repeats, every
+//! client's figures side by side, gate results, rendered as a terminal table, Markdown,
+//! or JSON (schema [`SCHEMA`], documented in the README).
 
 use serde::Serialize;
 
 use super::gates::{gate_name, DrillGates};
-use super::{DrillKind, DrillRun, Figure};
+use super::{ClientFigure, DrillKind, DrillRun, Figure};
 use crate::config::HarnessConfig;
 use crate::report::{Rows, Table};
 
 /// Identifier and version of the JSON layout.
-pub(crate) const SCHEMA: &str = "redis-harness/drill-report/v1";
+pub(crate) const SCHEMA: &str = "redis-harness/drill-report/v2";
 
 /// One figure over all runs.
 #[derive(Debug, Clone, Serialize)]
@@ -27,14 +27,25 @@ pub struct FigureSummary {
     pub max: Option<f64>,
 }
 
+/// One client's figures over all runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientSummary {
+    /// The client's name.
+    pub name: String,
+    /// How it follows the master, or its command.
+    pub client: String,
+    /// Each figure over the runs.
+    pub summary: Vec<FigureSummary>,
+}
+
 /// One gate's verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct GateResult {
     /// Gate name, as in `drill.gates`.
     pub gate: String,
-    /// The figure it bounds.
-    #[serde(skip)]
-    pub figure: Figure,
+    /// The client whose figure it bounds (`None`: a topology figure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
     /// The threshold.
     pub threshold: f64,
     /// Worst measured value over the runs (`None`: no run produced the figure).
@@ -81,8 +92,10 @@ pub struct DrillReport {
     pub setup: Setup,
     /// Every run.
     pub runs: Vec<DrillRun>,
-    /// Figures over the runs.
+    /// The topology's figures over the runs.
     pub summary: Vec<FigureSummary>,
+    /// Every client's figures over the runs, in `drill.clients` order.
+    pub clients: Vec<ClientSummary>,
     /// Gate verdicts.
     pub gates: Vec<GateResult>,
     /// Every check of every run and every gate passed.
@@ -103,6 +116,48 @@ pub(crate) fn build(cfg: &HarnessConfig, kind: DrillKind, runs: Vec<DrillRun>) -
     build_with_gates(cfg, kind, runs, &cfg.drill.gates)
 }
 
+fn summarise(name: &'static str, values: impl Iterator<Item = Option<f64>>) -> FigureSummary {
+    let mut v: Vec<f64> = values.flatten().collect();
+    v.sort_by(f64::total_cmp);
+    FigureSummary {
+        name,
+        samples: v.len(),
+        min: v.first().copied(),
+        median: median(&v),
+        max: v.last().copied(),
+    }
+}
+
+/// The gate `gate` on values of every run (`None`: the run did not produce the figure,
+/// or lacks the client); a gate without a value in every run fails.
+fn gate_result(
+    gate: String,
+    client: Option<String>,
+    threshold: f64,
+    values: Vec<Option<f64>>,
+) -> GateResult {
+    let all = !values.is_empty() && values.iter().all(Option::is_some);
+    let measured = values.iter().flatten().copied().reduce(f64::max);
+    GateResult {
+        gate,
+        client,
+        threshold,
+        measured,
+        passed: all && measured.is_some_and(|m| m <= threshold),
+    }
+}
+
+/// The client names of `runs`, in first-seen order.
+fn client_names(runs: &[DrillRun]) -> Vec<(String, String)> {
+    let mut names: Vec<(String, String)> = Vec::new();
+    for c in runs.iter().flat_map(|r| &r.clients) {
+        if !names.iter().any(|(n, _)| *n == c.name) {
+            names.push((c.name.clone(), c.client.clone()));
+        }
+    }
+    names
+}
+
 /// Builds the report of `runs` under `gates`.
 pub(crate) fn build_with_gates(
     cfg: &HarnessConfig,
@@ -112,36 +167,57 @@ pub(crate) fn build_with_gates(
 ) -> DrillReport {
     let summary: Vec<FigureSummary> = Figure::ALL
         .iter()
-        .map(|figure| {
-            let mut v: Vec<f64> = runs
+        .map(|f| summarise(f.name(), runs.iter().map(|r| f.read(&r.figures))))
+        .collect();
+    let names = client_names(&runs);
+    let clients: Vec<ClientSummary> = names
+        .iter()
+        .map(|(name, client)| ClientSummary {
+            name: name.clone(),
+            client: client.clone(),
+            summary: ClientFigure::ALL
                 .iter()
-                .filter_map(|r| figure.read(&r.figures))
-                .collect();
-            v.sort_by(f64::total_cmp);
-            FigureSummary {
-                name: figure.name(),
-                samples: v.len(),
-                min: v.first().copied(),
-                median: median(&v),
-                max: v.last().copied(),
-            }
+                .map(|f| {
+                    summarise(
+                        f.name(),
+                        runs.iter()
+                            .map(|r| r.client(name).and_then(|c| f.read(&c.figures))),
+                    )
+                })
+                .collect(),
         })
         .collect();
-    let gates: Vec<GateResult> = gates
+    let mut results: Vec<GateResult> = gates
         .set()
         .map(|(figure, threshold)| {
-            let values: Vec<Option<f64>> = runs.iter().map(|r| figure.read(&r.figures)).collect();
-            let all = !values.is_empty() && values.iter().all(Option::is_some);
-            let measured = values.iter().flatten().copied().reduce(f64::max);
-            GateResult {
-                gate: gate_name(figure),
-                figure,
-                threshold,
-                measured,
-                passed: all && measured.is_some_and(|m| m <= threshold),
-            }
+            let values = runs.iter().map(|r| figure.read(&r.figures)).collect();
+            gate_result(gate_name(figure.name()), None, threshold, values)
         })
         .collect();
+    // Every client that ran, then clients the gates name that did not (they fail).
+    let mut gated: Vec<String> = names.iter().map(|(n, _)| n.clone()).collect();
+    gated.extend(
+        gates
+            .clients
+            .keys()
+            .filter(|k| !names.iter().any(|(n, _)| n == *k))
+            .cloned(),
+    );
+    for name in gated {
+        for (figure, threshold) in gates.for_client(&name).set() {
+            let values = runs
+                .iter()
+                .map(|r| r.client(&name).and_then(|c| figure.read(&c.figures)))
+                .collect();
+            results.push(gate_result(
+                gate_name(figure.name()),
+                Some(name.clone()),
+                threshold,
+                values,
+            ));
+        }
+    }
+    let gates = results;
     let passed = runs.iter().all(DrillRun::passed) && gates.iter().all(|g| g.passed);
     DrillReport {
         schema: SCHEMA,
@@ -161,12 +237,66 @@ pub(crate) fn build_with_gates(
         },
         runs,
         summary,
+        clients,
         gates,
         passed,
     }
 }
 
-/// One row per figure: its value in each run, then min / median / max over the runs.
+impl GateResult {
+    /// `max_x`, or `NAME max_x` for a client's gate.
+    pub fn label(&self) -> String {
+        match &self.client {
+            Some(c) => format!("{c} {}", self.gate),
+            None => self.gate.clone(),
+        }
+    }
+}
+
+/// `median [min-max]` (or the one value) of a summary.
+fn spread(s: &FigureSummary) -> String {
+    match (s.min, s.median, s.max) {
+        (Some(lo), Some(m), Some(hi)) if lo != hi => {
+            format!("{} [{}-{}]", fmt(Some(m)), fmt(Some(lo)), fmt(Some(hi)))
+        }
+        (_, m, _) => fmt(m),
+    }
+}
+
+/// Every client side by side: one row per client, one column per figure, each cell the
+/// median [min-max] over the runs; the membership API's HTTP load (`--api`) as a last row.
+pub(crate) fn clients_table(r: &DrillReport) -> Table {
+    let mut headers = vec!["client".to_string()];
+    headers.extend(ClientFigure::ALL.iter().map(|f| f.name().to_string()));
+    let mut rows: Rows = r
+        .clients
+        .iter()
+        .map(|c| {
+            let mut row = vec![c.name.clone()];
+            row.extend(c.summary.iter().map(spread));
+            row
+        })
+        .collect();
+    if r.runs.iter().any(|x| x.api.is_some()) {
+        let api = |f: Figure| {
+            r.summary
+                .iter()
+                .find(|s| s.name == f.name())
+                .map(spread)
+                .unwrap_or_else(|| "-".into())
+        };
+        let mut row = vec!["api (HTTP)".to_string()];
+        row.extend(ClientFigure::ALL.iter().map(|f| match f {
+            ClientFigure::WriteUnavailableMs => api(Figure::ApiUnavailableMs),
+            ClientFigure::FailedOps => api(Figure::ApiErrors),
+            _ => "-".into(),
+        }));
+        rows.push(row);
+    }
+    Table { headers, rows }
+}
+
+/// One row per topology figure: its value in each run, then min / median / max.
 fn figures_table(r: &DrillReport) -> Table {
     let mut headers = vec!["figure".to_string()];
     headers.extend(r.runs.iter().map(|x| format!("run {}", x.run)));
@@ -205,13 +335,18 @@ pub(crate) fn failures(r: &DrillReport) -> Vec<String> {
         out.push(match g.measured {
             Some(m) => format!(
                 "gate {}: measured {} > required {}",
-                g.gate,
+                g.label(),
                 fmt(Some(m)),
                 fmt(Some(g.threshold))
             ),
             None => format!(
-                "gate {}: no run produced this figure (required <= {})",
-                g.gate,
+                "gate {}: no run produced this figure{} (required <= {})",
+                g.label(),
+                if g.client.is_some() {
+                    " (is the client in drill.clients?)"
+                } else {
+                    ""
+                },
                 fmt(Some(g.threshold))
             ),
         });
@@ -219,12 +354,14 @@ pub(crate) fn failures(r: &DrillReport) -> Vec<String> {
     out
 }
 
-/// The terminal rendering: figures per run and over runs, then checks and gates.
+/// The terminal rendering: topology figures per run and over runs, every client side by
+/// side, then checks and gates.
 pub(crate) fn terminal(r: &DrillReport) -> String {
     let t = figures_table(r).to_text();
+    let c = clients_table(r).to_text();
     let s = &r.setup;
     let mut out = format!(
-        "drill {} x{}: {} replicas, {} Sentinels (quorum {}), down-after {} ms, min-replicas-to-write {}, WAIT {}, {} writers x {}/s\n{t}\n",
+        "drill {} x{}: {} replicas, {} Sentinels (quorum {}), down-after {} ms, min-replicas-to-write {}, WAIT {}, {} writers x {}/s per model\n{t}\nclients (median [min-max] over the runs):\n{c}\n",
         r.kind, r.runs.len(), s.replicas, s.sentinels, s.quorum, s.down_after_ms, s.min_replicas_to_write, s.wait_replicas, s.writers, s.write_rate
     );
     for run in &r.runs {
@@ -242,7 +379,7 @@ pub(crate) fn terminal(r: &DrillReport) -> String {
         out.push_str(&format!(
             "  gate {} {}: measured {} (required <= {})\n",
             if g.passed { "ok  " } else { "FAIL" },
-            g.gate,
+            g.label(),
             fmt(g.measured),
             fmt(Some(g.threshold))
         ));
@@ -292,7 +429,7 @@ fn checks_table(r: &DrillReport) -> Table {
     }
     for g in &r.gates {
         rows.push(vec![
-            format!("gate {}", g.gate),
+            format!("gate {}", g.label()),
             verdict(g.passed),
             format!(
                 "measured {} (required ≤ {})",
@@ -322,7 +459,7 @@ pub(crate) fn timeline_table(run: &DrillRun, from_ms: Option<f64>) -> Table {
     Table::new(&["at ms", "source", "event", "detail"], rows)
 }
 
-/// `run`'s figures that have a value: name and value.
+/// `run`'s topology figures that have a value: name and value.
 pub(crate) fn run_figures_table(run: &DrillRun) -> Table {
     let rows = Figure::ALL
         .iter()
@@ -332,6 +469,22 @@ pub(crate) fn run_figures_table(run: &DrillRun) -> Table {
         })
         .collect();
     Table::new(&["figure", "value"], rows)
+}
+
+/// `run`'s clients side by side: one row per client, one column per figure.
+pub(crate) fn run_clients_table(run: &DrillRun) -> Table {
+    let mut headers = vec!["client".to_string()];
+    headers.extend(ClientFigure::ALL.iter().map(|f| f.name().to_string()));
+    let rows = run
+        .clients
+        .iter()
+        .map(|c| {
+            let mut row = vec![c.name.clone()];
+            row.extend(ClientFigure::ALL.iter().map(|f| fmt(f.read(&c.figures))));
+            row
+        })
+        .collect();
+    Table { headers, rows }
 }
 
 /// Markdown for a CI job summary.
@@ -348,7 +501,12 @@ pub(crate) fn markdown(r: &DrillReport) -> String {
         if s.aof { "on" } else { "off" }, s.appendfsync
     ));
     out.push_str(&figures_table(r).to_markdown());
-    out.push('\n');
+    out.push_str("\n### Clients (median [min-max] over the runs)\n\n");
+    out.push_str(&clients_table(r).to_markdown());
+    for c in &r.clients {
+        out.push_str(&format!("\n- `{}`: {}", c.name, c.client));
+    }
+    out.push_str("\n\n");
     for run in &r.runs {
         if let Some(line) = api_line(run) {
             out.push_str(&format!("Run {} {line}.\n\n", run.run));

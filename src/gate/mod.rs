@@ -322,7 +322,7 @@ pub fn drill_verdicts(r: &DrillReport) -> Vec<Verdict> {
     }
     for g in &r.gates {
         out.push(Verdict {
-            name: format!("drill {} {}", r.kind, g.gate),
+            name: format!("drill {} {}", r.kind, g.label()),
             measured: g.measured,
             required: format!("<= {}", g.threshold),
             passed: g.passed,
@@ -393,7 +393,9 @@ pub fn markdown(verdicts: &[Verdict]) -> String {
 mod tests {
     use super::*;
     use crate::config::HarnessConfig;
-    use crate::drill::{Check, DrillKind, DrillRun, Figure, Figures};
+    use crate::drill::{
+        Check, ClientFigure, ClientFigures, ClientRun, DrillKind, DrillRun, Figures,
+    };
 
     fn run(promotion_ms: f64, healed: bool) -> DrillRun {
         DrillRun {
@@ -407,7 +409,22 @@ mod tests {
                 two_masters_ms: 3.0,
                 ..Default::default()
             },
-            analysis: Default::default(),
+            clients: ["sentinel-events", "fixed-address"]
+                .into_iter()
+                .map(|name| ClientRun {
+                    name: name.into(),
+                    client: "model".into(),
+                    figures: ClientFigures {
+                        acked_writes: 100,
+                        lost_acked_writes: if name == "fixed-address" { 40 } else { 1 },
+                        lost_acked_percent: if name == "fixed-address" { 40.0 } else { 1.0 },
+                        ..Default::default()
+                    },
+                    analysis: Default::default(),
+                    notes: Vec::new(),
+                    history: None,
+                })
+                .collect(),
             checks: vec![Check {
                 name: "topology healed".into(),
                 passed: healed,
@@ -415,7 +432,6 @@ mod tests {
             }],
             timeline: Vec::new(),
             api: None,
-            history: None,
             fault_instant: None,
         }
     }
@@ -444,9 +460,10 @@ mod tests {
         };
         let g = merge_drill_gates(&config, &t.drill);
         assert_eq!(
-            g.set().collect::<Vec<_>>(),
-            [(Figure::LostAckedPercent, 0.5), (Figure::ApiErrors, 0.0)]
+            g.shared().set().collect::<Vec<_>>(),
+            [(ClientFigure::LostAckedPercent, 0.5)]
         );
+        assert_eq!(g.max_api_errors, Some(0));
         let e = Targets::parse("drill:\n  max_promotion: 5000\n", "t.yaml").unwrap_err();
         assert!(e.to_string().contains("max_promotion"), "{e}");
     }
@@ -482,6 +499,28 @@ mod tests {
             &gates,
         );
         assert!(drill_verdicts(&rep).iter().all(|v| v.passed));
+
+        // Client gates bound every client; a client named under `clients` has its own.
+        let t = Targets::parse(
+            "drill:\n  max_lost_acked_percent: 5\n  clients:\n    fixed-address: {max_lost_acked_percent: 50}\n    myapp: {max_lost_acked_writes: 0}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let rep = crate::drill::report::build_with_gates(
+            &cfg,
+            DrillKind::KillMaster,
+            vec![run(4000.0, true)],
+            &t.drill,
+        );
+        let v = drill_verdicts(&rep);
+        let find = |n: &str| v.iter().find(|x| x.name == n).unwrap();
+        let se = find("drill kill-master sentinel-events max_lost_acked_percent");
+        assert!(se.passed && se.measured == Some(1.0), "{se:?}");
+        let fixed = find("drill kill-master fixed-address max_lost_acked_percent");
+        assert!(fixed.passed && fixed.measured == Some(40.0), "{fixed:?}");
+        let missing = find("drill kill-master myapp max_lost_acked_writes");
+        assert!(!missing.passed, "a gated client that did not run fails");
+        assert_eq!(missing.measured, None);
     }
 
     #[test]

@@ -94,15 +94,26 @@ fn fault_line(r: &VerifyReport) -> Option<String> {
         v.map(|v| format!("{v:.0} ms"))
             .unwrap_or_else(|| "-".into())
     };
+    let clients: Vec<String> = run
+        .clients
+        .iter()
+        .map(|c| {
+            format!(
+                "{}: write outage {}, lost {} of {} acked writes",
+                c.name,
+                o(c.figures.write_unavailable_ms),
+                c.figures.lost_acked_writes,
+                c.figures.acked_writes
+            )
+        })
+        .collect();
     Some(format!(
-        "kill-master at {} s of the load: promotion {}, write outage {}, healed after {}, lost {} of {} acked writes, {:.0} ms with two masters",
+        "kill-master at {} s of the load: promotion {}, healed after {}, {:.0} ms with two masters; {}",
         r.fault_window_s.map(|w| format!("{:.1}", w.0)).unwrap_or_else(|| "?".into()),
         o(f.promotion_ms),
-        o(f.write_unavailable_ms),
         o(f.heal_ms),
-        f.lost_acked_writes,
-        f.acked_writes,
-        f.two_masters_ms
+        f.two_masters_ms,
+        clients.join("; ")
     ))
 }
 
@@ -270,6 +281,8 @@ pub(crate) fn html_page(r: &VerifyReport) -> String {
         b.push_str("<h2>Drill</h2>");
         if let Some(run) = d.runs.first() {
             b.push_str(&crate::drill::report::run_figures_table(run).to_html());
+            b.push_str("<h3>Clients</h3>");
+            b.push_str(&crate::drill::report::run_clients_table(run).to_html());
             b.push_str("<h3>Timeline (ms from the fault)</h3>");
             b.push_str(&crate::drill::report::timeline_table(run, None).to_html());
         }

@@ -1,46 +1,26 @@
-//! The drill workload: writers adding unique values to one Redis set (so every
-//! acknowledged write can be looked for afterwards) and readers reading its size, all
-//! through a Sentinel-aware client, each operation recorded on the drill clock.
+//! The built-in models' workload: writers adding unique values to the model's own Redis
+//! set (so every acknowledged write can be looked for afterwards) and readers reading its
+//! size, all through the model's link, each operation recorded on the drill clock.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use membership::{LinkError, RedisLink, RedisTarget};
+use membership::{LinkError, RedisLink};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::clock::Clock;
-use super::history::{Op, OpKind, Outcome, Tally};
 use crate::config::DrillSection;
+use crate::drill::clock::Clock;
+use crate::drill::history::{Op, OpKind, Outcome, Tally};
 
-/// The key the workload writes to.
-pub(crate) const SET_KEY: &str = "harness:drill:set";
-
-/// A Sentinel-aware client for the topology (standalone when it has no Sentinels).
-pub(crate) fn client(
-    sentinels: &[(String, u16)],
-    master: (String, u16),
-    master_name: &str,
-    password: Option<String>,
-    timeout: Duration,
-) -> Arc<RedisLink> {
-    let target = if sentinels.is_empty() {
-        RedisTarget::Standalone {
-            host: master.0,
-            port: master.1,
-        }
-    } else {
-        RedisTarget::Sentinel {
-            sentinels: sentinels.to_vec(),
-            master_name: master_name.to_string(),
-        }
-    };
-    RedisLink::with(target, password, 0, timeout)
+/// The set client `name` writes to.
+pub(crate) fn set_key(name: &str) -> String {
+    format!("{}set", super::Ctx::prefix(name))
 }
 
 /// Classifies an error: refusals by the server or by the network before sending are
 /// `Failed`; anything that may have been applied is `Unknown`.
-fn classify(e: &LinkError) -> Outcome {
+pub(crate) fn classify(e: &LinkError) -> Outcome {
     match e {
         LinkError::Timeout(_) => Outcome::Unknown,
         LinkError::NoMaster { .. } => Outcome::Failed,
@@ -76,23 +56,31 @@ impl Workload {
         clock: Clock,
         d: &DrillSection,
         tally: Arc<Tally>,
+        key: String,
     ) -> Self {
+        let key: Arc<str> = key.into();
         let (stop, rx) = watch::channel(false);
         let mut tasks = Vec::new();
         for w in 0..d.writers {
-            let (link, rx, tally) = (Arc::clone(&link), rx.clone(), Arc::clone(&tally));
+            let (link, rx, tally, key) = (
+                Arc::clone(&link),
+                rx.clone(),
+                Arc::clone(&tally),
+                Arc::clone(&key),
+            );
             let (rate, wait, wait_ms) = (d.write_rate, d.wait_replicas, d.wait_timeout_ms);
             tasks.push(tokio::spawn(async move {
                 run_client(rx, rate, |seq| {
-                    let (link, tally) = (Arc::clone(&link), Arc::clone(&tally));
+                    let (link, tally, key) =
+                        (Arc::clone(&link), Arc::clone(&tally), Arc::clone(&key));
                     async move {
                         let value = format!("w{w}-{seq}");
                         let invoke_us = clock.now_us();
-                        let v = value.clone();
+                        let (v, key) = (value.clone(), Arc::clone(&key));
                         let res = link
                             .run(|mut con| async move {
                                 let mut p = redis::pipe();
-                                p.cmd("SADD").arg(SET_KEY).arg(&v);
+                                p.cmd("SADD").arg(&*key).arg(&v);
                                 if wait > 0 {
                                     p.cmd("WAIT").arg(wait).arg(wait_ms);
                                     let (_, acked): (i64, i64) = p.query_async(&mut con).await?;
@@ -127,18 +115,18 @@ impl Workload {
             }));
         }
         for r in 0..d.readers {
-            let (link, rx) = (Arc::clone(&link), rx.clone());
+            let (link, rx, key) = (Arc::clone(&link), rx.clone(), Arc::clone(&key));
             let client_no = 1000 + r;
             let rate = d.read_rate;
             tasks.push(tokio::spawn(async move {
                 run_client(rx, rate, |_| {
-                    let link = Arc::clone(&link);
+                    let (link, key) = (Arc::clone(&link), Arc::clone(&key));
                     async move {
                         let invoke_us = clock.now_us();
                         let res = link
                             .run(|mut con| async move {
                                 redis::cmd("SCARD")
-                                    .arg(SET_KEY)
+                                    .arg(&*key)
                                     .query_async::<i64>(&mut con)
                                     .await
                             })
@@ -197,27 +185,5 @@ where
         }
         out.push(op(seq).await);
         seq += 1;
-    }
-}
-
-/// Reads every value of the set after healing, retrying for up to `timeout`.
-pub(crate) async fn final_read(link: &RedisLink, timeout: Duration) -> Option<Vec<String>> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let res = link
-            .run(|mut con| async move {
-                redis::cmd("SMEMBERS")
-                    .arg(SET_KEY)
-                    .query_async::<Vec<String>>(&mut con)
-                    .await
-            })
-            .await;
-        match res {
-            Ok(v) => return Some(v),
-            Err(_) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            Err(_) => return None,
-        }
     }
 }
