@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what redis-harness needs on a fresh machine: redis-server (with its Sentinel
-# mode), redis-tools (redis-cli, redis-benchmark) and busybox-static (the offline Docker
-# image's shell). Idempotent; uses apt-get where it exists and says what to do
+# mode), redis-tools (redis-cli, redis-benchmark), busybox-static (the offline Docker
+# image's shell) and redis-py (the example drill client). Idempotent; uses apt-get where it exists and says what to do
 # elsewhere.
 #
 # --browser: also chromium and chromium-driver (chromedriver) for the console's browser
@@ -39,6 +39,16 @@ if need_redis || need_apt; then
     echo "       Install Redis >= 6.2 (e.g. 'brew install redis' on macOS) so that" >&2
     echo "       'redis-server' is on PATH, or set 'redis_server:' in harness.yaml." >&2
     exit 1
+  fi
+fi
+
+# redis-py, for the example drill client the tests run in a real drill.
+if ! python3 -c 'import redis' >/dev/null 2>&1; then
+  if command -v python3 >/dev/null 2>&1; then
+    echo "setup: installing redis-py with pip (the example drill client)"
+    python3 -m pip install -q -r "$(dirname "$0")/../examples/clients/python/requirements.txt"
+  else
+    echo "setup: python3 is missing; the example drill client's test will fail." >&2
   fi
 fi
 
