@@ -370,7 +370,7 @@ async fn partition_loses_acknowledged_writes_unless_min_replicas_bounds_them() {
     assert!(r.passed(), "{:#?}", r.checks);
     for c in &r.clients {
         assert!(
-            c.figures.lost_acked_writes > 0,
+            c.figures.lost_acked_writes.unwrap_or(0) > 0,
             "{}: the Jepsen loss did not show: {:?}",
             c.name,
             c.figures

@@ -116,7 +116,7 @@ async fn kill_master_with_wait_and_min_replicas_loses_no_acknowledged_write() {
     assert_failover(&r);
     assert_eq!(
         se(&r).figures.lost_acked_writes,
-        0,
+        Some(0),
         "{:?}",
         se(&r).analysis.lost_examples
     );
@@ -164,7 +164,7 @@ async fn sentinel_failover_promotes_without_detection_and_losses_stop_at_the_swi
         .filter(|(_, v)| !present.contains(v))
         .map(|(o, _)| o)
         .collect();
-    assert_eq!(lost.len() as u64, se(&r).figures.lost_acked_writes);
+    assert_eq!(Some(lost.len() as u64), se(&r).figures.lost_acked_writes);
     let switched_us = acked()
         .filter(|(o, v)| o.invoke_us >= switch_us && present.contains(v))
         .map(|(o, _)| o.complete_us)
@@ -188,7 +188,7 @@ async fn kill_replica_causes_no_failover() {
     assert!(check(&r, "no failover happened").passed);
     assert_eq!(r.new_master.as_deref(), Some(r.old_master.as_str()));
     for c in &r.clients {
-        assert_eq!(c.figures.lost_acked_writes, 0, "{}", c.name);
+        assert_eq!(c.figures.lost_acked_writes, Some(0), "{}", c.name);
     }
 }
 
@@ -209,7 +209,7 @@ async fn restart_all_keeps_every_acknowledged_write_with_appendfsync_always() {
     let r = run(&cfg, DrillKind::RestartAll).await;
     assert!(r.passed(), "{:#?}", r.checks);
     for c in &r.clients {
-        assert_eq!(c.figures.lost_acked_writes, 0, "{}", c.name);
+        assert_eq!(c.figures.lost_acked_writes, Some(0), "{}", c.name);
         assert!(c.figures.acked_writes > 50, "{}", c.name);
     }
 }
@@ -243,7 +243,7 @@ async fn restart_all_without_persistence_loses_exactly_the_writes_before_the_kil
     assert!(acked_before > 50);
     assert_eq!(
         se(&r).figures.lost_acked_writes,
-        acked_before,
+        Some(acked_before),
         "the checker reports exactly the discarded writes"
     );
     assert!(
@@ -301,6 +301,8 @@ fn cli_gates_fail_naming_the_threshold_and_the_measured_value() {
     let config = write_config(tmp.path(), &cfg);
     let json = tmp.path().join("r.json");
     let md = tmp.path().join("r.md");
+    let html = tmp.path().join("r.html");
+    let junit = tmp.path().join("r.xml");
     let out = cli()
         .arg("-c")
         .arg(&config)
@@ -308,6 +310,11 @@ fn cli_gates_fail_naming_the_threshold_and_the_measured_value() {
         .arg(&json)
         .arg("--markdown")
         .arg(&md)
+        .arg("--html")
+        .arg(&html)
+        .arg("--junit")
+        .arg(&junit)
+        .args(["--client", "sentinel-events", "--client", "fixed-address"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -325,9 +332,28 @@ fn cli_gates_fail_naming_the_threshold_and_the_measured_value() {
     assert_eq!(report["schema"], "redis-harness/drill-report/v2");
     assert_eq!(report["passed"], false);
     assert_eq!(report["runs"].as_array().unwrap().len(), 1);
-    assert!(std::fs::read_to_string(&md)
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(md.contains("| gate max_promotion_ms | **FAIL**"), "{md}");
+    // Every rendering shows the clients side by side, and only those asked for.
+    let clients: Vec<&str> = report["clients"]
+        .as_array()
         .unwrap()
-        .contains("| gate max_promotion_ms | **FAIL**"));
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(clients, ["sentinel-events", "fixed-address"]);
+    assert!(md.contains("| fixed-address |"), "{md}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<td>fixed-address</td>"), "{page}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("drill sentinel-failover max_promotion_ms") && xml.contains("<failure"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("drill sentinel-failover run 1: fixed-address: final read"),
+        "{xml}"
+    );
     assert!(processes_under(tmp.path()).is_empty());
 
     let bad = tmp.path().join("bad.yaml");

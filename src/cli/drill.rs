@@ -60,12 +60,11 @@ pub(super) async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Resu
         );
         for c in &run.clients {
             eprintln!(
-                "[{i}/{}]   {}: write outage {} ms, lost {} of {} acked",
+                "[{i}/{}]   {}: write outage {} ms, {}",
                 args.repeat,
                 c.name,
                 ms(c.figures.write_unavailable_ms),
-                c.figures.lost_acked_writes,
-                c.figures.acked_writes
+                c.figures.lost_text()
             );
         }
         runs.push(run);
@@ -77,6 +76,10 @@ pub(super) async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Resu
         serde_json::to_string_pretty(&rep).expect("report serialises")
     })?;
     write(&args.markdown, || report::markdown(&rep))?;
+    write(&args.html, || report::html(&rep))?;
+    write(&args.junit, || {
+        crate::gate::junit(&crate::gate::drill_verdicts(&rep))
+    })?;
     let failures = report::failures(&rep);
     if failures.is_empty() {
         Ok(ExitCode::SUCCESS)

@@ -272,12 +272,7 @@ impl Watch for Feed {
         let lost: Vec<String> = run
             .clients
             .iter()
-            .map(|c| {
-                format!(
-                    "{} lost {} of {} acknowledged writes",
-                    c.name, c.figures.lost_acked_writes, c.figures.acked_writes
-                )
-            })
+            .map(|c| format!("{} {}", c.name, c.figures.lost_text()))
             .collect();
         self.push(
             Kind::Drill,

@@ -42,10 +42,10 @@ pub struct ClientFigures {
     pub read_unavailable_ms: Option<f64>,
     /// Acknowledged writes.
     pub acked_writes: u64,
-    /// Acknowledged writes missing after healing.
-    pub lost_acked_writes: u64,
+    /// Acknowledged writes missing after healing (`None`: nothing could be read back).
+    pub lost_acked_writes: Option<u64>,
     /// The same in percent.
-    pub lost_acked_percent: f64,
+    pub lost_acked_percent: Option<f64>,
     /// Operations with unknown outcome.
     pub unknown_ops: u64,
     /// Refused operations.
@@ -146,6 +146,19 @@ impl Figure {
     }
 }
 
+impl ClientFigures {
+    /// `lost L of A acknowledged writes`, or that the loss is unknown (no final read).
+    pub fn lost_text(&self) -> String {
+        match self.lost_acked_writes {
+            Some(l) => format!("lost {l} of {} acknowledged writes", self.acked_writes),
+            None => format!(
+                "{} acknowledged writes, loss unknown (nothing was read back)",
+                self.acked_writes
+            ),
+        }
+    }
+}
+
 /// One field of [`ClientFigures`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientFigure {
@@ -206,8 +219,8 @@ impl ClientFigure {
             ClientFigure::WriteUnavailableMs => f.write_unavailable_ms,
             ClientFigure::ReadUnavailableMs => f.read_unavailable_ms,
             ClientFigure::AckedWrites => Some(f.acked_writes as f64),
-            ClientFigure::LostAckedWrites => Some(f.lost_acked_writes as f64),
-            ClientFigure::LostAckedPercent => Some(f.lost_acked_percent),
+            ClientFigure::LostAckedWrites => f.lost_acked_writes.map(|v| v as f64),
+            ClientFigure::LostAckedPercent => f.lost_acked_percent,
             ClientFigure::UnknownOps => Some(f.unknown_ops as f64),
             ClientFigure::FailedOps => Some(f.failed_ops as f64),
         }
@@ -258,8 +271,8 @@ mod tests {
     fn every_client_figure_reads_its_own_field_and_names_it_as_json_does() {
         let f = ClientFigures {
             acked_writes: 1,
-            lost_acked_writes: 2,
-            lost_acked_percent: 3.0,
+            lost_acked_writes: Some(2),
+            lost_acked_percent: Some(3.0),
             write_unavailable_ms: Some(4.0),
             read_unavailable_ms: Some(5.0),
             failed_ops: 6,

@@ -157,18 +157,12 @@ impl DrillGates {
         out
     }
 
-    /// These gates with every threshold set in `over` replacing ours (a client named in
-    /// both: its thresholds merged the same way).
+    /// These gates with every threshold set in `over` replacing ours, and every client
+    /// `over` names having the gates `over` gives it (`{}` there ungates it).
     pub fn overridden_by(&self, over: &DrillGates) -> DrillGates {
         let shared = self.shared().overridden_by(&over.shared());
         let mut clients = self.clients.clone();
-        for (name, g) in &over.clients {
-            let merged = match clients.get(name) {
-                Some(mine) => mine.overridden_by(g),
-                None => g.clone(),
-            };
-            clients.insert(name.clone(), merged);
-        }
+        clients.extend(over.clients.clone());
         DrillGates {
             max_write_unavailable_ms: shared.max_write_unavailable_ms,
             max_read_unavailable_ms: shared.max_read_unavailable_ms,
@@ -263,7 +257,8 @@ mod tests {
         let f = g.for_client("fixed-address");
         assert_eq!(
             (f.max_unknown_ops, f.max_lost_acked_percent),
-            (Some(5), Some(50.0))
+            (None, Some(50.0)),
+            "the targets file's entry replaces the config's"
         );
         assert_eq!(g.for_client("myapp").max_lost_acked_writes, Some(3));
     }

@@ -86,6 +86,10 @@ pub struct History {
     pub final_read: Option<Vec<String>>,
     /// When the fault was injected.
     pub fault_us: i64,
+    /// When the client was told to stop: an outage lasts until then at least, even if the
+    /// client recorded nothing near the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_us: Option<i64>,
 }
 
 /// What the checker concludes.
@@ -119,28 +123,50 @@ pub struct Analysis {
     pub writes_recovered: bool,
 }
 
-pub(crate) fn longest_gap_after(
+/// The longest gap between successive `completions` that ends after `fault_us`, as
+/// (from, to) in µs, and whether any completion came after the fault; with none after
+/// it, the gap runs from the last one to `end_us`. `None` without completions.
+pub(crate) fn longest_gap(
     mut completions: Vec<i64>,
     fault_us: i64,
     end_us: i64,
-) -> (Option<f64>, bool) {
+) -> Option<((i64, i64), bool)> {
     completions.sort_unstable();
-    if completions.is_empty() {
-        return (None, false);
-    }
-    let recovered = completions.last().is_some_and(|c| *c > fault_us);
-    let mut longest = 0i64;
+    let last = *completions.last()?;
+    let recovered = last > fault_us;
+    let mut gap = (last, last);
     for w in completions.windows(2) {
-        if w[1] > fault_us {
-            longest = longest.max(w[1] - w[0]);
+        if w[1] > fault_us && w[1] - w[0] > gap.1 - gap.0 {
+            gap = (w[0], w[1]);
         }
     }
-    if !recovered {
+    if !recovered && end_us - last > gap.1 - gap.0 {
         // Never acknowledged again: the outage lasts until the history ends.
-        let last = *completions.last().expect("non-empty");
-        longest = longest.max(end_us - last);
+        gap = (last, end_us);
     }
-    (Some(longest as f64 / 1000.0), recovered)
+    Some((gap, recovered))
+}
+
+/// [`longest_gap`] in ms, and whether completions came after the fault.
+pub(crate) fn longest_gap_after(
+    completions: Vec<i64>,
+    fault_us: i64,
+    end_us: i64,
+) -> (Option<f64>, bool) {
+    match longest_gap(completions, fault_us, end_us) {
+        Some(((from, to), recovered)) => (Some((to - from) as f64 / 1000.0), recovered),
+        None => (None, false),
+    }
+}
+
+/// The end of the history: its last completion, or when the client was told to stop.
+pub(crate) fn end_of(h: &History) -> i64 {
+    h.ops
+        .iter()
+        .map(|o| o.complete_us)
+        .chain(h.end_us)
+        .max()
+        .unwrap_or(h.fault_us)
 }
 
 /// Acknowledged writes.
@@ -169,12 +195,7 @@ pub fn analyze(h: &History) -> Analysis {
             .filter(|op| op.kind == k && op.outcome == o)
             .count() as u64
     };
-    let end_us = h
-        .ops
-        .iter()
-        .map(|o| o.complete_us)
-        .max()
-        .unwrap_or(h.fault_us);
+    let end_us = end_of(h);
     let acked: Vec<&Op> = acked_writes(h).collect();
     let lost = lost_writes(h);
     let lost_examples: Vec<String> = lost
@@ -265,6 +286,7 @@ mod tests {
                 "maybe".into(),
             ]),
             fault_us: 35_000,
+            end_us: None,
         };
         let a = analyze(&h);
         assert_eq!(a.writes_ok, 5);
@@ -288,6 +310,7 @@ mod tests {
             ops,
             final_read,
             fault_us: 500_000,
+            end_us: None,
         });
         assert_eq!(a.lost_acked_writes, 0);
         assert_eq!(a.write_unavailable_ms, Some(10.0));
@@ -301,6 +324,7 @@ mod tests {
             ops,
             final_read: Some(vec!["a".into(), "x".into()]),
             fault_us: 100_000,
+            end_us: None,
         });
         assert!(!a.writes_recovered);
         assert_eq!(a.write_unavailable_ms, Some(890.0));
@@ -308,5 +332,19 @@ mod tests {
             a.refused_but_present, 1,
             "a refused write that is present is reported"
         );
+    }
+
+    #[test]
+    fn a_client_silent_until_stopped_is_unavailable_until_then() {
+        // Acknowledged until the fault, then nothing recorded at all (a client stuck on
+        // a dead socket): the outage lasts until it was told to stop.
+        let a = analyze(&History {
+            ops: vec![w("a", 10, Outcome::Ok), w("b", 20, Outcome::Ok)],
+            final_read: Some(vec!["a".into(), "b".into()]),
+            fault_us: 30_000,
+            end_us: Some(5_020_000),
+        });
+        assert!(!a.writes_recovered);
+        assert_eq!(a.write_unavailable_ms, Some(5000.0));
     }
 }

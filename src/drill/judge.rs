@@ -60,6 +60,8 @@ pub(crate) struct ClientRecord<'a> {
     pub history: &'a History,
     /// What went wrong with it (a rejected history, an early exit): each fails a check.
     pub problems: &'a [String],
+    /// Its history was rejected (nothing of it counts, nothing was read back).
+    pub rejected: bool,
 }
 
 /// Everything one run recorded.
@@ -120,14 +122,15 @@ pub(crate) fn judge(r: &Record<'_>) -> Verdict {
     }
 }
 
-/// A client's figures from its checked history.
+/// A client's figures from its checked history; no loss figures without a final read.
 pub(crate) fn client_figures(analysis: &Analysis, h: &History) -> ClientFigures {
+    let read = h.final_read.is_some();
     ClientFigures {
         write_unavailable_ms: analysis.write_unavailable_ms,
         read_unavailable_ms: analysis.read_unavailable_ms,
         acked_writes: analysis.writes_ok,
-        lost_acked_writes: analysis.lost_acked_writes,
-        lost_acked_percent: analysis.lost_acked_percent,
+        lost_acked_writes: read.then_some(analysis.lost_acked_writes),
+        lost_acked_percent: read.then_some(analysis.lost_acked_percent),
         unknown_ops: count(h, Outcome::Unknown),
         failed_ops: count(h, Outcome::Failed),
     }
@@ -151,6 +154,7 @@ fn client_checks(r: &Record<'_>, c: &ClientRecord<'_>, analysis: &Analysis) -> V
         passed: c.history.final_read.is_some(),
         detail: match &c.history.final_read {
             Some(v) => format!("{} values read back", v.len()),
+            None if c.rejected => "not done: its history was rejected".into(),
             None => "the final read failed".into(),
         },
     });
@@ -454,49 +458,48 @@ pub(crate) fn timeline(r: &Record<'_>) -> Vec<TimelineEntry> {
     timeline
 }
 
-/// Where a client's writes stopped being acknowledged after the fault, and where they
-/// were again (the end of its longest gap).
+/// Where a client's writes stopped being acknowledged after the fault, and where its
+/// longest outage ended (or that it never did).
 pub(crate) fn outage_marks(c: &ClientRecord<'_>, fault_us: i64) -> Vec<TimelineEntry> {
-    let writes: Vec<&history::Op> = c
-        .history
+    let h = c.history;
+    let Some(failing) = h
         .ops
         .iter()
-        .filter(|o| o.kind == OpKind::Write && o.invoke_us >= fault_us)
-        .collect();
-    let mut out = Vec::new();
-    if let Some(o) = writes.iter().find(|o| o.outcome != Outcome::Ok) {
-        out.push(TimelineEntry {
-            at_ms: ms(o.complete_us - fault_us),
-            source: c.name.to_string(),
-            event: "writes failing".into(),
-            detail: format!(
-                "first write not acknowledged: {:?}{}",
-                o.outcome,
-                o.error
-                    .as_deref()
-                    .map(|e| format!(" ({e})"))
-                    .unwrap_or_default()
-            ),
-        });
-    }
-    let mut acked: Vec<i64> = history::acked_writes(c.history)
-        .map(|o| o.complete_us)
-        .collect();
-    acked.sort_unstable();
-    let end = acked
-        .windows(2)
-        .filter(|w| w[1] > fault_us)
-        .max_by_key(|w| w[1] - w[0]);
-    if let Some(w) = end {
-        out.push(TimelineEntry {
-            at_ms: ms(w[1] - fault_us),
-            source: c.name.to_string(),
-            event: "writes acknowledged again".into(),
-            detail: format!(
-                "after {:.0} ms without an acknowledged write",
-                ms(w[1] - w[0])
-            ),
-        });
+        .find(|o| o.kind == OpKind::Write && o.invoke_us >= fault_us && o.outcome != Outcome::Ok)
+    else {
+        return Vec::new();
+    };
+    let mark = |at_us: i64, event: &str, detail: String| TimelineEntry {
+        at_ms: ms(at_us - fault_us),
+        source: c.name.to_string(),
+        event: event.into(),
+        detail,
+    };
+    let mut out = vec![mark(
+        failing.complete_us,
+        "writes failing",
+        format!(
+            "first write not acknowledged: {:?}{}",
+            failing.outcome,
+            failing
+                .error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        ),
+    )];
+    let acked = history::acked_writes(h).map(|o| o.complete_us).collect();
+    if let Some(((from, to), recovered)) = history::longest_gap(acked, fault_us, history::end_of(h))
+    {
+        let without = format!(
+            "after {:.0} ms without an acknowledged write",
+            ms(to - from)
+        );
+        if !recovered {
+            out.push(mark(to, "writes never acknowledged again", without));
+        } else if to >= failing.complete_us {
+            out.push(mark(to, "writes acknowledged again", without));
+        }
     }
     out
 }
@@ -616,6 +619,7 @@ mod tests {
                     ],
                     final_read: Some(vec!["a".into(), "d".into()]),
                     fault_us: FAULT_US,
+                    end_us: None,
                 },
                 samples: vec![
                     sample(1, 9_990, "master", "master"),
@@ -654,6 +658,7 @@ mod tests {
                 name: "app",
                 history: &self.history,
                 problems: &[],
+                rejected: false,
             }]
         }
 
@@ -705,7 +710,7 @@ mod tests {
             "a at 9.9 s to d at 12.9 s"
         );
         assert_eq!(c.read_unavailable_ms, Some(2050.0));
-        assert_eq!((c.acked_writes, c.lost_acked_writes), (2, 0));
+        assert_eq!((c.acked_writes, c.lost_acked_writes), (2, Some(0)));
         assert_eq!((c.unknown_ops, c.failed_ops), (1, 1));
         assert_eq!(f.two_masters_ms, 0.0, "the old master was down, not master");
         assert_eq!(
@@ -843,11 +848,13 @@ mod tests {
                 name: "app",
                 history: &fx.history,
                 problems: &[],
+                rejected: false,
             },
             ClientRecord {
                 name: "myapp",
                 history: &History::default(),
                 problems: &problems,
+                rejected: true,
             },
         ];
         let v = judge(&fx.record(&clients));
@@ -870,10 +877,18 @@ mod tests {
                     "myapp: client ran as the protocol says",
                     "history rejected: line 3: not a history record"
                 ),
-                ("myapp: final read", "the final read failed"),
+                ("myapp: final read", "not done: its history was rejected"),
             ]
         );
-        assert_eq!(v.clients[0].0.lost_acked_writes, 1, "d is missing now");
+        assert_eq!(
+            v.clients[0].0.lost_acked_writes,
+            Some(1),
+            "d is missing now"
+        );
+        assert_eq!(
+            v.clients[1].0.lost_acked_writes, None,
+            "nothing was read back"
+        );
         assert_eq!(
             v.clients[1].0.acked_writes, 0,
             "nothing of a rejected history counts"
@@ -911,6 +926,7 @@ mod tests {
             ops: vec![write("old", 1000), write("recent", 9500)],
             final_read: Some(vec!["old".into()]),
             fault_us: 10_000_000,
+            end_us: None,
         };
         let everysec = PersistenceSection::default();
         let c = persistence_check(&everysec, &h, 10_000_000);

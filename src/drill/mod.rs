@@ -404,10 +404,9 @@ pub(crate) async fn run_on(
     };
     tokio::time::sleep(Duration::from_millis(d.post_recovery_ms)).await;
 
-    let mut stopped = Vec::new();
-    for r in running {
-        stopped.push(r.stop().await);
-    }
+    let end_us = clock.now_us();
+    let mut stopped =
+        futures_util::future::join_all(running.into_iter().map(clients::Running::stop)).await;
     let healed = topo.wait_healthy(timeout).await;
     tell(
         "heal",
@@ -443,6 +442,7 @@ pub(crate) async fn run_on(
             ops: std::mem::take(&mut s.ops),
             final_read: clients::final_read(spec, s, &ctx).await,
             fault_us,
+            end_us: Some(end_us),
         });
     }
     let (samples, events) = observers.stop().await;
@@ -456,6 +456,7 @@ pub(crate) async fn run_on(
             name: spec.name(),
             history,
             problems: &s.problems,
+            rejected: s.rejected,
         })
         .collect();
     let replica_addrs: Vec<String> = cx.nodes.replicas.iter().map(NodeSpec::addr).collect();

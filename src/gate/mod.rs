@@ -416,8 +416,8 @@ mod tests {
                     client: "model".into(),
                     figures: ClientFigures {
                         acked_writes: 100,
-                        lost_acked_writes: if name == "fixed-address" { 40 } else { 1 },
-                        lost_acked_percent: if name == "fixed-address" { 40.0 } else { 1.0 },
+                        lost_acked_writes: Some(if name == "fixed-address" { 40 } else { 1 }),
+                        lost_acked_percent: Some(if name == "fixed-address" { 40.0 } else { 1.0 }),
                         ..Default::default()
                     },
                     analysis: Default::default(),

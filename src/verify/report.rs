@@ -99,11 +99,10 @@ fn fault_line(r: &VerifyReport) -> Option<String> {
         .iter()
         .map(|c| {
             format!(
-                "{}: write outage {}, lost {} of {} acked writes",
+                "{}: write outage {}, {}",
                 c.name,
                 o(c.figures.write_unavailable_ms),
-                c.figures.lost_acked_writes,
-                c.figures.acked_writes
+                c.figures.lost_text()
             )
         })
         .collect();

@@ -40,6 +40,16 @@ pub(crate) struct External {
     stop: Option<oneshot::Sender<()>>,
     exited: tokio::sync::watch::Receiver<Option<Exit>>,
     task: JoinHandle<()>,
+    /// The process group, until it was stopped the orderly way.
+    group: Option<u32>,
+}
+
+impl Drop for External {
+    /// A drill that ends without stopping its clients (an error, Ctrl-C, a panic) kills
+    /// their whole process groups at once: nothing outlives the harness.
+    fn drop(&mut self) {
+        signal_group(self.group.take(), libc::SIGKILL);
+    }
 }
 
 /// The program of `command`, found on PATH or as a path.
@@ -66,7 +76,8 @@ pub(crate) fn program(name: &str, command: &str) -> Result<(PathBuf, Vec<String>
 }
 
 fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines[lines.len().saturating_sub(5)..].join("\n    ");
     if tail.is_empty() {
@@ -74,6 +85,12 @@ fn tail(path: &Path) -> String {
     } else {
         format!("the end of its log {}:\n    {tail}", path.display())
     }
+}
+
+/// Whether any process of the group `pid` leads is left.
+fn group_alive(pid: Option<u32>) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks that the group exists.
+    pid.is_some_and(|p| unsafe { libc::kill(-(p as libc::pid_t), 0) } == 0)
 }
 
 fn signal_group(pid: Option<u32>, sig: libc::c_int) {
@@ -138,6 +155,7 @@ impl External {
         let child = cmd
             .spawn()
             .map_err(|e| err(format!("cannot start {}: {e}", path.display())))?;
+        let group = child.id();
         let (stop, stop_rx) = oneshot::channel();
         let (exit_tx, exited) = tokio::sync::watch::channel(None);
         let task = tokio::spawn(supervise(child, stop_rx, exit_tx));
@@ -151,6 +169,7 @@ impl External {
             stop: Some(stop),
             exited,
             task,
+            group,
         })
     }
 
@@ -189,6 +208,7 @@ impl External {
             let _ = s.send(());
         }
         let _ = (&mut self.task).await;
+        self.group = None;
         let exit = self.exited.borrow().clone();
         let mut problems = Vec::new();
         let mut notes = Vec::new();
@@ -220,10 +240,10 @@ impl External {
                     self.history.display()
                 ));
                 return Stopped {
-                    ops: Vec::new(),
-                    keys: Vec::new(),
                     problems,
                     notes,
+                    rejected: true,
+                    ..Stopped::default()
                 };
             }
         };
@@ -249,6 +269,7 @@ impl External {
                     keys: c.keys.into_iter().collect(),
                     problems,
                     notes,
+                    rejected: false,
                 }
             }
             Err(e) => {
@@ -257,10 +278,10 @@ impl External {
                     self.history.display()
                 ));
                 Stopped {
-                    ops: Vec::new(),
-                    keys: Vec::new(),
                     problems,
                     notes,
+                    rejected: true,
+                    ..Stopped::default()
                 }
             }
         }
@@ -289,17 +310,20 @@ async fn supervise(
         }
         _ = stop => {
             signal_group(pid, libc::SIGTERM);
-            match tokio::time::timeout(GRACE, child.wait()).await {
-                Ok(status) => {
-                    signal_group(pid, libc::SIGKILL);
-                    Exit { status: status.ok(), on_its_own: false, killed: false, at_ns: Clock::monotonic_ns() }
-                }
-                Err(_) => {
-                    signal_group(pid, libc::SIGKILL);
-                    let status = child.wait().await.ok();
-                    Exit { status, on_its_own: false, killed: true, at_ns: Clock::monotonic_ns() }
-                }
+            let deadline = tokio::time::Instant::now() + GRACE;
+            let status = tokio::time::timeout_at(deadline, child.wait()).await;
+            // The leader may be a wrapper (sh, uv run, cargo run): the rest of its group
+            // gets the rest of the grace too.
+            while group_alive(pid) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            let killed = status.is_err() || group_alive(pid);
+            signal_group(pid, libc::SIGKILL);
+            let status = match status {
+                Ok(s) => s.ok(),
+                Err(_) => child.wait().await.ok(),
+            };
+            Exit { status, on_its_own: false, killed, at_ns: Clock::monotonic_ns() }
         }
     };
     let _ = exited.send(Some(exit));

@@ -42,10 +42,20 @@ pub enum ClientSpec {
 
 /// How `drill.clients` entries are written in YAML.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a client model's name (sentinel-events, switch-master, reresolve-on-error, fixed-address) or a client of your own as {name, command} (no other keys)"
+)]
 enum RawSpec {
     Name(String),
-    External { name: String, command: String },
+    External(RawExternal),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExternal {
+    name: String,
+    command: String,
 }
 
 impl TryFrom<RawSpec> for ClientSpec {
@@ -54,7 +64,9 @@ impl TryFrom<RawSpec> for ClientSpec {
     fn try_from(raw: RawSpec) -> Result<Self, String> {
         match raw {
             RawSpec::Name(n) => n.parse().map(ClientSpec::Model),
-            RawSpec::External { name, command } => Ok(ClientSpec::External { name, command }),
+            RawSpec::External(RawExternal { name, command }) => {
+                Ok(ClientSpec::External { name, command })
+            }
         }
     }
 }
@@ -63,7 +75,9 @@ impl From<ClientSpec> for RawSpec {
     fn from(s: ClientSpec) -> Self {
         match s {
             ClientSpec::Model(m) => RawSpec::Name(m.name().into()),
-            ClientSpec::External { name, command } => RawSpec::External { name, command },
+            ClientSpec::External { name, command } => {
+                RawSpec::External(RawExternal { name, command })
+            }
         }
     }
 }
@@ -199,7 +213,7 @@ pub(crate) enum Running {
 }
 
 /// What a client left once stopped.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Stopped {
     /// Its operations, in invoke order (empty when its history was rejected).
     pub ops: Vec<Op>,
@@ -209,6 +223,8 @@ pub(crate) struct Stopped {
     pub problems: Vec<String>,
     /// Notes that do not fail it (e.g. a last line cut off by SIGKILL).
     pub notes: Vec<String>,
+    /// Its history was rejected: nothing of it counts, and nothing is read back.
+    pub rejected: bool,
 }
 
 impl Running {
@@ -254,16 +270,27 @@ pub(crate) fn check_programs(clients: &[ClientSpec]) -> Result<(), ClientError> 
     Ok(())
 }
 
-/// Reads back, after healing, every value `stopped` wrote.
+/// Reads back, after healing, every value `stopped` wrote (`None`: the read failed, or
+/// its history was rejected); keys of a type no write of the protocol makes become
+/// problems of the client.
 pub(crate) async fn final_read(
     spec: &ClientSpec,
-    stopped: &Stopped,
+    stopped: &mut Stopped,
     ctx: &Ctx,
 ) -> Option<Vec<String>> {
+    if stopped.rejected {
+        return None;
+    }
     let link = model::resolving_link(ctx);
     let keys = match spec {
         ClientSpec::Model(_) => vec![workload::set_key(spec.name())],
         ClientSpec::External { .. } => stopped.keys.clone(),
     };
-    readback::values(&link, &keys, Duration::from_secs(10)).await
+    let read = readback::values(&link, &keys, Duration::from_secs(10)).await?;
+    stopped.problems.extend(read.odd.into_iter().map(|(key, kind)| {
+        format!(
+            "key {key:?} holds a {kind}; a write's value must be a string, a set member or a list element"
+        )
+    }));
+    Some(read.values)
 }

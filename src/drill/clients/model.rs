@@ -110,8 +110,17 @@ pub(crate) fn resolving_link(ctx: &Ctx) -> Arc<RedisLink> {
 
 /// A running built-in model.
 pub(crate) struct Running {
-    workload: Workload,
+    workload: Option<Workload>,
     watcher: Option<JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    /// A drill that ends early (an error before the fault) leaves no subscription behind.
+    fn drop(&mut self) {
+        if let Some(w) = self.watcher.take() {
+            w.abort();
+        }
+    }
 }
 
 impl Running {
@@ -154,22 +163,20 @@ impl Running {
         };
         let key = workload::set_key(model.name());
         Self {
-            workload: Workload::start(link, ctx.clock, &ctx.drill, tally, key),
+            workload: Some(Workload::start(link, ctx.clock, &ctx.drill, tally, key)),
             watcher,
         }
     }
 
     /// Stops the workload and the link's watcher.
-    pub(crate) async fn stop(self) -> Stopped {
-        let ops = self.workload.stop().await;
-        if let Some(w) = self.watcher {
-            w.abort();
-        }
+    pub(crate) async fn stop(mut self) -> Stopped {
+        let ops = match self.workload.take() {
+            Some(w) => w.stop().await,
+            None => Vec::new(),
+        };
         Stopped {
             ops,
-            keys: Vec::new(),
-            problems: Vec::new(),
-            notes: Vec::new(),
+            ..Stopped::default()
         }
     }
 }

@@ -10,13 +10,18 @@ use redis::Value;
 /// Keys per pipelined round trip.
 const BATCH: usize = 500;
 
+/// What the keys held.
+#[derive(Debug, Default)]
+pub(crate) struct Read {
+    /// Every string value, set member and list element.
+    pub values: Vec<String>,
+    /// Keys of another type, with the type.
+    pub odd: Vec<(String, String)>,
+}
+
 /// Every value held by `keys`, retrying the whole read for up to `timeout`; `None` when
 /// it never succeeded.
-pub(crate) async fn values(
-    link: &RedisLink,
-    keys: &[String],
-    timeout: Duration,
-) -> Option<Vec<String>> {
+pub(crate) async fn values(link: &RedisLink, keys: &[String], timeout: Duration) -> Option<Read> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         match read_all(link, keys).await {
@@ -29,8 +34,8 @@ pub(crate) async fn values(
     }
 }
 
-async fn read_all(link: &RedisLink, keys: &[String]) -> Result<Vec<String>, membership::LinkError> {
-    let mut out = Vec::new();
+async fn read_all(link: &RedisLink, keys: &[String]) -> Result<Read, membership::LinkError> {
+    let mut out = Read::default();
     for chunk in keys.chunks(BATCH) {
         let types: Vec<String> = link
             .run(|mut con| async move {
@@ -59,11 +64,12 @@ async fn read_all(link: &RedisLink, keys: &[String]) -> Result<Vec<String>, memb
                 }
             })
             .await?;
-        for (v, t) in replies.into_iter().zip(&types) {
-            if !matches!(t.as_str(), "string" | "set" | "list") {
-                continue;
+        for ((v, t), k) in replies.into_iter().zip(&types).zip(chunk) {
+            match t.as_str() {
+                "string" | "set" | "list" => collect(v, &mut out.values),
+                "none" => {}
+                other => out.odd.push((k.clone(), other.to_string())),
             }
-            collect(v, &mut out);
         }
     }
     Ok(out)

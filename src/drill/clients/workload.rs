@@ -20,7 +20,7 @@ pub(crate) fn set_key(name: &str) -> String {
 
 /// Classifies an error: refusals by the server or by the network before sending are
 /// `Failed`; anything that may have been applied is `Unknown`.
-pub(crate) fn classify(e: &LinkError) -> Outcome {
+fn classify(e: &LinkError) -> Outcome {
     match e {
         LinkError::Timeout(_) => Outcome::Unknown,
         LinkError::NoMaster { .. } => Outcome::Failed,
@@ -81,22 +81,32 @@ impl Workload {
                             .run(|mut con| async move {
                                 let mut p = redis::pipe();
                                 p.cmd("SADD").arg(&*key).arg(&v);
-                                if wait > 0 {
-                                    p.cmd("WAIT").arg(wait).arg(wait_ms);
-                                    let (_, acked): (i64, i64) = p.query_async(&mut con).await?;
-                                    Ok(acked)
-                                } else {
+                                if wait == 0 {
                                     let (_,): (i64,) = p.query_async(&mut con).await?;
-                                    Ok(i64::from(wait))
+                                    return Ok(Ok(i64::from(wait)));
                                 }
+                                // The SADD's own error is a refusal (and resets the link on
+                                // READONLY); an error of the WAIT after it (`-UNBLOCKED` when
+                                // the master is demoted meanwhile) leaves the SADD applied.
+                                p.cmd("WAIT").arg(wait).arg(wait_ms).ignore_errors();
+                                let mut replies: Vec<redis::Value> =
+                                    p.query_async(&mut con).await?;
+                                let waited = replies.pop();
+                                replies.pop().map(redis::Value::extract_error).transpose()?;
+                                Ok(match waited {
+                                    Some(redis::Value::Int(n)) => Ok(n),
+                                    Some(redis::Value::ServerError(e)) => Err(format!("WAIT: {e}")),
+                                    other => Err(format!("WAIT answered {other:?}")),
+                                })
                             })
                             .await;
                         let (outcome, error) = match res {
-                            Ok(acked) if acked >= i64::from(wait) => (Outcome::Ok, None),
-                            Ok(acked) => (
+                            Ok(Ok(acked)) if acked >= i64::from(wait) => (Outcome::Ok, None),
+                            Ok(Ok(acked)) => (
                                 Outcome::Unknown,
                                 Some(format!("WAIT confirmed {acked}/{wait} replicas")),
                             ),
+                            Ok(Err(waited)) => (Outcome::Unknown, Some(waited)),
                             Err(e) => (classify(&e), Some(e.to_string())),
                         };
                         tally.record(outcome);
