@@ -171,6 +171,12 @@ pub struct DrillArgs {
     /// Write the Markdown report here.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// Write a self-contained HTML report here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Write JUnit XML here: one test case per check of every run and per gate.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
     /// Keep every operation in the JSON report.
     #[arg(long)]
     pub history: bool,

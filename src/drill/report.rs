@@ -487,6 +487,44 @@ pub(crate) fn run_clients_table(run: &DrillRun) -> Table {
     Table { headers, rows }
 }
 
+/// A self-contained HTML page: setup, topology figures, the clients side by side, checks
+/// and gates, and the first run's timeline.
+pub(crate) fn html(r: &DrillReport) -> String {
+    use crate::report::escape;
+    let s = &r.setup;
+    let mut b = format!(
+        "<h1>Drill <code>{}</code> x{} — <span class=\"{}\">{}</span></h1><p>{} replicas, {} Sentinels (quorum {}), down-after {} ms, failover-timeout {} ms, min-replicas-to-write {}, WAIT {}, {} writers × {}/s per model, AOF {} ({}).</p>",
+        r.kind,
+        r.runs.len(),
+        if r.passed { "ok" } else { "bad" },
+        if r.passed { "PASSED" } else { "FAILED" },
+        s.replicas, s.sentinels, s.quorum, s.down_after_ms, s.failover_timeout_ms, s.min_replicas_to_write, s.wait_replicas, s.writers, s.write_rate,
+        if s.aof { "on" } else { "off" }, escape(&s.appendfsync)
+    );
+    b.push_str("<h2>Clients (median [min-max] over the runs)</h2>");
+    b.push_str(&clients_table(r).to_html());
+    b.push_str("<ul>");
+    for c in &r.clients {
+        b.push_str(&format!(
+            "<li><code>{}</code>: {}</li>",
+            escape(&c.name),
+            escape(&c.client)
+        ));
+    }
+    b.push_str("</ul><h2>Topology</h2>");
+    b.push_str(&figures_table(r).to_html());
+    b.push_str("<h2>Checks and gates</h2>");
+    b.push_str(&checks_table(r).to_html());
+    if let Some(run) = r.runs.first() {
+        b.push_str(&format!(
+            "<h2>Timeline of run {} (ms from the fault)</h2>",
+            run.run
+        ));
+        b.push_str(&timeline_table(run, Some(-500.0)).to_html());
+    }
+    crate::report::html::page(&format!("redis-harness drill {}", r.kind), &b)
+}
+
 /// Markdown for a CI job summary.
 pub(crate) fn markdown(r: &DrillReport) -> String {
     let mut out = format!(
