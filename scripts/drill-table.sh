@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every drill kind of the process backend with --repeat N (default 5) at each given
+# Runs every drill kind of the process backend with --repeat N (default 5), with the
+# sentinel-events client model only (scripts/clients-table.sh compares the models), at each given
 # down-after-milliseconds (default 1000 5000), writes each report (JSON + Markdown) into
 # OUT (default drill-results/), and prints one table of median [min-max] per figure.
 # Usage: scripts/drill-table.sh [N] [down-after-ms ...]
@@ -19,7 +20,7 @@ status=0
 for d in "${downs[@]}"; do
   for k in "${kinds[@]}"; do
     echo "== $k, down-after $d ms, $n runs" >&2
-    "$bin" -c "$cfg" drill "$k" --repeat "$n" --down-after-ms "$d" --seed "$d" \
+    "$bin" -c "$cfg" drill "$k" --repeat "$n" --down-after-ms "$d" --seed "$d" --client sentinel-events \
       --json "$out/$k-$d.json" --markdown "$out/$k-$d.md" > "$out/$k-$d.txt" 2> "$out/$k-$d.log" || status=$?
     tail -1 "$out/$k-$d.txt" >&2
   done
@@ -43,6 +44,7 @@ for d in downs:
             print(f"| {k} | (no report) |" + " |" * len(figs)); continue
         r = json.load(open(p))
         s = {x["name"]: x for x in r["summary"]}
+        s.update({x["name"]: x for x in r["clients"][0]["summary"]})
         ok = sum(1 for run in r["runs"] if all(c["passed"] for c in run["checks"]))
         print(f"| {k} | {ok}/{len(r['runs'])} | " + " | ".join(cell(s[f]) for f in figs) + " |")
 PY
