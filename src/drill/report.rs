@@ -493,7 +493,7 @@ pub(crate) fn html(r: &DrillReport) -> String {
     use crate::report::escape;
     let s = &r.setup;
     let mut b = format!(
-        "<h1>Drill <code>{}</code> x{} — <span class=\"{}\">{}</span></h1><p>{} replicas, {} Sentinels (quorum {}), down-after {} ms, failover-timeout {} ms, min-replicas-to-write {}, WAIT {}, {} writers × {}/s per model, AOF {} ({}).</p>",
+        "<p class=\"verdict\">{} x{}: <span class=\"{}\">{}</span></p><p>{} replicas, {} Sentinels (quorum {}), down-after {} ms, failover-timeout {} ms, min-replicas-to-write {}, WAIT {}, {} writers × {}/s per model, AOF {} ({}).</p>",
         r.kind,
         r.runs.len(),
         if r.passed { "ok" } else { "bad" },

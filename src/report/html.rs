@@ -231,7 +231,7 @@ pub(crate) fn page(title: &str, body: &str) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>\
 body{{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:900px}}\
 table{{border-collapse:collapse;margin:0.5em 0 1.5em}}td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}}\
-th{{background:#f3f3f3}}td.fail{{background:#f8d0d0;font-weight:bold}}td.pass{{background:#d8f0d8}}\
+th{{background:#f3f3f3}}td:first-child{{white-space:nowrap}}td.fail{{background:#f8d0d0;font-weight:bold}}td.pass{{background:#d8f0d8}}\
 figure{{margin:0 0 1.5em}}figcaption{{font-weight:600;margin-bottom:4px}}\
 .grid{{stroke:#e5e5e5}}.axis{{stroke:#888}}.yt{{font-size:11px;text-anchor:end;fill:#555}}.xt{{font-size:11px;text-anchor:middle;fill:#555}}\
 .xl,.yl{{font-size:12px;text-anchor:middle;fill:#333}}.lg{{font-size:12px;fill:#333}}.shade{{font-size:11px;fill:#a33}}\
