@@ -139,8 +139,14 @@ fn docker_console_settings() {
 #[test]
 fn drill_clients_are_checked_and_name_the_problem() {
     let msg = rejected("drill:\n  clients: [sentinel-events, raft-client]\n");
-    assert!(msg.contains("unknown client model \"raft-client\""), "{msg}");
-    assert!(msg.contains("reresolve-on-error"), "the models are listed: {msg}");
+    assert!(
+        msg.contains("unknown client model \"raft-client\""),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("reresolve-on-error"),
+        "the models are listed: {msg}"
+    );
     let msg = rejected("drill:\n  clients:\n    - {name: app, cmd: ./app}\n");
     assert!(msg.contains("{name, command}"), "{msg}");
     let msg = rejected("drill:\n  clients: [fixed-address, fixed-address]\n");
@@ -153,7 +159,8 @@ fn drill_clients_are_checked_and_name_the_problem() {
     assert!(msg.contains("cannot split its command"), "{msg}");
     let msg = rejected("drill:\n  clients: []\n");
     assert!(msg.contains("name at least one client"), "{msg}");
-    let msg = rejected("drill:\n  gates:\n    clients:\n      app: {max_lost_acked_percent: 150}\n");
+    let msg =
+        rejected("drill:\n  gates:\n    clients:\n      app: {max_lost_acked_percent: 150}\n");
     assert!(
         msg.contains("drill.gates.clients.app.max_lost_acked_percent: between 0 and 100"),
         "{msg}"

@@ -1,7 +1,7 @@
 //! The drill's clients: who writes and reads through the fault, each in its own key space
 //! with its own history, judged side by side.
 //!
-//! - [`model`]: the built-in client models — how each finds the master and follows a
+//! - `model`: the built-in client models — how each finds the master and follows a
 //!   failover (a new model is a variant there).
 //! - `workload`: the writers and readers a built-in model runs.
 //! - `external`: a user's own client program, started with the topology in its environment.
