@@ -28,8 +28,8 @@ pub struct RedisServer {
     extra: Vec<String>,
 }
 
-/// A free loopback port other than the reserved ones.
-fn free_port() -> u16 {
+/// A free loopback port other than the reserved ones (Redis's and Sentinel's defaults).
+pub fn free_port() -> u16 {
     loop {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -227,7 +227,7 @@ enum Failure {
 }
 
 /// Whether `PING` on `127.0.0.1:port` gets `+PONG` within a short timeout.
-fn ping(port: u16) -> bool {
+pub fn ping(port: u16) -> bool {
     use std::io::Write;
     let timeout = Duration::from_millis(500);
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));

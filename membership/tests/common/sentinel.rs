@@ -3,9 +3,10 @@
 //! and panics with the tail of its log; dropping it kills and reaps the process.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use testkit::{free_port, ping};
 
 /// How long a started Sentinel has to answer `PING`.
 const START_DEADLINE: Duration = Duration::from_secs(10);
@@ -15,19 +16,6 @@ pub struct Sentinel {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
-}
-
-/// A free loopback port other than Redis's and Sentinel's defaults.
-fn free_port() -> u16 {
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("bind 127.0.0.1:0 for a free port")
-            .port();
-        if ![6379, 26379].contains(&port) {
-            return port;
-        }
-    }
 }
 
 impl Sentinel {
@@ -163,21 +151,4 @@ impl Drop for Sentinel {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// Whether `PING` on `127.0.0.1:port` gets `+PONG` within a short timeout.
-fn ping(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let timeout = Duration::from_millis(500);
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, timeout) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(timeout));
-    let _ = s.set_write_timeout(Some(timeout));
-    if s.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 7];
-    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
