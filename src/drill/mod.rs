@@ -437,10 +437,10 @@ pub(crate) async fn run_on(
         unavailable_ms: api_load::unavailable_ms(&s, fault_us),
     });
     let mut histories = Vec::new();
-    for (spec, s) in d.clients.iter().zip(&mut stopped) {
+    for s in &mut stopped {
         histories.push(History {
             ops: std::mem::take(&mut s.ops),
-            final_read: clients::final_read(spec, s, &ctx).await,
+            final_read: clients::final_read(s, &ctx).await,
             fault_us,
             end_us: Some(end_us),
         });

@@ -263,11 +263,18 @@ fn spread(s: &FigureSummary) -> String {
     }
 }
 
+/// `client`, then every client figure's name.
+fn client_headers() -> Vec<String> {
+    std::iter::once("client")
+        .chain(ClientFigure::ALL.iter().map(|f| f.name()))
+        .map(String::from)
+        .collect()
+}
+
 /// Every client side by side: one row per client, one column per figure, each cell the
 /// median [min-max] over the runs; the membership API's HTTP load (`--api`) as a last row.
 pub(crate) fn clients_table(r: &DrillReport) -> Table {
-    let mut headers = vec!["client".to_string()];
-    headers.extend(ClientFigure::ALL.iter().map(|f| f.name().to_string()));
+    let headers = client_headers();
     let mut rows: Rows = r
         .clients
         .iter()
@@ -473,8 +480,7 @@ pub(crate) fn run_figures_table(run: &DrillRun) -> Table {
 
 /// `run`'s clients side by side: one row per client, one column per figure.
 pub(crate) fn run_clients_table(run: &DrillRun) -> Table {
-    let mut headers = vec!["client".to_string()];
-    headers.extend(ClientFigure::ALL.iter().map(|f| f.name().to_string()));
+    let headers = client_headers();
     let rows = run
         .clients
         .iter()

@@ -217,7 +217,7 @@ pub(crate) enum Running {
 pub(crate) struct Stopped {
     /// Its operations, in invoke order (empty when its history was rejected).
     pub ops: Vec<Op>,
-    /// The keys its writes name (for the final read).
+    /// The keys its writes went to (for the final read).
     pub keys: Vec<String>,
     /// Why its history was rejected, or what went wrong while it ran.
     pub problems: Vec<String>,
@@ -273,20 +273,12 @@ pub(crate) fn check_programs(clients: &[ClientSpec]) -> Result<(), ClientError> 
 /// Reads back, after healing, every value `stopped` wrote (`None`: the read failed, or
 /// its history was rejected); keys of a type no write of the protocol makes become
 /// problems of the client.
-pub(crate) async fn final_read(
-    spec: &ClientSpec,
-    stopped: &mut Stopped,
-    ctx: &Ctx,
-) -> Option<Vec<String>> {
+pub(crate) async fn final_read(stopped: &mut Stopped, ctx: &Ctx) -> Option<Vec<String>> {
     if stopped.rejected {
         return None;
     }
     let link = model::resolving_link(ctx);
-    let keys = match spec {
-        ClientSpec::Model(_) => vec![workload::set_key(spec.name())],
-        ClientSpec::External { .. } => stopped.keys.clone(),
-    };
-    let read = readback::values(&link, &keys, Duration::from_secs(10)).await?;
+    let read = readback::values(&link, &stopped.keys, Duration::from_secs(10)).await?;
     stopped.problems.extend(read.odd.into_iter().map(|(key, kind)| {
         format!(
             "key {key:?} holds a {kind}; a write's value must be a string, a set member or a list element"

@@ -112,6 +112,8 @@ pub(crate) fn resolving_link(ctx: &Ctx) -> Arc<RedisLink> {
 pub(crate) struct Running {
     workload: Option<Workload>,
     watcher: Option<JoinHandle<()>>,
+    /// The set its writers add to.
+    key: String,
 }
 
 impl Drop for Running {
@@ -163,8 +165,15 @@ impl Running {
         };
         let key = workload::set_key(model.name());
         Self {
-            workload: Some(Workload::start(link, ctx.clock, &ctx.drill, tally, key)),
+            workload: Some(Workload::start(
+                link,
+                ctx.clock,
+                &ctx.drill,
+                tally,
+                key.clone(),
+            )),
             watcher,
+            key,
         }
     }
 
@@ -176,6 +185,7 @@ impl Running {
         };
         Stopped {
             ops,
+            keys: vec![self.key.clone()],
             ..Stopped::default()
         }
     }
