@@ -52,12 +52,19 @@ where
     }
 }
 
+/// `INFO replication` of `server`, or nothing when it cannot answer right now (a busy
+/// machine can time a connection out while a replica syncs): the wait asks again.
 async fn info(server: &RedisServer) -> String {
-    redis::cmd("INFO")
-        .arg("replication")
-        .query_async(&mut server.con().await)
-        .await
-        .expect("INFO replication")
+    let ask = async {
+        let mut con = redis::Client::open(format!("redis://{}/", server.addr()))?
+            .get_multiplexed_async_connection()
+            .await?;
+        redis::cmd("INFO")
+            .arg("replication")
+            .query_async::<String>(&mut con)
+            .await
+    };
+    ask.await.unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
