@@ -271,9 +271,14 @@ async fn topology(
 
 async fn connect(addr: &str, timeout: Duration) -> MultiplexedConnection {
     let (host, port) = addr.rsplit_once(':').expect("host:port");
-    probe::connect(host, port.parse().expect("port"), None, timeout)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
+    probe::connect(
+        host,
+        port.parse().expect("port"),
+        &redis_harness::topology::Login::none(),
+        timeout,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
 }
 
 /// Name of the node at `addr`.
@@ -1075,7 +1080,7 @@ async fn first_master(candidates: Vec<String>, deadline: Instant) -> Promotion {
             if p.con.is_none() {
                 let (host, port) = p.addr.rsplit_once(':').expect("host:port");
                 let port = port.parse().expect("port");
-                p.con = probe::connect(host, port, None, Duration::from_millis(500))
+                p.con = probe::connect(host, port, &redis_harness::topology::Login::none(), Duration::from_millis(500))
                     .await
                     .ok();
             }

@@ -85,9 +85,14 @@ async fn api_follows_a_sentinel_failover_without_restart() {
         .find(|n| n.spec.name == "sentinel-1")
         .unwrap()
         .spec;
-    let mut sc = probe::connect(&s.host, s.port, None, Duration::from_secs(2))
-        .await
-        .unwrap();
+    let mut sc = probe::connect(
+        &s.host,
+        s.port,
+        &redis_harness::topology::Login::none(),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
     let _: () = redis::cmd("SENTINEL")
         .arg("FAILOVER")
         .arg("mymaster")

@@ -9,9 +9,14 @@ use redis_harness::topology::{probe, NodeKind, Topology, TopologyError};
 
 async fn get_master_addr_by_name(addr: &str, name: &str) -> Option<String> {
     let (host, port) = addr.rsplit_once(':').unwrap();
-    let mut con = probe::connect(host, port.parse().unwrap(), None, Duration::from_secs(2))
-        .await
-        .unwrap();
+    let mut con = probe::connect(
+        host,
+        port.parse().unwrap(),
+        &redis_harness::topology::Login::none(),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
     let r: Option<(String, String)> = redis::cmd("SENTINEL")
         .arg("GET-MASTER-ADDR-BY-NAME")
         .arg(name)
@@ -35,7 +40,7 @@ async fn up_replicates_writes_and_sentinels_name_the_master_then_down_leaves_not
     let mut m = probe::connect(
         &master.spec.host,
         master.spec.port,
-        None,
+        &redis_harness::topology::Login::none(),
         Duration::from_secs(2),
     )
     .await
@@ -58,9 +63,14 @@ async fn up_replicates_writes_and_sentinels_name_the_master_then_down_leaves_not
         .iter()
         .filter(|n| n.spec.kind == NodeKind::Replica)
     {
-        let mut c = probe::connect(&r.spec.host, r.spec.port, None, Duration::from_secs(2))
-            .await
-            .unwrap();
+        let mut c = probe::connect(
+            &r.spec.host,
+            r.spec.port,
+            &redis_harness::topology::Login::none(),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
         let v: Option<String> = redis::cmd("GET")
             .arg("harness:probe")
             .query_async(&mut c)
@@ -129,9 +139,14 @@ async fn password_topology_refuses_unauthenticated_commands() {
         .expect("password topology comes up");
     let master = topo.state().initial_master().spec.clone();
 
-    let mut anon = probe::connect(&master.host, master.port, None, Duration::from_secs(2))
-        .await
-        .unwrap();
+    let mut anon = probe::connect(
+        &master.host,
+        master.port,
+        &redis_harness::topology::Login::none(),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
     let err = redis::cmd("SET")
         .arg("k")
         .arg("v")
@@ -143,7 +158,7 @@ async fn password_topology_refuses_unauthenticated_commands() {
     let wrong = probe::connect(
         &master.host,
         master.port,
-        Some("wrong"),
+        &redis_harness::topology::Login::password(Some("wrong".to_string())),
         Duration::from_secs(2),
     )
     .await;
@@ -152,7 +167,7 @@ async fn password_topology_refuses_unauthenticated_commands() {
     let mut authed = probe::connect(
         &master.host,
         master.port,
-        Some("s3cr3t-pw"),
+        &redis_harness::topology::Login::password(Some("s3cr3t-pw".to_string())),
         Duration::from_secs(2),
     )
     .await

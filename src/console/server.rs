@@ -101,7 +101,7 @@ impl Shared {
         let con = probe::connect_with(
             &host,
             port,
-            pw.as_deref(),
+            &crate::topology::Login::password(pw),
             Duration::from_secs(2),
             super::command::TIMEOUT + Duration::from_secs(1),
         )
@@ -454,7 +454,7 @@ async fn failover(State(sh): State<Shared>) -> Response {
         let con = probe::connect(
             &host,
             port,
-            target.sentinel_password.as_deref(),
+            &crate::topology::Login::password(target.sentinel_password.clone()),
             Duration::from_secs(2),
         )
         .await;

@@ -182,7 +182,8 @@ where
             let Some((host, port)) = split_addr(a) else {
                 return (a.clone(), Err(format!("bad address {a:?}")), None);
             };
-            match probe::connect(&host, port, password, timeout).await {
+            let login = crate::topology::Login::password(password.map(str::to_string));
+            match probe::connect(&host, port, &login, timeout).await {
                 Ok(c) => match once(c.clone()).await {
                     Ok(Ok(v)) => (a.clone(), Ok(v), Some(c)),
                     Ok(Err(e)) | Err(e) => (a.clone(), Err(e), None),

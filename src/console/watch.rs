@@ -158,7 +158,7 @@ async fn subscribe(
     probe::follow_sentinel_events(
         &host,
         port,
-        password.as_deref(),
+        &crate::topology::Login::password(password),
         stop,
         |again| {
             if again {

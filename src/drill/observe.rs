@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::clock::Clock;
-use crate::topology::{probe, NodeSpec};
+use crate::topology::{probe, Credentials, Login, NodeSpec};
 
 /// Poll period of ROLE.
 pub(crate) const ROLE_PERIOD: Duration = Duration::from_millis(50);
@@ -64,7 +64,7 @@ fn parse_role(v: &[redis::Value]) -> (String, Option<String>, bool) {
 /// Polls ROLE on `nodes` until `stop` turns true; returns every sample.
 pub(crate) fn poll_roles(
     nodes: Vec<NodeSpec>,
-    password: Option<String>,
+    login: Login,
     clock: Clock,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<Vec<RoleSample>> {
@@ -80,13 +80,11 @@ pub(crate) fn poll_roles(
                 _ = stop.changed() => break,
             }
             let polls = nodes.iter().zip(cons.iter_mut()).map(|(n, slot)| {
-                let pw = password.clone();
+                let login = &login;
                 async move {
                     let timeout = ROLE_PERIOD * 2;
                     if slot.is_none() {
-                        *slot = probe::connect(&n.host, n.port, pw.as_deref(), timeout)
-                            .await
-                            .ok();
+                        *slot = probe::connect(&n.host, n.port, login, timeout).await.ok();
                     }
                     let answer = match slot.as_mut() {
                         Some(c) => tokio::time::timeout(
@@ -128,6 +126,7 @@ pub(crate) fn poll_roles(
 /// go away and come back, until `stop` turns true.
 pub(crate) fn record_events(
     sentinels: Vec<NodeSpec>,
+    login: Login,
     clock: Clock,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<Vec<SentinelEvent>> {
@@ -136,12 +135,13 @@ pub(crate) fn record_events(
             .into_iter()
             .map(|s| {
                 let stop = stop.clone();
+                let login = login.clone();
                 tokio::spawn(async move {
                     let mut out = Vec::new();
                     probe::follow_sentinel_events(
                         &s.host,
                         s.port,
-                        None,
+                        &login,
                         stop,
                         |_| {},
                         |event, payload| {
@@ -179,13 +179,13 @@ impl Observers {
     pub(crate) fn start(
         data_nodes: Vec<NodeSpec>,
         sentinels: Vec<NodeSpec>,
-        password: Option<String>,
+        credentials: &Credentials,
         clock: Clock,
     ) -> Self {
         let (stop, rx) = watch::channel(false);
         Self {
-            roles: poll_roles(data_nodes, password, clock, rx.clone()),
-            events: record_events(sentinels, clock, rx),
+            roles: poll_roles(data_nodes, credentials.data.clone(), clock, rx.clone()),
+            events: record_events(sentinels, credentials.sentinel.clone(), clock, rx),
             stop,
         }
     }

@@ -3,12 +3,16 @@
 
 use std::time::Duration;
 
-use crate::topology::{probe, NodeSpec};
+use crate::topology::{probe, Login, NodeSpec};
 
 /// Asks the live Sentinels which master they name; the most named one wins.
-pub(crate) async fn sentinel_master(sentinels: &[NodeSpec], name: &str) -> Option<String> {
+pub(crate) async fn sentinel_master(
+    sentinels: &[NodeSpec],
+    login: &Login,
+    name: &str,
+) -> Option<String> {
     let asks = sentinels.iter().map(|s| async move {
-        let mut c = probe::connect(&s.host, s.port, None, Duration::from_millis(200))
+        let mut c = probe::connect(&s.host, s.port, login, Duration::from_millis(200))
             .await
             .ok()?;
         let r: Option<(String, String)> = redis::cmd("SENTINEL")
@@ -29,13 +33,17 @@ pub(crate) async fn sentinel_master(sentinels: &[NodeSpec], name: &str) -> Optio
 /// Waits until the Sentinels name a master other than `old`; `None` on timeout.
 pub(crate) async fn new_master(
     sentinels: &[NodeSpec],
+    login: &Login,
     name: &str,
     old: &str,
     timeout: Duration,
 ) -> Option<String> {
     let deadline = tokio::time::Instant::now() + timeout;
     while tokio::time::Instant::now() < deadline {
-        if let Some(m) = sentinel_master(sentinels, name).await.filter(|m| m != old) {
+        if let Some(m) = sentinel_master(sentinels, login, name)
+            .await
+            .filter(|m| m != old)
+        {
             return Some(m);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -44,11 +52,11 @@ pub(crate) async fn new_master(
 }
 
 /// Waits until `node` answers ROLE as a replica with a connected link.
-pub(crate) async fn rejoined(node: &NodeSpec, password: Option<&str>, timeout: Duration) -> bool {
+pub(crate) async fn rejoined(node: &NodeSpec, login: &Login, timeout: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
     while tokio::time::Instant::now() < deadline {
         if let Ok(mut c) =
-            probe::connect(&node.host, node.port, password, Duration::from_millis(200)).await
+            probe::connect(&node.host, node.port, login, Duration::from_millis(200)).await
         {
             if let Ok(info) = probe::info_replication(&mut c).await {
                 if info.get("role").map(String::as_str) == Some("slave")

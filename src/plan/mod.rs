@@ -209,8 +209,8 @@ async fn step(
 
 async fn memory(topo: &Topology) -> Result<Memory, redis::RedisError> {
     let m = &topo.state().initial_master().spec;
-    let pw = topo.config().password.clone();
-    let mut c = probe::connect(&m.host, m.port, pw.as_deref(), Duration::from_secs(2)).await?;
+    let login = topo.state().credentials().data;
+    let mut c = probe::connect(&m.host, m.port, &login, Duration::from_secs(2)).await?;
     let info: String = redis::cmd("INFO").arg("memory").query_async(&mut c).await?;
     let field = |name: &str| -> u64 {
         info.lines()
@@ -296,7 +296,7 @@ pub(crate) async fn run(
     progress.step(1, 5, &format!("bringing up topology '{}'", cfg.name));
     let topo = Topology::up(&cfg).await?;
     progress.step(2, 5, "starting the membership API");
-    let api = ApiServer::start(&topo, o.members).await?;
+    let api = ApiServer::start(&topo, o.members, None).await?;
     let host = api.base().to_string();
     progress.step(
         3,

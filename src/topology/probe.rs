@@ -9,26 +9,30 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo, RedisConnectionInfo};
 use serde::{Deserialize, Serialize};
 
+use super::auth::{Credentials, Login};
 use super::spec::{NodeKind, NodeSpec};
 
 /// Timeout for connecting to and hearing back from a node during probes.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
 
-/// Opens a connection to `host:port`, authenticating when `password` is set; `timeout`
-/// bounds both connecting and every answer.
+/// Opens a connection to `host:port`, logging in with `login`; `timeout` bounds both
+/// connecting and every answer.
 pub async fn connect(
     host: &str,
     port: u16,
-    password: Option<&str>,
+    login: &Login,
     timeout: Duration,
 ) -> redis::RedisResult<MultiplexedConnection> {
-    connect_with(host, port, password, timeout, timeout).await
+    connect_with(host, port, login, timeout, timeout).await
 }
 
-/// A client of `host:port`, authenticating when `password` is set.
-fn client(host: &str, port: u16, password: Option<&str>) -> redis::RedisResult<redis::Client> {
+/// A client of `host:port`, logging in with `login`.
+fn client(host: &str, port: u16, login: &Login) -> redis::RedisResult<redis::Client> {
     let mut settings = RedisConnectionInfo::default().set_skip_set_lib_name();
-    if let Some(pw) = password {
+    if let Some(user) = &login.username {
+        settings = settings.set_username(user);
+    }
+    if let Some(pw) = &login.password {
         settings = settings.set_password(pw);
     }
     let info = (host.to_string(), port)
@@ -41,11 +45,11 @@ fn client(host: &str, port: u16, password: Option<&str>) -> redis::RedisResult<r
 pub async fn connect_with(
     host: &str,
     port: u16,
-    password: Option<&str>,
+    login: &Login,
     connect_timeout: Duration,
     response_timeout: Duration,
 ) -> redis::RedisResult<MultiplexedConnection> {
-    let client = client(host, port, password)?;
+    let client = client(host, port, login)?;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(connect_timeout))
         .set_response_timeout(Some(response_timeout));
@@ -60,7 +64,7 @@ pub async fn connect_with(
 pub async fn follow_sentinel_events(
     host: &str,
     port: u16,
-    password: Option<&str>,
+    login: &Login,
     mut stop: tokio::sync::watch::Receiver<bool>,
     mut on_subscribed: impl FnMut(bool),
     mut on_event: impl FnMut(String, String),
@@ -71,7 +75,7 @@ pub async fn follow_sentinel_events(
         if *stop.borrow() {
             return;
         }
-        let ps = match client(host, port, password) {
+        let ps = match client(host, port, login) {
             Ok(c) => tokio::time::timeout(Duration::from_millis(500), c.get_async_pubsub())
                 .await
                 .ok()
@@ -234,7 +238,7 @@ pub struct NodeStatus {
 pub async fn node_status(
     node: &NodeSpec,
     pid: Option<u32>,
-    password: Option<&str>,
+    credentials: &Credentials,
     master_name: &str,
 ) -> NodeStatus {
     let mut st = NodeStatus {
@@ -252,8 +256,8 @@ pub async fn node_status(
         error: None,
     };
     let is_sentinel = node.kind == NodeKind::Sentinel;
-    let pw = if is_sentinel { None } else { password };
-    let mut con = match connect(&node.host, node.port, pw, PROBE_TIMEOUT).await {
+    let login = credentials.for_kind(node.kind);
+    let mut con = match connect(&node.host, node.port, login, PROBE_TIMEOUT).await {
         Ok(c) => c,
         Err(e) => {
             st.error = Some(e.to_string());
@@ -295,12 +299,12 @@ pub async fn node_status(
 /// Probes every node concurrently and fills in replica lag from the live master's offset.
 pub async fn topology_status(
     nodes: &[(NodeSpec, Option<u32>)],
-    password: Option<&str>,
+    credentials: &Credentials,
     master_name: &str,
 ) -> Vec<NodeStatus> {
     let probes = nodes
         .iter()
-        .map(|(n, pid)| node_status(n, *pid, password, master_name));
+        .map(|(n, pid)| node_status(n, *pid, credentials, master_name));
     let mut all = futures_util::future::join_all(probes).await;
     let masters: HashMap<String, i64> = all
         .iter()

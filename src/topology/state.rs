@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::auth::{Credentials, Login};
+
 use super::spec::NodeSpec;
 use super::TopologyError;
 use crate::config::BackendKind;
@@ -44,6 +46,12 @@ pub struct TopologyState {
     pub master_name: String,
     /// Password, when configured.
     pub password: Option<String>,
+    /// ACL user of the data nodes (external topologies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The Sentinels' own password (external topologies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel_password: Option<String>,
     /// `redis-server --version` of the binary that runs it.
     pub redis_version: String,
     /// Start time, milliseconds since the Unix epoch.
@@ -143,6 +151,19 @@ impl TopologyState {
             .iter()
             .find(|n| n.spec.kind == super::NodeKind::Master)
             .expect("a topology has a master")
+    }
+}
+
+impl TopologyState {
+    /// How to log in to its nodes.
+    pub fn credentials(&self) -> Credentials {
+        Credentials {
+            data: Login {
+                username: self.username.clone(),
+                password: self.password.clone(),
+            },
+            sentinel: Login::password(self.sentinel_password.clone()),
+        }
     }
 }
 

@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::drill::gates::{gate_name, DrillGates};
 
+pub mod external;
+
+pub use external::{ExternalSection, Hook, PauseMethod};
+
 /// Errors raised while loading or validating a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -48,6 +52,9 @@ pub enum BackendKind {
     Process,
     /// Docker containers, one private Docker network per topology.
     Docker,
+    /// A topology the harness did not start (`topology.external`), reached through its
+    /// Sentinels; set by that section, never started or stopped.
+    External,
 }
 
 impl std::fmt::Display for BackendKind {
@@ -55,6 +62,7 @@ impl std::fmt::Display for BackendKind {
         f.write_str(match self {
             BackendKind::Process => "process",
             BackendKind::Docker => "docker",
+            BackendKind::External => "external",
         })
     }
 }
@@ -77,6 +85,10 @@ pub struct HarnessConfig {
     pub ports: PortsSection,
     /// Password for `requirepass`, `masterauth` and Sentinel `auth-pass`; none by default.
     pub password: Option<String>,
+    /// Every key the harness writes (drills, the API of `load`/`verify`) starts with this
+    /// prefix and the run's own id (`<prefix>drill:<run-id>:`), and is removed (SCAN +
+    /// UNLINK on exactly that prefix) when the run ends.
+    pub key_prefix: String,
     /// Sentinel failure-detection timings.
     pub sentinel: SentinelSection,
     /// AOF and RDB persistence.
@@ -208,6 +220,18 @@ pub struct DrillSection {
     pub partition: PartitionDirection,
     /// Thresholds; a drill exceeding one fails.
     pub gates: DrillGates,
+    /// When to stop a fault early and restore at once (the run is reported as aborted).
+    pub abort: AbortSection,
+}
+
+/// Abort conditions of a drill: past one, the fault is restored at once.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AbortSection {
+    /// No built-in client model got a write acknowledged for this long after the fault.
+    pub max_write_unavailable_ms: Option<u64>,
+    /// The topology is not healthy again this long after the fault.
+    pub heal_timeout_ms: Option<u64>,
 }
 
 impl Default for DrillSection {
@@ -232,6 +256,7 @@ impl Default for DrillSection {
             api_members: 50_301,
             partition: PartitionDirection::Both,
             gates: DrillGates::default(),
+            abort: AbortSection::default(),
         }
     }
 }
@@ -248,6 +273,10 @@ pub struct TopologySection {
     pub quorum: u32,
     /// Name under which Sentinels monitor the master.
     pub master_name: String,
+    /// A topology the harness did not start: its Sentinels, credentials and fault hooks.
+    /// When set, the backend is `external` and the counts above are discovered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalSection>,
 }
 
 /// Where nodes listen.
@@ -315,6 +344,7 @@ impl Default for HarnessConfig {
             topology: TopologySection::default(),
             ports: PortsSection::default(),
             password: None,
+            key_prefix: "harness:".into(),
             sentinel: SentinelSection::default(),
             persistence: PersistenceSection::default(),
             memory: MemorySection::default(),
@@ -333,6 +363,7 @@ impl Default for TopologySection {
             sentinels: 3,
             quorum: 2,
             master_name: "mymaster".into(),
+            external: None,
         }
     }
 }
@@ -398,27 +429,38 @@ const POLICIES: &[&str] = &[
 impl HarnessConfig {
     /// Loads and validates a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_yaml(&text, &path.display().to_string())
+        Self::from_yaml(&read(path)?, &path.display().to_string())
     }
 
     /// Loads `path` when given; otherwise `harness.yaml` in the current directory when it
-    /// exists; otherwise the defaults.
+    /// exists; otherwise the defaults. The process's `REDIS_HARNESS_EXTERNAL_*` variables
+    /// apply over the file.
     pub fn load_or_default(path: Option<&Path>) -> Result<Self, ConfigError> {
-        match path {
-            Some(p) => Self::load(p),
-            None if Path::new("harness.yaml").is_file() => Self::load(Path::new("harness.yaml")),
-            None => Ok(Self::default()),
-        }
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let (text, origin) = match path {
+            Some(p) => (read(p)?, p.display().to_string()),
+            None if Path::new("harness.yaml").is_file() => {
+                (read(Path::new("harness.yaml"))?, "harness.yaml".into())
+            }
+            None => (String::new(), "<defaults>".into()),
+        };
+        Self::from_yaml_env(&text, &origin, env)
     }
 
     /// Parses and validates YAML text; `origin` names its source in error messages.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        Self::from_yaml_env(text, origin, |_| None)
+    }
+
+    /// [`HarnessConfig::from_yaml`] with the `REDIS_HARNESS_EXTERNAL_*` variables `get`
+    /// returns applied over `topology.external` before validation.
+    pub fn from_yaml_env(
+        text: &str,
+        origin: &str,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         // An empty document means "all defaults".
-        let cfg: HarnessConfig = if text.trim().is_empty() {
+        let mut cfg: HarnessConfig = if text.trim().is_empty() {
             HarnessConfig::default()
         } else {
             serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Parse {
@@ -426,6 +468,10 @@ impl HarnessConfig {
                 message: e.to_string(),
             })?
         };
+        cfg.topology.external = ExternalSection::from_env(cfg.topology.external.take(), get);
+        if cfg.topology.external.is_some() && cfg.backend == BackendKind::Process {
+            cfg.backend = BackendKind::External;
+        }
         cfg.validate().map_err(|problems| ConfigError::Invalid {
             origin: origin.to_string(),
             problems,
@@ -669,6 +715,40 @@ impl HarnessConfig {
                 p.push(format!("drill.gates.{key}: between 0 and 100 (got {v})"));
             }
         }
+        let a = &d.abort;
+        if a.max_write_unavailable_ms == Some(0) || a.heal_timeout_ms == Some(0) {
+            p.push("drill.abort.max_write_unavailable_ms and heal_timeout_ms: positive, or left out to turn them off".into());
+        }
+        if a.max_write_unavailable_ms.is_some()
+            && !d
+                .clients
+                .iter()
+                .any(|c| matches!(c, crate::drill::clients::ClientSpec::Model(_)))
+        {
+            p.push("drill.abort.max_write_unavailable_ms: watches the built-in client models' writes; add one to drill.clients".into());
+        }
+        if self.key_prefix.is_empty()
+            || self.key_prefix.len() > 64
+            || self
+                .key_prefix
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "*?[]\\".contains(c))
+        {
+            p.push(format!(
+                "key_prefix: 1 to 64 characters without whitespace or the glob characters * ? [ ] \\ (got {:?})",
+                self.key_prefix
+            ));
+        }
+        match (&t.external, self.backend) {
+            (Some(e), BackendKind::External) => p.extend(e.problems()),
+            (Some(_), b) => p.push(format!(
+                "backend: {b} starts its own topology; an external topology (topology.external) is reached through its Sentinels (leave backend out)"
+            )),
+            (None, BackendKind::External) => p.push(
+                "backend: external needs topology.external (its sentinels and master_name)".into(),
+            ),
+            (None, _) => {}
+        }
         if self.readiness_timeout_ms == 0 {
             p.push("readiness_timeout_ms: must be positive (got 0)".into());
         }
@@ -684,10 +764,37 @@ impl HarnessConfig {
         1 + self.topology.replicas + self.topology.sentinels
     }
 
+    /// How to log in to the topology's nodes: `topology.external`'s credentials, or
+    /// `password` for the data nodes of a topology the harness starts (its Sentinels have
+    /// none).
+    pub fn credentials(&self) -> crate::topology::Credentials {
+        use crate::topology::{Credentials, Login};
+        match &self.topology.external {
+            Some(e) => Credentials {
+                data: Login {
+                    username: e.username.clone(),
+                    password: e.password.clone(),
+                },
+                sentinel: Login::password(e.sentinel_password.clone()),
+            },
+            None => Credentials {
+                data: Login::password(self.password.clone()),
+                sentinel: Login::none(),
+            },
+        }
+    }
+
     /// The run directory of this topology: `run_dir/name`.
     pub fn topology_dir(&self) -> PathBuf {
         self.run_dir.join(&self.name)
     }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Whether `s` reads as an image reference `name:tag`.
