@@ -58,11 +58,31 @@ pub struct Tally {
     ok: AtomicU64,
     failed: AtomicU64,
     unknown: AtomicU64,
+    /// When the last write was acknowledged, in µs of [`tally_clock`] (0: never).
+    last_ok_us: AtomicU64,
+}
+
+/// The process-wide clock of [`Tally::since_last_ok`].
+fn tally_clock() -> u64 {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    BASE.get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_micros() as u64
+        + 1
 }
 
 impl Tally {
+    /// How long ago the last write was acknowledged (`None`: none yet).
+    pub fn since_last_ok(&self) -> Option<std::time::Duration> {
+        let at = self.last_ok_us.load(Ordering::Relaxed);
+        (at > 0).then(|| std::time::Duration::from_micros(tally_clock().saturating_sub(at)))
+    }
+
     /// Counts one write's outcome.
     pub fn record(&self, outcome: Outcome) {
+        if outcome == Outcome::Ok {
+            self.last_ok_us.store(tally_clock(), Ordering::Relaxed);
+        }
         let n = match outcome {
             Outcome::Ok => &self.ok,
             Outcome::Failed => &self.failed,

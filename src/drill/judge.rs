@@ -69,6 +69,8 @@ pub(crate) struct ClientRecord<'a> {
 pub(crate) struct Record<'a> {
     /// Drill kind.
     pub kind: DrillKind,
+    /// Whether the fault, as injected, must cause a failover.
+    pub expects_failover: bool,
     /// When the fault was injected.
     pub fault_us: i64,
     /// Every client's record.
@@ -214,12 +216,12 @@ pub(crate) fn switched_to(e: &SentinelEvent) -> Option<String> {
 /// Fault → `node` first answers ROLE as a connected replica (only where a failover was
 /// expected: elsewhere the node never stopped being what it was).
 pub(crate) fn rejoin_ms(
-    kind: DrillKind,
+    failover: bool,
     samples: &[RoleSample],
     node: &str,
     fault_us: i64,
 ) -> Option<f64> {
-    if !kind.expects_failover() {
+    if !failover {
         return None;
     }
     samples
@@ -263,7 +265,7 @@ pub(crate) fn figures(r: &Record<'_>) -> Figures {
         two_masters_ms: two_masters_ms(r.samples),
         rejoin_ms: r
             .rejoin
-            .and_then(|j| rejoin_ms(r.kind, r.samples, &j.node, f)),
+            .and_then(|j| rejoin_ms(r.expects_failover, r.samples, &j.node, f)),
         heal_ms: r.healing.healthy.then(|| ms(r.healing.at_us - f)),
         tilt_events: r.events.iter().filter(|e| e.event == "+tilt").count() as u64,
         api_errors: r.api.map(|a| a.overall.errors),
@@ -276,14 +278,14 @@ pub(crate) fn figures(r: &Record<'_>) -> Figures {
 /// Whether a failover happened when one had to (promoting a former replica), or did not
 /// when none may.
 pub(crate) fn failover_check(
-    kind: DrillKind,
+    failover: bool,
     events: &[SentinelEvent],
     fault_us: i64,
     replica_addrs: &[String],
 ) -> Check {
     let switch = switch_master(events, fault_us);
     let new_master = switch.and_then(switched_to);
-    if kind.expects_failover() {
+    if failover {
         Check {
             name: "failover promoted a former replica".into(),
             passed: new_master
@@ -312,8 +314,8 @@ pub(crate) fn failover_check(
 }
 
 /// Whether the old master rejoined as a replica (only where a failover was expected).
-pub(crate) fn rejoin_check(kind: DrillKind, rejoin: Option<&Rejoin>) -> Option<Check> {
-    let j = rejoin.filter(|_| kind.expects_failover())?;
+pub(crate) fn rejoin_check(failover: bool, rejoin: Option<&Rejoin>) -> Option<Check> {
+    let j = rejoin.filter(|_| failover)?;
     Some(Check {
         name: "old master rejoined as a replica".into(),
         passed: j.rejoined,
@@ -332,12 +334,12 @@ pub(crate) fn rejoin_check(kind: DrillKind, rejoin: Option<&Rejoin>) -> Option<C
 /// The topology's checks of a run: failover, rejoin, healing.
 pub(crate) fn checks(r: &Record<'_>, figures: &Figures) -> Vec<Check> {
     let mut checks = vec![failover_check(
-        r.kind,
+        r.expects_failover,
         r.events,
         r.fault_us,
         r.replica_addrs,
     )];
-    checks.extend(rejoin_check(r.kind, r.rejoin));
+    checks.extend(rejoin_check(r.expects_failover, r.rejoin));
     checks.push(Check {
         name: "topology healed".into(),
         passed: r.healing.healthy,
@@ -665,6 +667,7 @@ mod tests {
         fn record<'a>(&'a self, clients: &'a [ClientRecord<'a>]) -> Record<'a> {
             Record {
                 kind: self.kind,
+                expects_failover: self.kind.expects_failover(),
                 fault_us: FAULT_US,
                 clients,
                 samples: &self.samples,
@@ -745,7 +748,7 @@ mod tests {
     fn a_failover_must_promote_a_former_replica() {
         let e = failover_events();
         let ok = failover_check(
-            DrillKind::KillMaster,
+            DrillKind::KillMaster.expects_failover(),
             &e,
             FAULT_US,
             &["127.0.0.1:7001".into()],
@@ -754,13 +757,18 @@ mod tests {
         assert_eq!(ok.name, "failover promoted a former replica");
         assert_eq!(ok.detail, "+switch-master to 127.0.0.1:7001 after 1500 ms");
         let stranger = failover_check(
-            DrillKind::PauseMaster,
+            DrillKind::PauseMaster.expects_failover(),
             &e,
             FAULT_US,
             &["127.0.0.1:7002".into()],
         );
         assert!(!stranger.passed, "promoted a node that was not a replica");
-        let none = failover_check(DrillKind::Partition, &e[..5], FAULT_US, &[]);
+        let none = failover_check(
+            DrillKind::Partition.expects_failover(),
+            &e[..5],
+            FAULT_US,
+            &[],
+        );
         assert!(!none.passed);
         assert_eq!(none.detail, "no +switch-master");
     }
@@ -774,11 +782,16 @@ mod tests {
             DrillKind::RestartAll,
             DrillKind::PauseSentinel,
         ] {
-            let c = failover_check(kind, &e, FAULT_US, &["127.0.0.1:7001".into()]);
+            let c = failover_check(
+                kind.expects_failover(),
+                &e,
+                FAULT_US,
+                &["127.0.0.1:7001".into()],
+            );
             assert_eq!(c.name, "no failover happened");
             assert!(!c.passed, "{kind}");
             assert_eq!(c.detail, "unexpected +switch-master to 127.0.0.1:7001");
-            let before = failover_check(kind, &e, 12_000_000, &[]);
+            let before = failover_check(kind.expects_failover(), &e, 12_000_000, &[]);
             assert!(
                 before.passed,
                 "a switch before the fault is not this drill's"
@@ -790,15 +803,30 @@ mod tests {
     fn rejoin_is_judged_only_where_a_failover_was_expected() {
         let fx = Fixture::kill_master();
         assert_eq!(
-            rejoin_ms(DrillKind::KillMaster, &fx.samples, "master", FAULT_US),
+            rejoin_ms(
+                DrillKind::KillMaster.expects_failover(),
+                &fx.samples,
+                "master",
+                FAULT_US
+            ),
             Some(2500.0)
         );
         assert_eq!(
-            rejoin_ms(DrillKind::KillReplica, &fx.samples, "master", FAULT_US),
+            rejoin_ms(
+                DrillKind::KillReplica.expects_failover(),
+                &fx.samples,
+                "master",
+                FAULT_US
+            ),
             None
         );
         assert_eq!(
-            rejoin_ms(DrillKind::KillMaster, &fx.samples, "replica-1", FAULT_US),
+            rejoin_ms(
+                DrillKind::KillMaster.expects_failover(),
+                &fx.samples,
+                "replica-1",
+                FAULT_US
+            ),
             None
         );
         let late = Rejoin {
@@ -806,11 +834,11 @@ mod tests {
             rejoined: false,
             timeout: Duration::from_millis(1234),
         };
-        let c = rejoin_check(DrillKind::SentinelFailover, Some(&late)).unwrap();
+        let c = rejoin_check(DrillKind::SentinelFailover.expects_failover(), Some(&late)).unwrap();
         assert!(!c.passed);
         assert_eq!(c.detail, "master did not rejoin within 1234 ms");
-        assert!(rejoin_check(DrillKind::KillReplica, Some(&late)).is_none());
-        assert!(rejoin_check(DrillKind::KillMaster, None).is_none());
+        assert!(rejoin_check(DrillKind::KillReplica.expects_failover(), Some(&late)).is_none());
+        assert!(rejoin_check(DrillKind::KillMaster.expects_failover(), None).is_none());
     }
 
     #[test]

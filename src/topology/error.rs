@@ -105,6 +105,20 @@ pub enum TopologyError {
     /// The state file is unreadable.
     #[error("state file: {0}")]
     State(String),
+    /// An external topology could not be reached or read through its Sentinels, or the
+    /// harness was asked to start or stop one.
+    #[error("external topology: {0}")]
+    External(String),
+    /// A fault hook failed (non-zero exit, timeout) or did not have its effect.
+    #[error("hook {hook} for {node} failed: {detail}")]
+    Hook {
+        /// `kill`, `restore`, `partition`, `heal`.
+        hook: &'static str,
+        /// The node it aimed at.
+        node: String,
+        /// What happened (exit, output, or the effect that did not follow).
+        detail: String,
+    },
     /// File-system error.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -6,14 +6,19 @@
 //! - `backend`: the one interface every backend implements, and what each can do
 //!   ([`capabilities`]); [`process`] (local `redis-server` binaries on loopback) and
 //!   [`docker`] (containers on a private network, partitions) implement it.
+//!   `external` reaches a topology the harness did not start ([`Topology::attach`]).
+//! - [`auth`]: how to log in to data nodes and Sentinels.
+//! - [`keys`]: removing exactly the keys a run wrote.
 //! - `node`: what backends share about a node (config files, log tails, stop outcomes).
 //! - [`probe`]: readiness and live status over the Redis protocol (backend-independent).
 //! - [`state`]: the state file that lets another shell find a running topology.
 //! - `error`: [`TopologyError`].
 
+pub mod auth;
 mod backend;
 mod conf;
 mod error;
+pub mod keys;
 mod node;
 pub mod probe;
 pub mod spec;
@@ -25,7 +30,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::config::{BackendKind, HarnessConfig, PartitionDirection};
-pub use backend::{capabilities, docker, process, Capabilities};
+pub use auth::{Credentials, Login};
+pub use backend::external::HookRun;
+pub use backend::{capabilities, docker, external, process, refusal, Capabilities, FaultOp, Need};
 use backend::{Backend, Leftovers};
 pub use error::TopologyError;
 pub use node::StopOutcome;
@@ -51,6 +58,12 @@ pub struct ConnectionInfo {
     pub master_name: String,
     /// Password, when configured.
     pub password: Option<String>,
+    /// ACL user of the data nodes, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The Sentinels' password, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinel_password: Option<String>,
     /// The console's URL with its token, when a console runs with the topology.
     pub console: Option<String>,
 }
@@ -68,6 +81,8 @@ impl ConnectionInfo {
                 .collect(),
             master_name: state.master_name.clone(),
             password: state.password.clone(),
+            username: state.username.clone(),
+            sentinel_password: state.sentinel_password.clone(),
             console: state.console.as_ref().map(|c| c.url_with_token()),
         }
     }
@@ -120,8 +135,92 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// Starts the topology `cfg` describes and waits until it is ready, or attaches to
+    /// it when it is external ([`Topology::attach`]).
+    pub async fn open(cfg: &HarnessConfig) -> Result<Topology, TopologyError> {
+        if cfg.backend == BackendKind::External {
+            Self::attach(cfg).await
+        } else {
+            Self::up(cfg).await
+        }
+    }
+
+    /// Attaches to the external topology of `cfg` (`topology.external`): asks its
+    /// Sentinels for the master, the replicas and their settings, and returns a handle
+    /// whose `down` and drop leave every node running. The topology's counts, quorum and
+    /// Sentinel timings in [`Topology::config`] are the discovered ones. Read-only.
+    pub async fn attach(cfg: &HarnessConfig) -> Result<Topology, TopologyError> {
+        let Some(ext) = cfg.topology.external.clone() else {
+            return Err(TopologyError::External(
+                "no topology.external in the configuration".into(),
+            ));
+        };
+        let credentials = cfg.credentials();
+        let found = external::discover(&ext, &credentials).await?;
+        let dir = absolute(&cfg.topology_dir())?;
+        prepare_dir(&dir, &cfg.name)?;
+        let mut cfg = cfg.clone();
+        let t = &mut cfg.topology;
+        t.master_name = ext.master_name.clone();
+        t.replicas = found.replicas.len() as u32;
+        t.sentinels = found.sentinels.len() as u32;
+        t.quorum = found.quorum.min(t.sentinels);
+        cfg.sentinel.down_after_ms = found.down_after_ms;
+        cfg.sentinel.failover_timeout_ms = found.failover_timeout_ms;
+        cfg.sentinel.parallel_syncs = found.parallel_syncs;
+        cfg.password = ext.password.clone();
+        let record = |name: String, kind: NodeKind, (host, port): (String, u16)| NodeRecord {
+            spec: NodeSpec {
+                name,
+                kind,
+                host,
+                port,
+            },
+            pid: None,
+            dir: dir.clone(),
+            config_file: PathBuf::new(),
+            log_file: PathBuf::new(),
+            container: None,
+        };
+        let mut nodes = vec![record(
+            "master".into(),
+            NodeKind::Master,
+            found.master.clone(),
+        )];
+        for (i, r) in found.replicas.iter().enumerate() {
+            nodes.push(record(
+                format!("replica-{}", i + 1),
+                NodeKind::Replica,
+                r.clone(),
+            ));
+        }
+        for (i, s) in found.sentinels.iter().enumerate() {
+            nodes.push(record(
+                format!("sentinel-{}", i + 1),
+                NodeKind::Sentinel,
+                s.clone(),
+            ));
+        }
+        let version = master_version(&found.master, &credentials.data).await;
+        read_settings(&mut cfg, &found.master, &credentials.data).await;
+        let mut state = new_state(&cfg, format!("external, {version}"));
+        state.username = ext.username.clone();
+        state.sentinel_password = ext.sentinel_password.clone();
+        state.nodes = nodes;
+        Ok(Topology {
+            backend: Box::new(external::ExternalBackend::new(ext, credentials)),
+            cfg,
+            dir,
+            state,
+            detached: false,
+        })
+    }
+
     /// Starts the topology described by `cfg` and waits until it is ready.
     pub async fn up(cfg: &HarnessConfig) -> Result<Topology, TopologyError> {
+        if cfg.backend == BackendKind::External {
+            return Err(TopologyError::External(external::NOT_OURS.into()));
+        }
         let dir = absolute(&cfg.topology_dir())?;
         let mut backend = backend::for_config(cfg);
         let version = backend.preflight(cfg, &dir).await?;
@@ -227,7 +326,7 @@ impl Topology {
             .collect();
         probe::topology_status(
             &nodes,
-            self.cfg.password.as_deref(),
+            &self.state.credentials(),
             &self.cfg.topology.master_name,
         )
         .await
@@ -260,9 +359,18 @@ impl Topology {
 
     /// Stops every node (SIGTERM, then SIGKILL after [`DOWN_GRACE`]) and removes the
     /// state file; node directories (logs, data) stay for inspection until the next `up`.
+    /// An external topology is left running (an empty report).
     pub async fn down(mut self) -> Result<TeardownReport, TopologyError> {
         let started = Instant::now();
         self.detached = true;
+        if self.backend.kind() == BackendKind::External {
+            return Ok(TeardownReport {
+                nodes: Vec::new(),
+                ports_still_open: Vec::new(),
+                containers_left: Vec::new(),
+                elapsed_ms: 0,
+            });
+        }
         let outcomes = self.backend.stop(&self.state, DOWN_GRACE).await?;
         TopologyState::remove(&self.dir)?;
         Ok(teardown_report(self.backend.as_ref(), &self.state, outcomes, started).await)
@@ -285,10 +393,38 @@ impl Topology {
             .ok_or_else(|| TopologyError::UnknownNode(name.to_string()))
     }
 
-    /// Freezes node `name` (process: SIGSTOP; docker: `docker pause`) until
-    /// [`Topology::resume`].
-    pub async fn pause(&self, name: &str) -> Result<(), TopologyError> {
-        self.backend.pause(self.node(name)?).await
+    /// Freezes node `name` (process: SIGSTOP; docker: `docker pause`; external: `DEBUG
+    /// SLEEP` for `hold`, or `CLIENT PAUSE WRITE`) until [`Topology::resume`].
+    pub async fn pause(&self, name: &str, hold: Duration) -> Result<(), TopologyError> {
+        self.backend.pause(self.node(name)?, hold).await
+    }
+
+    /// How this topology's backend does `op` (`SIGKILL`, `hook kill`, `DEBUG SLEEP`...).
+    pub fn verb(&self, op: FaultOp) -> String {
+        self.backend.verb(op)
+    }
+
+    /// The fault hooks run since the last call (external topologies).
+    pub fn take_hook_runs(&self) -> Vec<HookRun> {
+        self.backend.hook_runs()
+    }
+
+    /// The command `hook` would run for node `name` (placeholders filled), when the
+    /// topology is external and the hook is configured: what a dry run shows.
+    pub fn hook_command(
+        &self,
+        hook: crate::config::Hook,
+        name: &str,
+        peers: &[String],
+    ) -> Option<String> {
+        let ext = self.cfg.topology.external.as_ref()?;
+        let b = external::ExternalBackend::new(ext.clone(), Credentials::default());
+        b.command(hook, &self.node(name).ok()?.spec, peers)
+    }
+
+    /// Whether the harness started this topology (and so may stop it).
+    pub fn is_external(&self) -> bool {
+        self.backend.kind() == BackendKind::External
     }
 
     /// Lets a paused node `name` go on (process: SIGCONT; docker: `docker unpause`).
@@ -334,11 +470,8 @@ impl Topology {
             self.state.write(&self.dir)?;
         }
         let record = self.state.nodes[i].clone();
-        let pw = if record.spec.kind == NodeKind::Sentinel {
-            None
-        } else {
-            self.cfg.password.as_deref()
-        };
+        let credentials = self.state.credentials();
+        let login = credentials.for_kind(record.spec.kind);
         let spec = &record.spec;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -348,7 +481,8 @@ impl Topology {
                     detail: report,
                 });
             }
-            if let Ok(mut c) = probe::connect(&spec.host, spec.port, pw, probe::PROBE_TIMEOUT).await
+            if let Ok(mut c) =
+                probe::connect(&spec.host, spec.port, login, probe::PROBE_TIMEOUT).await
             {
                 if redis::cmd("PING")
                     .query_async::<String>(&mut c)
@@ -413,6 +547,8 @@ fn new_state(cfg: &HarnessConfig, redis_version: String) -> TopologyState {
         backend: cfg.backend,
         master_name: cfg.topology.master_name.clone(),
         password: cfg.password.clone(),
+        username: None,
+        sentinel_password: None,
         redis_version,
         started_unix_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -424,6 +560,58 @@ fn new_state(cfg: &HarnessConfig, redis_version: String) -> TopologyState {
     }
 }
 
+/// The master's persistence and write-safety settings (`CONFIG GET`, read-only) into
+/// `cfg`; `appendfsync` becomes `unknown` where CONFIG is not allowed.
+async fn read_settings(cfg: &mut HarnessConfig, (host, port): &(String, u16), login: &Login) {
+    let got = async {
+        let mut c = probe::connect(host, *port, login, probe::PROBE_TIMEOUT)
+            .await
+            .ok()?;
+        let mut values = Vec::new();
+        for k in [
+            "appendonly",
+            "appendfsync",
+            "min-replicas-to-write",
+            "min-replicas-max-lag",
+        ] {
+            let v: Vec<String> = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg(k)
+                .query_async(&mut c)
+                .await
+                .ok()?;
+            values.push(v.get(1).cloned()?);
+        }
+        let [aof, fsync, min, lag]: [String; 4] = values.try_into().ok()?;
+        Some((aof, fsync, min, lag))
+    };
+    match got.await {
+        Some((aof, fsync, min, lag)) => {
+            cfg.persistence.aof = aof == "yes";
+            cfg.persistence.appendfsync = fsync;
+            cfg.replication.min_replicas_to_write = min.parse().unwrap_or(0);
+            cfg.replication.min_replicas_max_lag = lag.parse().unwrap_or(10);
+        }
+        None => cfg.persistence.appendfsync = "unknown (CONFIG GET refused)".into(),
+    }
+}
+
+/// `redis_version` of the master at `addr` (`redis ?` when it does not say).
+async fn master_version((host, port): &(String, u16), login: &Login) -> String {
+    let version = async {
+        let mut c = probe::connect(host, *port, login, probe::PROBE_TIMEOUT)
+            .await
+            .ok()?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut c)
+            .await
+            .ok()?;
+        probe::parse_info(&info).get("redis_version").cloned()
+    };
+    format!("redis {}", version.await.unwrap_or_else(|| "?".into()))
+}
+
 /// Live status of a topology known from its state file.
 pub async fn status_of(state: &TopologyState) -> StatusReport {
     let backend = backend::for_state(state);
@@ -432,8 +620,7 @@ pub async fn status_of(state: &TopologyState) -> StatusReport {
         .iter()
         .map(|n| (n.spec.clone(), backend.live_pid(n)))
         .collect();
-    let statuses =
-        probe::topology_status(&nodes, state.password.as_deref(), &state.master_name).await;
+    let statuses = probe::topology_status(&nodes, &state.credentials(), &state.master_name).await;
     let replicas = nodes
         .iter()
         .filter(|n| n.0.kind == NodeKind::Replica)

@@ -1,19 +1,20 @@
-//! SIGKILL one data node and restart it: `kill-master` (a failover must follow) and
+//! Kill one data node and restart it: `kill-master` (a failover must follow) and
 //! `kill-replica` (none may).
 
 use std::time::Duration;
 
-use super::{needs_replica, needs_sentinels, FaultCtx, Nodes, Step};
+use super::{how, needs, needs_replica, needs_sentinels, FaultCtx, Nodes, Step};
 use crate::config::HarnessConfig;
-use crate::topology::{NodeSpec, Topology};
+use crate::topology::{FaultOp, Need, NodeSpec, Topology};
 
-/// SIGKILL the master; once the Sentinels name a new one, restart it.
+/// Kill the master; once the Sentinels name a new one, restart it.
 pub(crate) struct KillMaster;
 
 impl super::Fault for KillMaster {
     fn supports(&self, cfg: &HarnessConfig) -> Result<(), String> {
         needs_sentinels(&cfg.topology)?;
-        needs_replica(&cfg.topology)
+        needs_replica(&cfg.topology)?;
+        needs(cfg, Need::KillRestart)
     }
 
     fn rejoin_target<'n>(&self, nodes: &'n Nodes) -> Option<&'n NodeSpec> {
@@ -23,7 +24,7 @@ impl super::Fault for KillMaster {
     fn inject<'a>(&'a self, topo: &'a mut Topology, cx: &'a mut FaultCtx) -> Step<'a> {
         Box::pin(async move {
             topo.kill("master").await?;
-            cx.act("fault", "SIGKILL master".into());
+            cx.act("fault", format!("{} master", topo.verb(FaultOp::Kill)));
             cx.observe_failover().await;
             Ok(())
         })
@@ -32,13 +33,28 @@ impl super::Fault for KillMaster {
     fn restore<'a>(&'a self, topo: &'a mut Topology, cx: &'a mut FaultCtx) -> Step<'a> {
         Box::pin(async move {
             topo.restart("master").await?;
-            cx.act("restore", "restarted the old master".into());
+            cx.act(
+                "restore",
+                format!("{}: the old master is back", topo.verb(FaultOp::Restart)),
+            );
             Ok(())
         })
     }
+
+    fn plan(&self, topo: &Topology, cx: &FaultCtx) -> Vec<String> {
+        vec![
+            how(topo, FaultOp::Kill, "master"),
+            format!(
+                "wait up to {} ms for the Sentinels to name a new master",
+                cx.timeout.as_millis()
+            ),
+            how(topo, FaultOp::Restart, "master"),
+            "wait for the old master to rejoin as a replica".into(),
+        ]
+    }
 }
 
-/// SIGKILL `replica-1` for longer than `down-after-milliseconds`, then restart it.
+/// Kill `replica-1` for longer than `down-after-milliseconds`, then restart it.
 pub(crate) struct KillReplica {
     down_for: Duration,
 }
@@ -54,7 +70,8 @@ impl KillReplica {
 
 impl super::Fault for KillReplica {
     fn supports(&self, cfg: &HarnessConfig) -> Result<(), String> {
-        needs_replica(&cfg.topology)
+        needs_replica(&cfg.topology)?;
+        needs(cfg, Need::KillRestart)
     }
 
     fn rejoin_target<'n>(&self, nodes: &'n Nodes) -> Option<&'n NodeSpec> {
@@ -64,7 +81,7 @@ impl super::Fault for KillReplica {
     fn inject<'a>(&'a self, topo: &'a mut Topology, cx: &'a mut FaultCtx) -> Step<'a> {
         Box::pin(async move {
             topo.kill("replica-1").await?;
-            cx.act("fault", "SIGKILL replica-1".into());
+            cx.act("fault", format!("{} replica-1", topo.verb(FaultOp::Kill)));
             tokio::time::sleep(self.down_for).await;
             Ok(())
         })
@@ -73,8 +90,20 @@ impl super::Fault for KillReplica {
     fn restore<'a>(&'a self, topo: &'a mut Topology, cx: &'a mut FaultCtx) -> Step<'a> {
         Box::pin(async move {
             topo.restart("replica-1").await?;
-            cx.act("restore", "restarted replica-1".into());
+            cx.act(
+                "restore",
+                format!("{} replica-1", topo.verb(FaultOp::Restart)),
+            );
             Ok(())
         })
+    }
+
+    fn plan(&self, topo: &Topology, _cx: &FaultCtx) -> Vec<String> {
+        vec![
+            how(topo, FaultOp::Kill, "replica-1"),
+            format!("keep it down {} ms", self.down_for.as_millis()),
+            how(topo, FaultOp::Restart, "replica-1"),
+            "wait for it to rejoin as a replica".into(),
+        ]
     }
 }

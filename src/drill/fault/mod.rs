@@ -22,8 +22,8 @@ use futures_util::future::BoxFuture;
 use super::clock::Clock;
 use super::judge::Action;
 use super::{wait, DrillError, DrillKind};
-use crate::config::{HarnessConfig, TopologySection};
-use crate::topology::{NodeSpec, Topology};
+use crate::config::{HarnessConfig, Hook, TopologySection};
+use crate::topology::{FaultOp, NodeSpec, Topology};
 
 /// The fault of `kind`, with its timing taken from `cfg`.
 pub(crate) fn fault_for(kind: DrillKind, cfg: &HarnessConfig) -> Box<dyn Fault> {
@@ -55,8 +55,48 @@ pub(crate) trait Fault: Send + Sync {
     /// Injects the fault and waits for what it should cause.
     fn inject<'a>(&'a self, topo: &'a mut Topology, cx: &'a mut FaultCtx) -> Step<'a>;
 
-    /// Undoes the fault (restarts, resumes, heals).
+    /// Undoes the fault (restarts, resumes, heals). Also called when a drill aborts
+    /// part-way through `inject`, so it must cope with a fault only partly injected.
     fn restore<'a>(&'a self, topo: &'a mut Topology, cx: &'a mut FaultCtx) -> Step<'a>;
+
+    /// Whether a failover must follow (the checks expect one); the kind's rule unless the
+    /// way the fault is injected says otherwise.
+    fn expects_failover(&self, kind: DrillKind) -> bool {
+        kind.expects_failover()
+    }
+
+    /// Checks on the live topology that the fault can be injected the way it will be
+    /// (e.g. that an external master allows `DEBUG SLEEP`); read-only. `Err(reason)`.
+    fn check<'a>(&'a self, _topo: &'a Topology) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// The steps it will take on `topo`, in words, hooks filled in (a dry run's plan).
+    fn plan(&self, topo: &Topology, cx: &FaultCtx) -> Vec<String>;
+}
+
+/// `Err` when the backend of `cfg` cannot do what `need` asks.
+pub(crate) fn needs(cfg: &HarnessConfig, need: crate::topology::Need) -> Result<(), String> {
+    match crate::topology::refusal(cfg, need) {
+        Some(reason) => Err(reason),
+        None => Ok(()),
+    }
+}
+
+/// How `topo` does `op` to node `name`, hook command included when there is one.
+pub(crate) fn how(topo: &Topology, op: FaultOp, name: &str) -> String {
+    let hook = match op {
+        FaultOp::Kill => Some(Hook::Kill),
+        FaultOp::Restart => Some(Hook::Restore),
+        FaultOp::Partition => Some(Hook::Partition),
+        FaultOp::Heal => Some(Hook::Heal),
+        FaultOp::Pause | FaultOp::Resume => None,
+    };
+    let addr = topo.node(name).map(|n| n.spec.addr()).unwrap_or_default();
+    match hook.and_then(|h| topo.hook_command(h, name, &[])) {
+        Some(cmd) => format!("{} {name} ({addr}): `{cmd}`", topo.verb(op)),
+        None => format!("{} {name} ({addr})", topo.verb(op)),
+    }
 }
 
 /// `Err` unless the topology has Sentinels.
@@ -103,6 +143,8 @@ pub(crate) struct FaultCtx {
     pub actions: Vec<Action>,
     /// Told about every action as it happens.
     pub watch: Option<std::sync::Arc<dyn super::Watch>>,
+    /// Whether `restore` has completed (an abort restores only when it has not).
+    pub restored: bool,
 }
 
 impl FaultCtx {
@@ -131,6 +173,7 @@ impl FaultCtx {
     ) -> Option<String> {
         wait::new_master(
             sentinels,
+            &self.cfg.credentials().sentinel,
             &self.cfg.topology.master_name,
             &self.old_master(),
             within,

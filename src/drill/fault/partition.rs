@@ -29,12 +29,7 @@ impl Partition {
 
 impl super::Fault for Partition {
     fn supports(&self, cfg: &HarnessConfig) -> Result<(), String> {
-        if !crate::topology::capabilities(cfg.backend).partition {
-            return Err(format!(
-                "partitions need the docker backend (network cuts between containers); the {} backend runs every node on one loopback",
-                cfg.backend
-            ));
-        }
+        super::needs(cfg, crate::topology::Need::Partition)?;
         if cfg.topology.sentinels == 0 || cfg.topology.replicas == 0 {
             return Err("it needs replicas and Sentinels to cut the master off from".into());
         }
@@ -66,6 +61,34 @@ impl super::Fault for Partition {
             tokio::time::sleep(self.hold).await;
             Ok(())
         })
+    }
+
+    fn plan(&self, topo: &Topology, cx: &FaultCtx) -> Vec<String> {
+        let peers: Vec<String> = cx
+            .nodes
+            .replicas
+            .iter()
+            .chain(cx.nodes.sentinels.iter())
+            .map(NodeSpec::addr)
+            .collect();
+        let cut = match topo.hook_command(crate::config::Hook::Partition, "master", &peers) {
+            Some(cmd) => format!("hook partition master: `{cmd}`"),
+            None => format!(
+                "partition ({}): cut the master off from {}",
+                self.direction,
+                peers.join(", ")
+            ),
+        };
+        vec![
+            cut,
+            format!(
+                "wait up to {} ms for the Sentinels to name a new master, then {} ms more",
+                cx.timeout.as_millis(),
+                self.hold.as_millis()
+            ),
+            super::how(topo, crate::topology::FaultOp::Heal, "master"),
+            "wait for the old master to rejoin as a replica".into(),
+        ]
     }
 
     fn restore<'a>(&'a self, topo: &'a mut Topology, cx: &'a mut FaultCtx) -> Step<'a> {

@@ -9,8 +9,22 @@ use crate::topology::Topology;
 pub(crate) struct RestartAll;
 
 impl super::Fault for RestartAll {
-    fn supports(&self, _cfg: &HarnessConfig) -> Result<(), String> {
-        Ok(())
+    fn supports(&self, cfg: &HarnessConfig) -> Result<(), String> {
+        super::needs(cfg, crate::topology::Need::KillRestart)
+    }
+
+    fn plan(&self, topo: &Topology, cx: &FaultCtx) -> Vec<String> {
+        let kill = cx
+            .nodes
+            .all
+            .iter()
+            .map(|n| super::how(topo, crate::topology::FaultOp::Kill, n));
+        let restart = cx
+            .nodes
+            .all
+            .iter()
+            .map(|n| super::how(topo, crate::topology::FaultOp::Restart, n));
+        kill.chain(restart).collect()
     }
 
     fn inject<'a>(&'a self, topo: &'a mut Topology, cx: &'a mut FaultCtx) -> Step<'a> {
@@ -18,7 +32,14 @@ impl super::Fault for RestartAll {
             for n in &cx.nodes.all {
                 topo.kill(n).await?;
             }
-            cx.act("fault", format!("SIGKILL all {} nodes", cx.nodes.all.len()));
+            cx.act(
+                "fault",
+                format!(
+                    "{} all {} nodes",
+                    topo.verb(crate::topology::FaultOp::Kill),
+                    cx.nodes.all.len()
+                ),
+            );
             Ok(())
         })
     }

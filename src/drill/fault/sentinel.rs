@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use super::{needs_replica, needs_sentinels, FaultCtx, Nodes, Step};
+use super::{how, needs, needs_replica, needs_sentinels, FaultCtx, Nodes, Step};
 use crate::config::HarnessConfig;
 use crate::drill::DrillError;
-use crate::topology::{probe, NodeSpec, Topology};
+use crate::topology::{probe, FaultOp, Need, NodeSpec, Topology};
 
 /// `SENTINEL FAILOVER` on the first Sentinel; nothing to restore.
 pub(crate) struct SentinelFailover;
@@ -26,7 +26,8 @@ impl super::Fault for SentinelFailover {
         Box::pin(async move {
             let s0 = cx.nodes.sentinels[0].clone();
             let master_name = cx.cfg.topology.master_name.clone();
-            let mut c = probe::connect(&s0.host, s0.port, None, Duration::from_secs(2))
+            let login = cx.cfg.credentials().sentinel;
+            let mut c = probe::connect(&s0.host, s0.port, &login, Duration::from_secs(2))
                 .await
                 .map_err(|source| DrillError::Sentinel {
                     sentinel: s0.name.clone(),
@@ -55,6 +56,23 @@ impl super::Fault for SentinelFailover {
     fn restore<'a>(&'a self, _topo: &'a mut Topology, _cx: &'a mut FaultCtx) -> Step<'a> {
         Box::pin(async { Ok(()) })
     }
+
+    fn plan(&self, _topo: &Topology, cx: &FaultCtx) -> Vec<String> {
+        let s0 = &cx.nodes.sentinels[0];
+        vec![
+            format!(
+                "SENTINEL FAILOVER {} on {} ({})",
+                cx.cfg.topology.master_name,
+                s0.name,
+                s0.addr()
+            ),
+            format!(
+                "wait up to {} ms for the Sentinels to name a new master",
+                cx.timeout.as_millis()
+            ),
+            "wait for the old master to rejoin as a replica".into(),
+        ]
+    }
 }
 
 /// SIGKILL `sentinels - quorum + 1` Sentinels, then the master; watch the rest for
@@ -79,7 +97,33 @@ impl KillSentinels {
 
 impl super::Fault for KillSentinels {
     fn supports(&self, cfg: &HarnessConfig) -> Result<(), String> {
-        needs_sentinels(&cfg.topology)
+        needs_sentinels(&cfg.topology)?;
+        needs(cfg, Need::KillRestart)
+    }
+
+    fn plan(&self, topo: &Topology, cx: &FaultCtx) -> Vec<String> {
+        let k = Self::victims(&cx.cfg);
+        let mut steps: Vec<String> = cx
+            .nodes
+            .sentinels
+            .iter()
+            .take(k)
+            .map(|s| how(topo, FaultOp::Kill, &s.name))
+            .collect();
+        steps.push(how(topo, FaultOp::Kill, "master"));
+        steps.push(format!(
+            "watch the remaining Sentinels for {} ms: none may fail over",
+            self.watch_for.as_millis()
+        ));
+        steps.push(how(topo, FaultOp::Restart, "master"));
+        steps.extend(
+            cx.nodes
+                .sentinels
+                .iter()
+                .take(k)
+                .map(|s| how(topo, FaultOp::Restart, &s.name)),
+        );
+        steps
     }
 
     fn inject<'a>(&'a self, topo: &'a mut Topology, cx: &'a mut FaultCtx) -> Step<'a> {
@@ -92,7 +136,8 @@ impl super::Fault for KillSentinels {
             cx.act(
                 "fault",
                 format!(
-                    "SIGKILL {k} of {} Sentinels (quorum {}), then the master",
+                    "{} {k} of {} Sentinels (quorum {}), then the master",
+                    topo.verb(FaultOp::Kill),
                     cx.nodes.sentinels.len(),
                     cx.cfg.topology.quorum
                 ),

@@ -7,11 +7,14 @@
 //!
 //! - [`process`]: local `redis-server` processes on loopback.
 //! - [`docker`]: containers on a private network per topology.
+//! - [`external`]: a topology the harness did not start, reached through its Sentinels;
+//!   faults through the protocol or the user's hooks.
 //!
-//! A new backend is a module implementing `Backend` plus one arm in `construct` and
-//! one in [`capabilities`].
+//! A new backend is a module implementing `Backend` plus one arm in `construct`, one in
+//! [`capabilities`] and one in [`refusal`].
 
 pub mod docker;
+pub mod external;
 pub mod process;
 
 use std::path::Path;
@@ -40,12 +43,66 @@ pub struct Capabilities {
     pub partition: bool,
 }
 
-/// What `kind` can do, without starting anything.
-pub fn capabilities(kind: BackendKind) -> Capabilities {
-    match kind {
+/// What the backend of `cfg` can do, without starting or contacting anything.
+pub fn capabilities(cfg: &HarnessConfig) -> Capabilities {
+    match cfg.backend {
         BackendKind::Process => process::CAPABILITIES,
         BackendKind::Docker => docker::CAPABILITIES,
+        BackendKind::External => match &cfg.topology.external {
+            Some(ext) => external::capabilities(ext),
+            None => Capabilities {
+                kill_restart: false,
+                pause: false,
+                partition: false,
+            },
+        },
     }
+}
+
+/// What a fault needs from the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Kill a node and start it again.
+    KillRestart,
+    /// Freeze a data node.
+    Pause,
+    /// Freeze a Sentinel.
+    PauseSentinel,
+    /// Cut a node off from its peers.
+    Partition,
+}
+
+/// Why the backend of `cfg` cannot do what `need` asks (`None`: it can), without starting
+/// or contacting anything.
+pub fn refusal(cfg: &HarnessConfig, need: Need) -> Option<String> {
+    match (cfg.backend, need) {
+        (BackendKind::External, _) => match &cfg.topology.external {
+            Some(ext) => external::refusal(ext, need),
+            None => Some("backend external needs topology.external".into()),
+        },
+        (BackendKind::Process, Need::Partition) => Some(format!(
+            "partitions need the docker backend (network cuts between containers); the {} backend runs every node on one loopback",
+            cfg.backend
+        )),
+        _ => None,
+    }
+}
+
+/// A fault operation, to say how a backend does it ([`Backend::verb`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultOp {
+    /// Kill without grace.
+    Kill,
+    /// Start a killed node again.
+    Restart,
+    /// Freeze.
+    Pause,
+    /// Let a frozen node go on.
+    Resume,
+    /// Cut off.
+    Partition,
+    /// Undo a cut.
+    Heal,
 }
 
 /// What a teardown left behind (both should be empty).
@@ -68,9 +125,16 @@ pub(crate) enum Origin<'a> {
 
 /// The backend for `kind`. Cheap: nothing is contacted until it is used.
 fn construct(kind: BackendKind, origin: Origin<'_>) -> Box<dyn Backend> {
-    match kind {
-        BackendKind::Process => Box::new(process::ProcessBackend::new(origin)),
-        BackendKind::Docker => Box::new(docker::DockerBackend::new(origin)),
+    match (kind, origin) {
+        (BackendKind::Process, _) => Box::new(process::ProcessBackend::new(origin)),
+        (BackendKind::Docker, _) => Box::new(docker::DockerBackend::new(origin)),
+        (BackendKind::External, Origin::Config(cfg)) => {
+            Box::new(external::ExternalBackend::for_config(cfg))
+        }
+        (BackendKind::External, Origin::State(state)) => Box::new(external::ExternalBackend::new(
+            Default::default(),
+            state.credentials(),
+        )),
     }
 }
 
@@ -95,8 +159,24 @@ pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
     fn kind(&self) -> BackendKind;
 
     /// What it can do.
-    fn capabilities(&self) -> Capabilities {
-        capabilities(self.kind())
+    fn capabilities(&self) -> Capabilities;
+
+    /// How it does `op`, as the drill's timeline says it (`SIGKILL`, `hook kill`, ...).
+    fn verb(&self, op: FaultOp) -> String {
+        match op {
+            FaultOp::Kill => "SIGKILL",
+            FaultOp::Restart => "restarted",
+            FaultOp::Pause => "SIGSTOP",
+            FaultOp::Resume => "SIGCONT",
+            FaultOp::Partition => "partition",
+            FaultOp::Heal => "healed",
+        }
+        .into()
+    }
+
+    /// The hooks run since the last call, in order (external backend).
+    fn hook_runs(&self) -> Vec<external::HookRun> {
+        Vec::new()
     }
 
     /// Checks everything needed to start in `dir` (binary, engine, image, leftovers of an
@@ -160,8 +240,13 @@ pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
         unsupported("restarting a node", self.kind())
     }
 
-    /// Freezes the node.
-    fn pause<'a>(&'a self, _record: &'a NodeRecord) -> BoxFuture<'a, Result<(), TopologyError>> {
+    /// Freezes the node; `hold` is how long the drill means to keep it frozen (a backend
+    /// that cannot freeze indefinitely freezes it that long).
+    fn pause<'a>(
+        &'a self,
+        _record: &'a NodeRecord,
+        _hold: Duration,
+    ) -> BoxFuture<'a, Result<(), TopologyError>> {
         unsupported("pausing a node", self.kind())
     }
 
@@ -223,8 +308,10 @@ mod tests {
 
     #[test]
     fn only_docker_partitions_and_both_pause() {
-        let p = capabilities(BackendKind::Process);
-        let d = capabilities(BackendKind::Docker);
+        let mut cfg = HarnessConfig::default();
+        let p = capabilities(&cfg);
+        cfg.backend = BackendKind::Docker;
+        let d = capabilities(&cfg);
         assert!(p.pause && p.kill_restart && !p.partition);
         assert!(d.pause && d.kill_restart && d.partition);
     }

@@ -285,6 +285,10 @@ impl super::Backend for ProcessBackend {
         BackendKind::Process
     }
 
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
     fn preflight<'a>(
         &'a mut self,
         _cfg: &'a HarnessConfig,
@@ -352,7 +356,11 @@ impl super::Backend for ProcessBackend {
         })
     }
 
-    fn pause<'a>(&'a self, record: &'a NodeRecord) -> BoxFuture<'a, Result<(), TopologyError>> {
+    fn pause<'a>(
+        &'a self,
+        record: &'a NodeRecord,
+        _hold: Duration,
+    ) -> BoxFuture<'a, Result<(), TopologyError>> {
         let r = self.signal(record, libc::SIGSTOP);
         Box::pin(async move { r })
     }
@@ -483,6 +491,8 @@ mod tests {
             backend: BackendKind::Process,
             master_name: "m".into(),
             password: None,
+            username: None,
+            sentinel_password: None,
             redis_version: String::new(),
             started_unix_ms: 0,
             nodes: vec![record.clone()],
@@ -490,7 +500,7 @@ mod tests {
             console: None,
         }));
         for e in [
-            b.pause(&record).await.unwrap_err(),
+            b.pause(&record, Duration::ZERO).await.unwrap_err(),
             b.resume(&record).await.unwrap_err(),
         ] {
             assert_eq!(e.to_string(), "node replica-1 is not running");

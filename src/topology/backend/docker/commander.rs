@@ -328,6 +328,8 @@ mod tests {
             backend: BackendKind::Docker,
             master_name: "mymaster".into(),
             password: Some("s3cret".into()),
+            username: None,
+            sentinel_password: None,
             redis_version: String::new(),
             started_unix_ms: 0,
             nodes: vec![

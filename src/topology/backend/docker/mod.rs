@@ -148,6 +148,10 @@ impl super::Backend for DockerBackend {
         BackendKind::Docker
     }
 
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
     fn preflight<'a>(
         &'a mut self,
         cfg: &'a HarnessConfig,
@@ -285,7 +289,11 @@ impl super::Backend for DockerBackend {
         })
     }
 
-    fn pause<'a>(&'a self, record: &'a NodeRecord) -> BoxFuture<'a, Result<(), TopologyError>> {
+    fn pause<'a>(
+        &'a self,
+        record: &'a NodeRecord,
+        _hold: Duration,
+    ) -> BoxFuture<'a, Result<(), TopologyError>> {
         Box::pin(async move { pause(self.engine()?, record, true).await })
     }
 
