@@ -72,7 +72,12 @@ impl ApiServer {
     /// Starts the API on a free loopback port against `topo`'s Sentinels (or its master
     /// when it has none), generating `members` members into a fresh database, and waits
     /// until it listens (the cache warm-up of the critical routes is done by then).
-    pub(crate) async fn start(topo: &Topology, members: u64) -> Result<Self, StackError> {
+    /// `key_prefix`: the prefix of every key the API writes (default `membership:`).
+    pub(crate) async fn start(
+        topo: &Topology,
+        members: u64,
+        key_prefix: Option<&str>,
+    ) -> Result<Self, StackError> {
         let vars: HashMap<&str, String> = [
             (
                 "DATABASE_URL",
@@ -87,7 +92,10 @@ impl ApiServer {
         .collect();
         let mut api_cfg = membership::ApiConfig::from_lookup(|k| vars.get(k).cloned())?;
         api_cfg.redis = redis_target(topo.state());
-        api_cfg.redis_password = topo.config().password.clone();
+        api_cfg.redis_password = topo.state().credentials().data.password;
+        if let Some(p) = key_prefix {
+            api_cfg.key_prefix = p.to_string();
+        }
         let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
         let (stop, mut stop_rx) = watch::channel(false);
         let task = tokio::spawn(membership::serve(

@@ -8,6 +8,18 @@ use crate::topology::{self, state::TopologyState};
 
 /// Stops the configured topology, or every topology under the run directory.
 pub(super) async fn run(cfg: HarnessConfig, args: DownArgs) -> anyhow::Result<ExitCode> {
+    if cfg.backend == crate::config::BackendKind::External && !args.all {
+        eprintln!(
+            "topology '{}' is external (topology.external): {}; nothing was stopped",
+            cfg.topology
+                .external
+                .as_ref()
+                .map(|e| e.master_name.as_str())
+                .unwrap_or("?"),
+            crate::topology::external::NOT_OURS
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let dirs: Vec<(String, std::path::PathBuf)> = if args.all {
         let mut found = Vec::new();
         if let Ok(entries) = std::fs::read_dir(&cfg.run_dir) {

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::{DrillArgs, EXIT_CHECK_FAILED};
-use crate::config::HarnessConfig;
-use crate::drill::{self, report, Rng};
+use super::{DrillArgs, EXIT_ABORTED, EXIT_CHECK_FAILED, EXIT_PREFLIGHT};
+use crate::config::{BackendKind, HarnessConfig};
+use crate::drill::{self, report, DrillError, Rng};
 
 /// Runs the drill `--repeat` times, prints the table, writes the files, gates.
 pub(super) async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Result<ExitCode> {
@@ -32,6 +32,21 @@ pub(super) async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Resu
     cfg.validate()
         .map_err(|p| anyhow::anyhow!("invalid settings:\n  - {}", p.join("\n  - ")))?;
     drill::check_supported(&cfg, args.kind)?;
+    if args.dry_run {
+        let plan = drill::plan(&cfg, args.kind).await?;
+        print!("{}", report::plan_text(&plan));
+        return Ok(if plan.ready() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_PREFLIGHT)
+        });
+    }
+    super::confirmed(
+        &cfg,
+        &format!("drill {}", args.kind),
+        args.confirm.as_deref(),
+    )?;
+    let external = cfg.backend == BackendKind::External;
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -47,10 +62,44 @@ pub(super) async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Resu
             "[{i}/{}] drill {} (seed {seed}) ...",
             args.repeat, args.kind
         );
-        let run = tokio::select! {
-            r = drill::run_once_watched(&cfg, args.kind, i, &mut rng, args.history, watch.clone()) => r.with_context(|| format!("drill {} run {i}", args.kind))?,
-            _ = super::up::shutdown_signal() => anyhow::bail!("interrupted; the drill's topology was torn down"),
+        let result = if external {
+            // Not ours to tear down: Ctrl-C restores the fault, then the run ends.
+            let stop = Some(super::signal::subscribe());
+            drill::run_once_watched(
+                &cfg,
+                args.kind,
+                i,
+                &mut rng,
+                args.history,
+                watch.clone(),
+                stop,
+            )
+            .await
+        } else {
+            tokio::select! {
+                r = drill::run_once_watched(&cfg, args.kind, i, &mut rng, args.history, watch.clone(), None) => r,
+                _ = super::up::shutdown_signal() => anyhow::bail!("interrupted; the drill's topology was torn down"),
+            }
         };
+        let run = match result {
+            Ok(run) => run,
+            Err(DrillError::Preflight { checks }) => {
+                eprint!("{}", report::checks_text("preflight", &checks));
+                eprintln!(
+                    "drill {} run {i}: the preflight failed; nothing was touched",
+                    args.kind
+                );
+                super::console::stop(console).await;
+                return Ok(ExitCode::from(EXIT_PREFLIGHT));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("drill {} run {i}", args.kind));
+            }
+        };
+        if let Some(c) = &run.cleanup {
+            eprintln!("[{i}/{}] {}", args.repeat, c.summary());
+        }
+        let aborted = run.aborted.clone();
         let ms = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());
         eprintln!(
             "[{i}/{}] {}: promotion {} ms",
@@ -68,6 +117,13 @@ pub(super) async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Resu
             );
         }
         runs.push(run);
+        if let Some(reason) = aborted {
+            eprintln!(
+                "[{i}/{}] ABORTED: {reason}; the fault was restored",
+                args.repeat
+            );
+            break;
+        }
     }
     super::console::stop(console).await;
     let rep = report::build(&cfg, args.kind, runs);
@@ -81,6 +137,15 @@ pub(super) async fn run(mut cfg: HarnessConfig, args: DrillArgs) -> anyhow::Resu
         crate::gate::junit(&crate::gate::drill_verdicts(&rep))
     })?;
     let failures = report::failures(&rep);
+    if rep.runs.iter().any(|r| r.aborted.is_some()) {
+        for f in &failures {
+            eprintln!("FAILED {f}");
+        }
+        if super::signal::received() {
+            anyhow::bail!("interrupted; the fault was restored and the run's keys removed");
+        }
+        return Ok(ExitCode::from(EXIT_ABORTED));
+    }
     if failures.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {

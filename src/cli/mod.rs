@@ -27,6 +27,10 @@ use crate::config::{BackendKind, HarnessConfig};
 pub(crate) const EXIT_UNHEALTHY: u8 = 3;
 /// Exit code when a drill check, a drill gate or a load target failed.
 pub(crate) const EXIT_CHECK_FAILED: u8 = 4;
+/// Exit code when a drill was aborted (an abort condition, Ctrl-C) and its fault restored.
+pub(crate) const EXIT_ABORTED: u8 = 5;
+/// Exit code when the preflight (steady-state) check failed and nothing was touched.
+pub(crate) const EXIT_PREFLIGHT: u8 = 6;
 
 /// redis-harness: bring up a Redis Sentinel topology and measure it honestly.
 #[derive(Debug, Parser)]
@@ -188,9 +192,41 @@ pub struct DrillArgs {
     /// your own as NAME=COMMAND.
     #[arg(long, value_name = "MODEL|NAME=COMMAND", value_parser = crate::drill::clients::ClientSpec::parse_arg)]
     pub client: Vec<crate::drill::clients::ClientSpec>,
+    /// Print the plan (preflight, fault steps with hooks filled in, timings, key prefix)
+    /// and touch nothing (external topologies).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Go ahead with a fault on an external topology: its master name, as a typed
+    /// confirmation.
+    #[arg(long, value_name = "MASTER_NAME")]
+    pub confirm: Option<String>,
     /// The web console beside the drill.
     #[command(flatten)]
     pub console: ConsoleFlags,
+}
+
+/// Refuses a fault on an external topology unless `confirm` names its master.
+pub(crate) fn confirmed(
+    cfg: &HarnessConfig,
+    what: &str,
+    confirm: Option<&str>,
+) -> anyhow::Result<()> {
+    let Some(ext) = cfg.topology.external.as_ref() else {
+        return Ok(());
+    };
+    match confirm {
+        Some(c) if c == ext.master_name => Ok(()),
+        Some(c) => anyhow::bail!(
+            "--confirm {c:?} does not match the master name {:?} of the external topology; nothing was touched",
+            ext.master_name
+        ),
+        None => anyhow::bail!(
+            "{what} would inject a fault into the external topology '{}' (Sentinels {}); run with --dry-run to see the plan, then with --confirm {} to go ahead. Nothing was touched",
+            ext.master_name,
+            ext.sentinels.join(", "),
+            ext.master_name
+        ),
+    }
 }
 
 /// Sizes and outputs shared by `verify` and `load`.
@@ -249,6 +285,9 @@ pub struct VerifyArgs {
     /// Seconds into the measured load when the master is killed (overrides the profile).
     #[arg(long)]
     pub fault_at: Option<u64>,
+    /// Go ahead with the kill-master fault on an external topology: its master name.
+    #[arg(long, value_name = "MASTER_NAME")]
+    pub confirm: Option<String>,
     /// The web console beside the run.
     #[command(flatten)]
     pub console: ConsoleFlags,

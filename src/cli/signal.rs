@@ -29,6 +29,16 @@ pub(super) fn install() {
     sender();
 }
 
+/// A receiver that turns true on Ctrl-C, SIGTERM or SIGHUP.
+pub(super) fn subscribe() -> watch::Receiver<bool> {
+    sender().subscribe()
+}
+
+/// Whether Ctrl-C, SIGTERM or SIGHUP arrived.
+pub(super) fn received() -> bool {
+    *sender().borrow()
+}
+
 /// Resolves on Ctrl-C, SIGTERM or SIGHUP (immediately if one already arrived).
 pub(super) async fn shutdown_signal() {
     let mut rx = sender().subscribe();

@@ -8,12 +8,17 @@ use crate::topology::{self, state::TopologyState, TopologyError};
 
 /// Prints live status; exits 0 when healthy, [`EXIT_UNHEALTHY`] when not.
 pub(super) async fn run(cfg: HarnessConfig, args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let dir = cfg.topology_dir();
-    let state = TopologyState::read(&dir)?.ok_or_else(|| TopologyError::NotUp {
-        name: cfg.name.clone(),
-        dir: dir.clone(),
-    })?;
-    let status = topology::status_of(&state).await;
+    let status = if cfg.backend == crate::config::BackendKind::External {
+        // Read-only: the nodes the Sentinels name, probed under the same health rules.
+        topology::Topology::attach(&cfg).await?.status().await
+    } else {
+        let dir = cfg.topology_dir();
+        let state = TopologyState::read(&dir)?.ok_or_else(|| TopologyError::NotUp {
+            name: cfg.name.clone(),
+            dir: dir.clone(),
+        })?;
+        topology::status_of(&state).await
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {

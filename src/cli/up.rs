@@ -10,8 +10,17 @@ use crate::topology::Topology;
 
 /// Starts the topology; detaches it, or holds it until Ctrl-C with `--foreground`.
 pub(super) async fn run(mut cfg: HarnessConfig, args: UpArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        cfg.backend != crate::config::BackendKind::External || args.backend.is_some(),
+        "topology '{}' is external (topology.external): {}; `status` shows it, `drill`, `load` and `verify` work on it",
+        cfg.topology.external.as_ref().map(|e| e.master_name.as_str()).unwrap_or("?"),
+        crate::topology::external::NOT_OURS
+    );
     if let Some(b) = args.backend {
         cfg.backend = b.into();
+        if cfg.backend != crate::config::BackendKind::External {
+            cfg.topology.external = None;
+        }
     }
     anyhow::ensure!(
         !args.console.console || args.foreground,

@@ -52,6 +52,7 @@ fn options(args: &RunArgs, default_targets: bool) -> anyhow::Result<Options> {
         host: None,
         members: args.members,
         watch: None,
+        stop: None,
     })
 }
 
@@ -69,10 +70,22 @@ async fn execute(
     };
     opts.watch = super::console::watcher(&console);
     let progress = Progress::new();
-    // Ctrl-C drops the pipeline, which stops the API and kills every node it started.
-    let mut rep = tokio::select! {
-        r = verify::run(&cfg, &opts, &progress) => r?,
-        _ = super::up::shutdown_signal() => anyhow::bail!("interrupted; everything started was stopped"),
+    let mut rep = if cfg.backend == crate::config::BackendKind::External {
+        // A topology the harness did not start cannot be torn down: Ctrl-C makes the
+        // drill restore its fault at once, and the run ends with its keys removed.
+        opts.stop = Some(super::signal::subscribe());
+        let rep = verify::run(&cfg, &opts, &progress).await?;
+        anyhow::ensure!(
+            !super::signal::received(),
+            "interrupted; the fault was restored and the run's keys removed"
+        );
+        rep
+    } else {
+        // Ctrl-C drops the pipeline, which stops the API and kills every node it started.
+        tokio::select! {
+            r = verify::run(&cfg, &opts, &progress) => r?,
+            _ = super::up::shutdown_signal() => anyhow::bail!("interrupted; everything started was stopped"),
+        }
     };
     super::console::stop(console).await;
     let files = report::write_all(&mut rep, out)
@@ -93,6 +106,13 @@ pub(super) async fn run_verify(cfg: HarnessConfig, args: VerifyArgs) -> anyhow::
     let mut opts = options(&args.run, true)?;
     if let Some(f) = args.fault_at {
         opts.profile.fault_at_s = Some(f);
+    }
+    if opts.profile.fault_at_s.is_some() {
+        super::confirmed(
+            &cfg,
+            "verify (kill-master under load)",
+            args.confirm.as_deref(),
+        )?;
     }
     execute(cfg, opts, &args.run.out, Some(&args.console)).await
 }

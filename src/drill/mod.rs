@@ -11,6 +11,7 @@
 //! - `fault`: one type per fault: what it supports, how it injects and restores.
 //! - [`clients`]: the client models and external clients, with their workloads.
 //! - `api_load`: the optional HTTP load on the membership API.
+//! - `preflight`: the steady-state check before a fault.
 //! - `observe`: ROLE polling and Sentinel events.
 //! - [`history`]: operations, the final read, and the checker.
 //! - `judge`: figures, checks and the timeline from what was recorded (pure).
@@ -28,6 +29,7 @@ pub mod history;
 mod judge;
 mod kind;
 pub(crate) mod observe;
+mod preflight;
 pub(crate) mod report;
 mod wait;
 
@@ -37,8 +39,9 @@ use std::time::Duration;
 use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::config::HarnessConfig;
-use crate::topology::{NodeKind, NodeSpec, Topology, TopologyError};
+use crate::config::{AbortSection, HarnessConfig};
+use crate::topology::keys::Cleanup;
+use crate::topology::{HookRun, NodeKind, NodeSpec, Topology, TopologyError};
 use clients::ClientSpec;
 use clock::Clock;
 use fault::{fault_for, Fault, FaultCtx, Nodes};
@@ -77,6 +80,12 @@ pub enum DrillError {
     /// A client could not be started, or was not running when the fault was due.
     #[error(transparent)]
     Client(#[from] clients::ClientError),
+    /// The steady-state check before the fault failed; nothing was touched.
+    #[error("preflight failed, nothing was touched:\n  - {}", .checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.detail)).collect::<Vec<_>>().join("\n  - "))]
+    Preflight {
+        /// Every check, passed or not.
+        checks: Vec<Check>,
+    },
     /// The topology failed.
     #[error(transparent)]
     Topology(#[from] TopologyError),
@@ -175,6 +184,31 @@ pub struct DrillRun {
     /// With `--api`: the API's requests through the drill.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api: Option<ApiReport>,
+    /// The run's id.
+    #[serde(default)]
+    pub run_id: String,
+    /// Every key the run wrote started with this.
+    #[serde(default)]
+    pub key_prefix: String,
+    /// The steady-state checks before the fault (all passed, or the run would not be).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preflight: Vec<Check>,
+    /// Why the fault was restored early, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<String>,
+    /// The run's keys, removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<Cleanup>,
+    /// The fault hooks run (external topologies), output included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookRun>,
+    /// The topology drilled, when the harness did not start it: how it was reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The settings as found on an external topology (the report's setup comes from
+    /// them); not serialised.
+    #[serde(skip)]
+    pub(crate) found: Option<Box<HarnessConfig>>,
     /// When the fault was injected (to place it on other timelines; not serialised).
     #[serde(skip)]
     pub fault_instant: Option<std::time::Instant>,
@@ -225,7 +259,8 @@ pub trait Watch: Send + Sync + std::fmt::Debug {
     fn finished(&self, run: &DrillRun);
 }
 
-/// Runs one drill on a fresh topology and tears it down.
+/// Runs one drill on a fresh topology (or the external one) and tears it down (an
+/// external topology is left running, its drill keys removed).
 pub async fn run_once(
     cfg: &HarnessConfig,
     kind: DrillKind,
@@ -233,10 +268,11 @@ pub async fn run_once(
     rng: &mut Rng,
     keep_history: bool,
 ) -> Result<DrillRun, DrillError> {
-    run_once_watched(cfg, kind, run, rng, keep_history, None).await
+    run_once_watched(cfg, kind, run, rng, keep_history, None, None).await
 }
 
-/// [`run_once`], told to `watch` as it goes.
+/// [`run_once`], told to `watch` as it goes; `stop` turning true (Ctrl-C) restores the
+/// fault at once and ends the run as aborted.
 pub async fn run_once_watched(
     cfg: &HarnessConfig,
     kind: DrillKind,
@@ -244,12 +280,13 @@ pub async fn run_once_watched(
     rng: &mut Rng,
     keep_history: bool,
     watch: Option<Arc<dyn Watch>>,
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> Result<DrillRun, DrillError> {
     check_supported(cfg, kind)?;
     let mut cfg = cfg.clone();
     cfg.name = format!("{}-{kind}-{run}", cfg.name);
     let delay = cfg.drill.pre_fault_ms + rng.up_to(cfg.drill.fault_window_ms);
-    let mut topo = Topology::up(&cfg).await?;
+    let mut topo = Topology::open(&cfg).await?;
     let result = run_on(
         &mut topo,
         kind,
@@ -257,6 +294,7 @@ pub async fn run_once_watched(
         Duration::from_millis(delay),
         keep_history,
         watch,
+        stop,
     )
     .await;
     let down = topo.down().await;
@@ -294,9 +332,218 @@ fn nodes_of(topo: &Topology) -> Nodes {
     }
 }
 
+/// A fresh run id: every key of the run is under `<key_prefix>drill:<run-id>:`.
+fn new_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}{:04x}", nanos / 1000, std::process::id() & 0xffff)
+}
+
+/// The key prefix of run `run_id`.
+pub fn run_prefix(cfg: &HarnessConfig, run_id: &str) -> String {
+    format!("{}drill:{run_id}:", cfg.key_prefix)
+}
+
+/// What a drill would do, without doing it (`drill --dry-run`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Drill kind.
+    pub kind: DrillKind,
+    /// The topology: backend, Sentinels and master name.
+    pub target: String,
+    /// Every node found: name, role, address, and what `{node}` is for its hooks.
+    pub nodes: Vec<[String; 4]>,
+    /// The steady-state checks as they stand now.
+    pub preflight: Vec<Check>,
+    /// The fault's steps, hooks filled in.
+    pub steps: Vec<String>,
+    /// Timings and abort conditions.
+    pub timings: Vec<String>,
+    /// The clients that would write.
+    pub clients: Vec<String>,
+    /// The prefix every key of the run would start with (`<run-id>` is new per run).
+    pub key_prefix: String,
+}
+
+impl Plan {
+    /// Whether the preflight passes as things stand.
+    pub fn ready(&self) -> bool {
+        self.preflight.iter().all(|c| c.passed)
+    }
+}
+
+/// Plans `kind` on the topology of `cfg` without touching it: attaches (read-only), runs
+/// the preflight checks and describes the fault. Only for external topologies (a drill on
+/// a topology the harness starts touches nothing else).
+pub async fn plan(cfg: &HarnessConfig, kind: DrillKind) -> Result<Plan, DrillError> {
+    check_supported(cfg, kind)?;
+    if cfg.backend != crate::config::BackendKind::External {
+        return Err(DrillError::Unsupported {
+            kind,
+            reason: format!(
+                "--dry-run previews a drill on an external topology (topology.external); on the {} backend the drill starts its own topology and touches nothing else",
+                cfg.backend
+            ),
+        });
+    }
+    let topo = Topology::attach(cfg).await?;
+    let c = topo.config().clone();
+    let fault = fault_for(kind, &c);
+    supported(kind, fault.as_ref(), &c)?;
+    let expects_failover = fault.expects_failover(kind);
+    let preflight = preflight::run(&topo, fault.as_ref(), expects_failover).await;
+    let cx = fault_ctx(&topo, &c, None);
+    let steps = fault.plan(&topo, &cx);
+    let ext = c.topology.external.clone().unwrap_or_default();
+    let nodes = topo
+        .state()
+        .nodes
+        .iter()
+        .map(|n| {
+            [
+                n.spec.name.clone(),
+                n.spec.kind.to_string(),
+                n.spec.addr(),
+                crate::topology::external::name_in(&ext.nodes, &n.spec),
+            ]
+        })
+        .collect();
+    let d = &c.drill;
+    let a = &d.abort;
+    let ms = |v: Option<u64>| v.map(|v| format!("{v} ms")).unwrap_or_else(|| "off".into());
+    let timings = vec![
+        format!(
+            "workload {} ms before the fault (+ up to {} ms at random), {} ms after recovery",
+            d.pre_fault_ms, d.fault_window_ms, d.post_recovery_ms
+        ),
+        format!(
+            "Sentinels: down-after {} ms, failover-timeout {} ms, quorum {}; the drill waits up to {} ms for a failover, a rejoin or healing",
+            c.sentinel.down_after_ms,
+            c.sentinel.failover_timeout_ms,
+            c.topology.quorum,
+            timeout_of(&c).as_millis()
+        ),
+        format!(
+            "abort (restore at once): no client write acknowledged for {}; not healthy {} after the fault; Ctrl-C",
+            ms(a.max_write_unavailable_ms),
+            ms(a.heal_timeout_ms)
+        ),
+        format!("hooks time out after {} ms", ext.hook_timeout_ms),
+    ];
+    Ok(Plan {
+        kind,
+        target: format!(
+            "external topology '{}' through Sentinels {}",
+            ext.master_name,
+            ext.sentinels.join(", ")
+        ),
+        nodes,
+        preflight,
+        steps,
+        timings,
+        clients: d
+            .clients
+            .iter()
+            .map(|s| format!("{} ({})", s.name(), s.describe()))
+            .collect(),
+        key_prefix: run_prefix(&c, "<run-id>"),
+    })
+}
+
+/// The fault context of `topo`.
+fn fault_ctx(topo: &Topology, cfg: &HarnessConfig, watch: Option<Arc<dyn Watch>>) -> FaultCtx {
+    FaultCtx {
+        nodes: nodes_of(topo),
+        cfg: cfg.clone(),
+        timeout: timeout_of(cfg),
+        clock: Clock::start(),
+        actions: Vec::new(),
+        watch,
+        restored: false,
+    }
+}
+
+/// Resolves with the reason once an abort condition holds: `stop` turned true, no
+/// built-in client got a write acknowledged for `max_write_unavailable_ms` since
+/// `since`, or `heal_timeout_ms` passed since `since`.
+async fn abort_reason(
+    abort: &AbortSection,
+    tallies: &[Arc<Tally>],
+    since: std::time::Instant,
+    stop: &mut Option<tokio::sync::watch::Receiver<bool>>,
+) -> String {
+    loop {
+        if let Some(reason) = interrupted(stop) {
+            return reason;
+        }
+        let elapsed = since.elapsed();
+        if let Some(limit) = abort.max_write_unavailable_ms {
+            let freshest = tallies.iter().filter_map(|t| t.since_last_ok()).min();
+            let unavailable = freshest.map_or(elapsed, |f| f.min(elapsed));
+            if unavailable > Duration::from_millis(limit) {
+                return format!(
+                    "no client got a write acknowledged for {} ms (drill.abort.max_write_unavailable_ms {limit})",
+                    unavailable.as_millis()
+                );
+            }
+        }
+        if let Some(limit) = abort.heal_timeout_ms {
+            if elapsed > Duration::from_millis(limit) {
+                return format!(
+                    "not healed {} ms after the fault (drill.abort.heal_timeout_ms {limit})",
+                    elapsed.as_millis()
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Why a run stopped when told to.
+const INTERRUPTED: &str = "interrupted (Ctrl-C or SIGTERM)";
+
+/// Why the fault sequence ended early.
+enum Abandon {
+    /// A step failed.
+    Failed(DrillError),
+    /// An abort condition held.
+    Aborted(String),
+}
+
+/// `Some(reason)` once `stop` has turned true.
+fn interrupted(stop: &Option<tokio::sync::watch::Receiver<bool>>) -> Option<String> {
+    stop.as_ref()
+        .filter(|s| *s.borrow())
+        .map(|_| INTERRUPTED.to_string())
+}
+
+/// Sleeps `d` unless `stop` turns true first; `Some(reason)` when it did.
+async fn sleep_or_stop(
+    d: Duration,
+    stop: &mut Option<tokio::sync::watch::Receiver<bool>>,
+) -> Option<String> {
+    match stop {
+        Some(s) => {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => None,
+                _ = s.wait_for(|v| *v) => Some(INTERRUPTED.to_string()),
+            }
+        }
+        None => {
+            tokio::time::sleep(d).await;
+            None
+        }
+    }
+}
+
 /// Runs one drill on a running topology that `up` started from its config and that has
-/// not failed over yet (the node named `master` must be the master), injecting the fault
-/// `delay` after the workload starts. The topology is left running and healed.
+/// not failed over yet (the node named `master` must be the master), or on an attached
+/// external one, injecting the fault `delay` after the workload starts. Before anything
+/// is written the preflight must pass; past an abort condition (or on `stop`) the fault
+/// is restored at once; every key the run wrote is removed at the end. The topology is
+/// left running and healed.
 pub(crate) async fn run_on(
     topo: &mut Topology,
     kind: DrillKind,
@@ -304,17 +551,25 @@ pub(crate) async fn run_on(
     delay: Duration,
     keep_history: bool,
     watch: Option<Arc<dyn Watch>>,
+    mut stop: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> Result<DrillRun, DrillError> {
     let cfg = topo.config().clone();
     let fault = fault_for(kind, &cfg);
     supported(kind, fault.as_ref(), &cfg)?;
+    let expects_failover = fault.expects_failover(kind);
+    let preflight = preflight::run(topo, fault.as_ref(), expects_failover).await;
+    if preflight.iter().any(|c| !c.passed) {
+        return Err(DrillError::Preflight { checks: preflight });
+    }
     let d = cfg.drill.clone();
     let timeout = timeout_of(&cfg);
-    let pw = cfg.password.clone();
+    let credentials = topo.state().credentials();
     let master_name = cfg.topology.master_name.clone();
     let nodes = nodes_of(topo);
     let master = nodes.master.clone();
     let old_master = master.addr();
+    let run_id = new_run_id();
+    let key_prefix = run_prefix(&cfg, &run_id);
     let tell = |what: &str, detail: String| {
         if let Some(w) = &watch {
             w.action(what, &detail);
@@ -324,9 +579,11 @@ pub(crate) async fn run_on(
         w.topology(topo.state());
         w.run(kind, run);
     }
+    tell("preflight", "steady state: every check passed".into());
 
     let api_server = if d.api {
-        Some(crate::stack::ApiServer::start(topo, d.api_members).await?)
+        let prefix = format!("{key_prefix}api:");
+        Some(crate::stack::ApiServer::start(topo, d.api_members, Some(&prefix)).await?)
     } else {
         None
     };
@@ -335,7 +592,7 @@ pub(crate) async fn run_on(
         .chain(nodes.replicas.iter().cloned())
         .collect();
     let observers =
-        observe::Observers::start(data_nodes, nodes.sentinels.clone(), pw.clone(), clock);
+        observe::Observers::start(data_nodes, nodes.sentinels.clone(), &credentials, clock);
     let ctx = clients::Ctx {
         sentinels: nodes
             .sentinels
@@ -344,23 +601,35 @@ pub(crate) async fn run_on(
             .collect(),
         master: (master.host.clone(), master.port),
         master_name,
-        password: pw.clone(),
+        credentials: credentials.clone(),
+        run_prefix: key_prefix.clone(),
         clock,
         drill: d.clone(),
-        dir: cfg.topology_dir().join("clients"),
+        dir: topo.dir().join("clients"),
     };
     let mut running = Vec::new();
+    let mut tallies = Vec::new();
+    let mut failure: Option<DrillError> = None;
     for spec in &d.clients {
         let tally = Arc::new(Tally::default());
-        if let (Some(w), ClientSpec::Model(_)) = (&watch, spec) {
-            w.tally(spec.name(), Arc::clone(&tally));
+        if let ClientSpec::Model(_) = spec {
+            tallies.push(Arc::clone(&tally));
+            if let Some(w) = &watch {
+                w.tally(spec.name(), Arc::clone(&tally));
+            }
         }
-        running.push(clients::Running::start(spec, &ctx, tally).await?);
+        match clients::Running::start(spec, &ctx, tally).await {
+            Ok(r) => running.push(r),
+            Err(e) => {
+                failure = Some(e.into());
+                break;
+            }
+        }
     }
     tell(
         "workload",
         format!(
-            "clients {}; {} writers, {} readers each; {kind} in {} ms",
+            "clients {}; {} writers, {} readers each; keys under {key_prefix}; {kind} in {} ms",
             d.clients
                 .iter()
                 .map(ClientSpec::name)
@@ -375,39 +644,98 @@ pub(crate) async fn run_on(
         api_load::ApiLoad::start(api.base().to_string(), clock, d.api_clients, d.api_rate)
     });
 
-    tokio::time::sleep(delay).await;
-    for r in &mut running {
-        r.check_running()?;
+    let mut aborted = None;
+    if failure.is_none() {
+        aborted = sleep_or_stop(delay, &mut stop)
+            .await
+            .map(|r| format!("{r} before the fault; no fault was injected"));
+    }
+    if failure.is_none() && aborted.is_none() {
+        for r in &mut running {
+            if let Err(e) = r.check_running() {
+                failure = Some(e.into());
+                break;
+            }
+        }
     }
     let fault_us = clock.now_us();
     let fault_instant = std::time::Instant::now();
-    if let Some(w) = &watch {
-        w.fault();
+    let mut cx = fault_ctx(topo, &cfg, watch.clone());
+    cx.clock = clock;
+    let mut rejoin = None;
+    if failure.is_none() && aborted.is_none() {
+        if let Some(w) = &watch {
+            w.fault();
+        }
+        let outcome = {
+            let sequence = async {
+                fault.inject(topo, &mut cx).await?;
+                fault.restore(topo, &mut cx).await?;
+                cx.restored = true;
+                Ok::<_, DrillError>(match fault.rejoin_target(&cx.nodes) {
+                    Some(node) => Some(Rejoin {
+                        node: node.name.clone(),
+                        rejoined: wait::rejoined(node, &credentials.data, timeout).await,
+                        timeout,
+                    }),
+                    None => None,
+                })
+            };
+            tokio::pin!(sequence);
+            tokio::select! {
+                r = &mut sequence => r.map_err(Abandon::Failed),
+                reason = abort_reason(&d.abort, &tallies, fault_instant, &mut stop) => Err(Abandon::Aborted(reason)),
+            }
+        };
+        match outcome {
+            Ok(r) => rejoin = r,
+            Err(e) => {
+                match e {
+                    Abandon::Failed(e) => failure = Some(e),
+                    Abandon::Aborted(reason) => aborted = Some(reason),
+                }
+                if !cx.restored {
+                    cx.act(
+                        "abort",
+                        format!(
+                            "{}; restoring at once",
+                            aborted.clone().unwrap_or_else(|| "the fault failed".into())
+                        ),
+                    );
+                    match fault.restore(topo, &mut cx).await {
+                        Ok(()) => cx.restored = true,
+                        Err(e) => cx.act("restore", format!("restoring failed: {e}")),
+                    }
+                }
+            }
+        }
+        if aborted.is_none() && failure.is_none() {
+            aborted = sleep_or_stop(Duration::from_millis(d.post_recovery_ms), &mut stop).await;
+        }
     }
-    let mut cx = FaultCtx {
-        nodes,
-        cfg: cfg.clone(),
-        timeout,
-        clock,
-        actions: Vec::new(),
-        watch: watch.clone(),
-    };
-    fault.inject(topo, &mut cx).await?;
-    fault.restore(topo, &mut cx).await?;
-    let rejoin = match fault.rejoin_target(&cx.nodes) {
-        Some(node) => Some(Rejoin {
-            node: node.name.clone(),
-            rejoined: wait::rejoined(node, pw.as_deref(), timeout).await,
-            timeout,
-        }),
-        None => None,
-    };
-    tokio::time::sleep(Duration::from_millis(d.post_recovery_ms)).await;
 
     let end_us = clock.now_us();
     let mut stopped =
         futures_util::future::join_all(running.into_iter().map(clients::Running::stop)).await;
-    let healed = topo.wait_healthy(timeout).await;
+    let heal_budget = match d.abort.heal_timeout_ms {
+        Some(limit) if aborted.is_none() => {
+            Duration::from_millis(limit).saturating_sub(fault_instant.elapsed())
+        }
+        _ => timeout,
+    };
+    let healed = if interrupted(&stop).is_some() {
+        topo.status().await
+    } else {
+        topo.wait_healthy(heal_budget.min(timeout)).await
+    };
+    if !healed.healthy && aborted.is_none() && failure.is_none() {
+        if let Some(limit) = d.abort.heal_timeout_ms {
+            aborted = Some(format!(
+                "not healthy {limit} ms after the fault (drill.abort.heal_timeout_ms): {}",
+                healed.problem.clone().unwrap_or_default()
+            ));
+        }
+    }
     tell(
         "heal",
         match &healed.problem {
@@ -446,6 +774,29 @@ pub(crate) async fn run_on(
         });
     }
     let (samples, events) = observers.stop().await;
+    let master_now = match &healing.current_master {
+        Some(m) => Some(m.clone()),
+        None => {
+            wait::sentinel_master(
+                &nodes.sentinels,
+                &credentials.sentinel,
+                &cfg.topology.master_name,
+            )
+            .await
+        }
+    };
+    let cleanup =
+        crate::topology::keys::remove_prefix(master_now.as_deref(), &credentials.data, &key_prefix)
+            .await;
+    tell("cleanup", cleanup.summary());
+    let hooks = topo.take_hook_runs();
+    if let Some(e) = failure {
+        eprintln!("{}", cleanup.summary());
+        for h in &hooks {
+            eprintln!("{}", h.summary());
+        }
+        return Err(e);
+    }
 
     let records: Vec<ClientRecord<'_>> = d
         .clients
@@ -462,6 +813,7 @@ pub(crate) async fn run_on(
     let replica_addrs: Vec<String> = cx.nodes.replicas.iter().map(NodeSpec::addr).collect();
     let verdict = judge::judge(&Record {
         kind,
+        expects_failover,
         fault_us,
         clients: &records,
         samples: &samples,
@@ -489,6 +841,24 @@ pub(crate) async fn run_on(
             history: keep_history.then_some(history),
         })
         .collect();
+    let mut checks = verdict.checks;
+    if let Some(reason) = &aborted {
+        checks.insert(
+            0,
+            Check {
+                name: "not aborted".into(),
+                passed: false,
+                detail: reason.clone(),
+            },
+        );
+    }
+    if cleanup.error.is_some() || cleanup.left > 0 {
+        checks.push(Check {
+            name: "the run's keys were removed".into(),
+            passed: false,
+            detail: cleanup.summary(),
+        });
+    }
     let judged = DrillRun {
         kind,
         run,
@@ -497,9 +867,29 @@ pub(crate) async fn run_on(
         new_master: healing.current_master,
         figures: verdict.figures,
         clients: client_runs,
-        checks: verdict.checks,
+        checks,
         timeline: verdict.timeline,
         api,
+        run_id,
+        key_prefix,
+        preflight,
+        aborted,
+        cleanup: Some(cleanup),
+        hooks,
+        target: topo.is_external().then(|| {
+            format!(
+                "external '{}' through Sentinels {} ({})",
+                cfg.topology.master_name,
+                nodes
+                    .sentinels
+                    .iter()
+                    .map(NodeSpec::addr)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                topo.state().redis_version
+            )
+        }),
+        found: topo.is_external().then(|| Box::new(cfg.clone())),
         fault_instant: Some(fault_instant),
     };
     if let Some(w) = &watch {

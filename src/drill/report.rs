@@ -165,6 +165,8 @@ pub(crate) fn build_with_gates(
     runs: Vec<DrillRun>,
     gates: &DrillGates,
 ) -> DrillReport {
+    // An external topology's settings are the ones found on it, not the file's.
+    let cfg = runs.first().and_then(|r| r.found.as_deref()).unwrap_or(cfg);
     let summary: Vec<FigureSummary> = Figure::ALL
         .iter()
         .map(|f| summarise(f.name(), runs.iter().map(|r| f.read(&r.figures))))
@@ -372,6 +374,9 @@ pub(crate) fn terminal(r: &DrillReport) -> String {
         r.kind, r.runs.len(), s.replicas, s.sentinels, s.quorum, s.down_after_ms, s.min_replicas_to_write, s.wait_replicas, s.writers, s.write_rate
     );
     for run in &r.runs {
+        for line in safety_lines(run) {
+            out.push_str(&format!("  run {} {line}\n", run.run));
+        }
         for c in &run.checks {
             out.push_str(&format!(
                 "  run {} {} {}: {}\n",
@@ -395,6 +400,86 @@ pub(crate) fn terminal(r: &DrillReport) -> String {
         "result: PASSED\n"
     } else {
         "result: FAILED\n"
+    });
+    out
+}
+
+/// What a run did to stay safe: the target, the preflight, the hooks, the key cleanup
+/// and an abort, one line each (empty for a harness-started topology with nothing to say
+/// beyond its cleanup).
+pub(crate) fn safety_lines(run: &DrillRun) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(t) = &run.target {
+        out.push(format!("target: {t}"));
+    }
+    if !run.preflight.is_empty() {
+        let passed = run.preflight.iter().filter(|c| c.passed).count();
+        out.push(format!(
+            "preflight: {passed}/{} checks passed ({})",
+            run.preflight.len(),
+            run.preflight
+                .iter()
+                .map(|c| c.name.trim_start_matches("preflight: ").to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for h in &run.hooks {
+        out.push(h.summary());
+    }
+    if let Some(c) = &run.cleanup {
+        out.push(c.summary());
+    }
+    if let Some(a) = &run.aborted {
+        out.push(format!("ABORTED: {a}; the fault was restored at once"));
+    }
+    out
+}
+
+/// `checks` under `title`, one line each with ok/FAIL.
+pub(crate) fn checks_text(title: &str, checks: &[super::Check]) -> String {
+    let mut out = format!("{title}:\n");
+    for c in checks {
+        out.push_str(&format!(
+            "  {} {}: {}\n",
+            if c.passed { "ok  " } else { "FAIL" },
+            c.name.trim_start_matches("preflight: "),
+            c.detail
+        ));
+    }
+    out
+}
+
+/// A dry run's plan for the terminal.
+pub(crate) fn plan_text(p: &super::Plan) -> String {
+    let nodes = Table::new(
+        &["node", "role", "address", "{node} in hooks"],
+        p.nodes.iter().map(|n| n.to_vec()).collect(),
+    );
+    let mut out = format!(
+        "DRY RUN: drill {} on {}; nothing will be touched\n\n{}\n",
+        p.kind,
+        p.target,
+        nodes.to_text()
+    );
+    out.push_str(&checks_text("preflight (as it stands now)", &p.preflight));
+    out.push_str("\nfault, step by step:\n");
+    for (i, s) in p.steps.iter().enumerate() {
+        out.push_str(&format!("  {}. {s}\n", i + 1));
+    }
+    out.push_str("\ntimings:\n");
+    for t in &p.timings {
+        out.push_str(&format!("  - {t}\n"));
+    }
+    out.push_str(&format!(
+        "\nclients: {}\nkeys: every key under {}* (a new <run-id> per run), removed at the end with SCAN MATCH + UNLINK\n",
+        p.clients.join(", "),
+        p.key_prefix
+    ));
+    out.push_str(if p.ready() {
+        "\npreflight passes: run again with --confirm <master_name> to go ahead\n"
+    } else {
+        "\npreflight FAILS: a drill now would stop before touching anything\n"
     });
     out
 }
@@ -554,6 +639,24 @@ pub(crate) fn markdown(r: &DrillReport) -> String {
     for run in &r.runs {
         if let Some(line) = api_line(run) {
             out.push_str(&format!("Run {} {line}.\n\n", run.run));
+        }
+    }
+    for run in &r.runs {
+        let lines = safety_lines(run);
+        if !lines.is_empty() {
+            out.push_str(&format!("Run {}:\n\n", run.run));
+            for l in lines {
+                out.push_str(&format!("- {}\n", l.replace('`', "'")));
+            }
+            out.push('\n');
+        }
+        for h in &run.hooks {
+            out.push_str(&format!(
+                "<details><summary>run {}: {}</summary>\n\n```\n{}\n```\n</details>\n\n",
+                run.run,
+                h.summary().replace('<', "&lt;"),
+                h.output
+            ));
         }
     }
     out.push_str(&checks_table(r).to_markdown());

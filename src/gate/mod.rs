@@ -432,6 +432,14 @@ mod tests {
             }],
             timeline: Vec::new(),
             api: None,
+            run_id: "r1".into(),
+            key_prefix: "harness:drill:r1:".into(),
+            preflight: Vec::new(),
+            aborted: None,
+            cleanup: None,
+            hooks: Vec::new(),
+            target: None,
+            found: None,
             fault_instant: None,
         }
     }

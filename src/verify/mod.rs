@@ -148,6 +148,9 @@ pub(crate) struct Options {
     pub host: Option<String>,
     /// Members generated into the API's database.
     pub members: u64,
+    /// Turns true on Ctrl-C: the drill restores its fault at once (external topologies,
+    /// which the pipeline cannot simply tear down).
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
     /// Told about the topology and the drill as they happen (the console).
     pub watch: Option<std::sync::Arc<dyn drill::Watch>>,
 }
@@ -180,11 +183,12 @@ pub(crate) async fn run(
     let mut cfg = cfg.clone();
     cfg.name = format!("{}-verify", cfg.name);
     let mut stack = None;
+    let mut api_prefix = None;
     let host = match &opts.host {
         Some(h) => h.trim_end_matches('/').to_string(),
         None => {
             progress.step(1, steps, &format!("bringing up topology '{}'", cfg.name));
-            let topo = Topology::up(&cfg).await?;
+            let topo = Topology::open(&cfg).await?;
             if let Some(w) = &opts.watch {
                 w.topology(topo.state());
             }
@@ -197,7 +201,18 @@ pub(crate) async fn run(
                     opts.members
                 ),
             );
-            let api = ApiServer::start(&topo, opts.members).await?;
+            // On a topology the harness did not start, the API writes under the run's
+            // own prefix, removed when it stops.
+            let prefix = topo.is_external().then(|| {
+                format!(
+                    "{}{}:{}:",
+                    cfg.key_prefix,
+                    if drill_wanted { "verify" } else { "load" },
+                    started_unix
+                )
+            });
+            let api = ApiServer::start(&topo, opts.members, prefix.as_deref()).await?;
+            api_prefix = prefix;
             mark("api start", &mut phases);
             let base = api.base().to_string();
             stack = Some((topo, api));
@@ -248,6 +263,7 @@ pub(crate) async fn run(
                     Duration::from_secs(at),
                     false,
                     opts.watch.clone(),
+                    opts.stop.clone(),
                 )
                 .await?;
                 Ok::<_, VerifyError>(Some(run))
@@ -287,9 +303,21 @@ pub(crate) async fn run(
         });
     }
 
+    let mut cleanup = None;
     if let Some((topo, api)) = stack {
         progress.step(steps, steps, "stopping the API and the topology");
         api.stop().await;
+        if let Some(prefix) = &api_prefix {
+            let master = topo.status().await.current_master;
+            cleanup = Some(
+                crate::topology::keys::remove_prefix(
+                    master.as_deref(),
+                    &topo.state().credentials().data,
+                    prefix,
+                )
+                .await,
+            );
+        }
         topo.down().await?;
         mark("down", &mut phases);
     }
@@ -309,6 +337,7 @@ pub(crate) async fn run(
         drill: drill_report,
         verdicts,
         passed,
+        cleanup,
         output_dir: PathBuf::new(),
     })
 }

@@ -59,6 +59,9 @@ pub(crate) struct VerifyReport {
     pub verdicts: Vec<Verdict>,
     /// All verdicts passed.
     pub passed: bool,
+    /// On an external topology: the API's keys, removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<crate::topology::keys::Cleanup>,
     /// Where the files were written.
     pub output_dir: PathBuf,
 }
@@ -131,6 +134,9 @@ pub(crate) fn terminal(r: &VerifyReport) -> String {
         if let Some(f) = fault_line(r) {
             let _ = writeln!(o, "{f}");
         }
+    }
+    if let Some(c) = &r.cleanup {
+        let _ = writeln!(o, "{}", c.summary());
     }
     for v in &r.verdicts {
         let _ = writeln!(

@@ -120,7 +120,7 @@ impl External {
         let errs = out
             .try_clone()
             .map_err(|e| err(format!("cannot share {}: {e}", log.display())))?;
-        let prefix = Ctx::prefix(name);
+        let prefix = ctx.prefix(name);
         let sentinels: Vec<String> = ctx
             .sentinels
             .iter()
@@ -141,6 +141,7 @@ impl External {
                 "REDIS_HARNESS_OP_TIMEOUT_MS",
                 ctx.drill.op_timeout_ms.to_string(),
             )
+            .env_remove("REDIS_HARNESS_USERNAME")
             .env_remove("REDIS_HARNESS_PASSWORD")
             .env_remove("REDIS_HARNESS_SENTINEL_PASSWORD")
             .stdin(Stdio::null())
@@ -148,8 +149,15 @@ impl External {
             .stderr(errs)
             .process_group(0)
             .kill_on_drop(true);
-        if let Some(pw) = &ctx.password {
-            cmd.env("REDIS_HARNESS_PASSWORD", pw);
+        let c = &ctx.credentials;
+        for (var, value) in [
+            ("REDIS_HARNESS_USERNAME", &c.data.username),
+            ("REDIS_HARNESS_PASSWORD", &c.data.password),
+            ("REDIS_HARNESS_SENTINEL_PASSWORD", &c.sentinel.password),
+        ] {
+            if let Some(v) = value {
+                cmd.env(var, v);
+            }
         }
         let started_ns = Clock::monotonic_ns();
         let child = cmd

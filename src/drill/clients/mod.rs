@@ -182,8 +182,11 @@ pub(crate) struct Ctx {
     pub master: (String, u16),
     /// The name the Sentinels monitor.
     pub master_name: String,
-    /// The data nodes' password.
-    pub password: Option<String>,
+    /// How to log in to the data nodes and the Sentinels.
+    pub credentials: crate::topology::Credentials,
+    /// The run's key prefix (`<key_prefix>drill:<run-id>:`); each client writes under
+    /// `<run prefix><client>:`.
+    pub run_prefix: String,
     /// The drill clock.
     pub clock: Clock,
     /// The drill settings.
@@ -199,8 +202,8 @@ impl Ctx {
     }
 
     /// The key prefix of client `name`.
-    pub(crate) fn prefix(name: &str) -> String {
-        format!("harness:drill:{name}:")
+    pub(crate) fn prefix(&self, name: &str) -> String {
+        format!("{}{name}:", self.run_prefix)
     }
 }
 

@@ -105,7 +105,12 @@ pub(crate) fn resolving_link(ctx: &Ctx) -> Arc<RedisLink> {
             master_name: ctx.master_name.clone(),
         }
     };
-    RedisLink::with(target, ctx.password.clone(), 0, ctx.op_timeout())
+    RedisLink::with(
+        target,
+        ctx.credentials.data.password.clone(),
+        0,
+        ctx.op_timeout(),
+    )
 }
 
 /// A running built-in model.
@@ -156,14 +161,14 @@ impl Running {
                     .unwrap_or_else(|| ctx.master.clone());
                 let pinned = RedisLink::with(
                     RedisTarget::Standalone { host, port },
-                    ctx.password.clone(),
+                    ctx.credentials.data.password.clone(),
                     0,
                     ctx.op_timeout(),
                 );
                 (pinned, None)
             }
         };
-        let key = workload::set_key(model.name());
+        let key = workload::set_key(&ctx.prefix(model.name()));
         Self {
             workload: Some(Workload::start(
                 link,

@@ -13,9 +13,9 @@ use crate::config::DrillSection;
 use crate::drill::clock::Clock;
 use crate::drill::history::{Op, OpKind, Outcome, Tally};
 
-/// The set client `name` writes to.
-pub(crate) fn set_key(name: &str) -> String {
-    format!("{}set", super::Ctx::prefix(name))
+/// The set a client whose keys start with `prefix` writes to.
+pub(crate) fn set_key(prefix: &str) -> String {
+    format!("{prefix}set")
 }
 
 /// Classifies an error: refusals by the server or by the network before sending are
