@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use membership::{Follow, RedisLink, RedisTarget};
+use membership::{Follow, RedisAuth, RedisLink, RedisTarget};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
@@ -105,7 +105,12 @@ pub(crate) fn resolving_link(ctx: &Ctx) -> Arc<RedisLink> {
             master_name: ctx.master_name.clone(),
         }
     };
-    RedisLink::with(target, ctx.password.clone(), 0, ctx.op_timeout())
+    RedisLink::with(
+        target,
+        RedisAuth::password(ctx.password.clone()),
+        0,
+        ctx.op_timeout(),
+    )
 }
 
 /// A running built-in model.
@@ -156,7 +161,7 @@ impl Running {
                     .unwrap_or_else(|| ctx.master.clone());
                 let pinned = RedisLink::with(
                     RedisTarget::Standalone { host, port },
-                    ctx.password.clone(),
+                    RedisAuth::password(ctx.password.clone()),
                     0,
                     ctx.op_timeout(),
                 );
