@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use membership::RedisTarget;
+use membership::{RedisAuth, RedisTarget};
 
 use crate::topology::state::TopologyState;
 use crate::topology::{NodeKind, Topology};
@@ -87,7 +87,7 @@ impl ApiServer {
         .collect();
         let mut api_cfg = membership::ApiConfig::from_lookup(|k| vars.get(k).cloned())?;
         api_cfg.redis = redis_target(topo.state());
-        api_cfg.redis_password = topo.config().password.clone();
+        api_cfg.redis_auth = RedisAuth::password(topo.config().password.clone());
         let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
         let (stop, mut stop_rx) = watch::channel(false);
         let task = tokio::spawn(membership::serve(

@@ -251,7 +251,7 @@ impl RedisLink {
     pub fn new(cfg: &ApiConfig) -> Arc<Self> {
         Self::with(
             cfg.redis.clone(),
-            RedisAuth::password(cfg.redis_password.clone()),
+            cfg.redis_auth.clone(),
             cfg.redis_db,
             cfg.redis_timeout,
         )
