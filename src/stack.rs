@@ -92,7 +92,7 @@ impl ApiServer {
         .collect();
         let mut api_cfg = membership::ApiConfig::from_lookup(|k| vars.get(k).cloned())?;
         api_cfg.redis = redis_target(topo.state());
-        api_cfg.redis_password = topo.state().credentials().data.password;
+        api_cfg.redis_auth = topo.state().credentials().redis_auth();
         if let Some(p) = key_prefix {
             api_cfg.key_prefix = p.to_string();
         }

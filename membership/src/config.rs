@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::cache::link::RedisAuth;
+
 /// A variable holds a value that breaks its rule.
 #[derive(Debug, thiserror::Error)]
 #[error("environment variable {var}={value:?}: {rule}")]
@@ -69,9 +71,11 @@ pub struct ApiConfig {
     pub seed: u64,
     /// Redis target.
     pub redis: RedisTarget,
-    /// REDIS_PASSWORD (none).
+    /// How the link logs in (none by default): REDIS_USERNAME / REDIS_PASSWORD on data
+    /// nodes, REDIS_SENTINEL_USERNAME / REDIS_SENTINEL_PASSWORD on Sentinels. A username
+    /// needs its password (`AUTH` always takes one).
     #[serde(skip)]
-    pub redis_password: Option<String>,
+    pub redis_auth: RedisAuth,
     /// REDIS_DB (0).
     pub redis_db: i64,
     /// REDIS_KEY_PREFIX (membership:).
@@ -191,6 +195,34 @@ impl ApiConfig {
                 port: num(g, "REDIS_PORT", 6379u16, 1)?,
             },
         };
+        let redis_auth = RedisAuth {
+            username: get("REDIS_USERNAME"),
+            password: get("REDIS_PASSWORD"),
+            sentinel_username: get("REDIS_SENTINEL_USERNAME"),
+            sentinel_password: get("REDIS_SENTINEL_PASSWORD"),
+        };
+        for (var, user, password, pw_var) in [
+            (
+                "REDIS_USERNAME",
+                &redis_auth.username,
+                &redis_auth.password,
+                "REDIS_PASSWORD",
+            ),
+            (
+                "REDIS_SENTINEL_USERNAME",
+                &redis_auth.sentinel_username,
+                &redis_auth.sentinel_password,
+                "REDIS_SENTINEL_PASSWORD",
+            ),
+        ] {
+            if let (Some(user), None) = (user, password) {
+                return Err(ConfigError {
+                    var,
+                    value: user.clone(),
+                    rule: format!("needs {pw_var} (AUTH takes a password)"),
+                });
+            }
+        }
         let key_prefix = get("REDIS_KEY_PREFIX").unwrap_or_else(|| "membership:".into());
         if key_prefix
             .chars()
@@ -214,7 +246,7 @@ impl ApiConfig {
             )?,
             seed: num(g, "MEMBERSHIP_SEED", crate::db::generate::DEFAULT_SEED, 0)?,
             redis,
-            redis_password: get("REDIS_PASSWORD"),
+            redis_auth,
             redis_db: num(g, "REDIS_DB", 0i64, 0)?,
             key_prefix,
             redis_timeout: Duration::from_millis(num(g, "REDIS_TIMEOUT_MS", 250u64, 1)?),
@@ -276,6 +308,7 @@ mod tests {
         assert_eq!(c.ttls.member, 900);
         assert_eq!(c.ttls.lookup, 86400);
         assert!(c.cache_enabled);
+        assert_eq!(c.redis_auth, RedisAuth::default());
         assert_eq!(
             c.redis,
             RedisTarget::Standalone {
@@ -306,6 +339,50 @@ mod tests {
         assert!(e.contains("CACHE_MEMBER_TTL") && e.contains(">= 1"), "{e}");
         let e = cfg(&[("CACHE_ENABLED", "maybe")]).unwrap_err().to_string();
         assert!(e.contains("CACHE_ENABLED"), "{e}");
+    }
+
+    #[test]
+    fn redis_logins_for_data_nodes_and_sentinels() {
+        let c = cfg(&[
+            ("REDIS_SENTINELS", "127.0.0.1:26379"),
+            ("REDIS_USERNAME", "app"),
+            ("REDIS_PASSWORD", "apppw"),
+            ("REDIS_SENTINEL_USERNAME", "watcher"),
+            ("REDIS_SENTINEL_PASSWORD", "sentinelpw"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.redis_auth,
+            RedisAuth {
+                username: Some("app".into()),
+                password: Some("apppw".into()),
+                sentinel_username: Some("watcher".into()),
+                sentinel_password: Some("sentinelpw".into()),
+            }
+        );
+        // Secrets are neither serialized nor shown by Debug.
+        let json = serde_json::to_string(&c).unwrap();
+        let debug = format!("{c:?}");
+        for secret in ["apppw", "sentinelpw"] {
+            assert!(!json.contains(secret), "{json}");
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        // A password alone logs in as the default user; empty values are unset.
+        let c = cfg(&[
+            ("REDIS_PASSWORD", "pw"),
+            ("REDIS_USERNAME", ""),
+            ("REDIS_SENTINEL_PASSWORD", ""),
+        ])
+        .unwrap();
+        assert_eq!(c.redis_auth, RedisAuth::password(Some("pw".into())));
+        // A username without its password would be ignored: refused instead.
+        for (user, pw) in [
+            ("REDIS_USERNAME", "REDIS_PASSWORD"),
+            ("REDIS_SENTINEL_USERNAME", "REDIS_SENTINEL_PASSWORD"),
+        ] {
+            let e = cfg(&[(user, "app")]).unwrap_err().to_string();
+            assert!(e.contains(user) && e.contains(pw), "{e}");
+        }
     }
 
     #[test]

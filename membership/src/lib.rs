@@ -19,7 +19,7 @@
 //! Entry points: [`build`] opens everything and returns the router; [`serve`] also binds
 //! the port, warms the cache and serves until a shutdown signal. The root re-exports what
 //! the binaries and redis-harness use ([`ApiConfig`], [`RedisTarget`], [`RedisLink`],
-//! [`Follow`], [`LinkError`]); the public modules hold what the integration tests and the
+//! [`RedisAuth`], [`Follow`], [`LinkError`]); the public modules hold what the integration tests and the
 //! bench reach into; everything else is crate-private.
 
 pub mod api;
@@ -36,7 +36,7 @@ use std::sync::Arc;
 use axum::Router;
 
 pub use api::AppState;
-pub use cache::link::{Follow, LinkError, RedisLink, ServerId};
+pub use cache::link::{Follow, LinkError, RedisAuth, RedisLink, ServerId};
 pub use config::{ApiConfig, CacheTtls, ConfigError, RedisTarget};
 
 /// Errors while starting the API.

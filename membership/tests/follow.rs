@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::sentinel::Sentinel;
 use common::*;
 use futures_util::StreamExt;
-use membership::{Follow, RedisLink, RedisTarget};
+use membership::{Follow, RedisAuth, RedisLink, RedisTarget};
 
 const NAME: &str = "followmaster";
 
@@ -114,8 +114,8 @@ async fn promotion_moves_the_link_before_switch_master_is_published() {
         master_name: NAME.to_string(),
     };
     let timeout = Duration::from_millis(500);
-    let promotion = RedisLink::with(target.clone(), None, 0, timeout);
-    let announcement = RedisLink::with(target, None, 0, timeout);
+    let promotion = RedisLink::with(target.clone(), RedisAuth::default(), 0, timeout);
+    let announcement = RedisLink::with(target, RedisAuth::default(), 0, timeout);
     for link in [&promotion, &announcement] {
         ping(link).await;
         assert_eq!(link.address(), Some(master.addr()));
@@ -305,7 +305,7 @@ async fn promotion_events_move_the_link_only_to_a_server_answering_master() {
             sentinels: vec![("127.0.0.1".to_string(), fake_sentinel.port())],
             master_name: NAME.to_string(),
         },
-        None,
+        RedisAuth::default(),
         0,
         Duration::from_millis(500),
     );

@@ -21,8 +21,8 @@ pub(super) fn api_config(cfg: &HarnessConfig, args: &ServeArgs) -> anyhow::Resul
     if !env_names_redis && !args.standalone_env {
         if let Some(state) = TopologyState::read(&cfg.topology_dir())? {
             api.redis = crate::stack::redis_target(&state);
-            if api.redis_password.is_none() {
-                api.redis_password = state.password.clone();
+            if api.redis_auth.password.is_none() {
+                api.redis_auth.password = state.password.clone();
             }
         }
     }

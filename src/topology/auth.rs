@@ -46,6 +46,16 @@ pub struct Credentials {
 }
 
 impl Credentials {
+    /// The same logins, as the membership API's link takes them.
+    pub fn redis_auth(&self) -> membership::RedisAuth {
+        membership::RedisAuth {
+            username: self.data.username.clone(),
+            password: self.data.password.clone(),
+            sentinel_username: self.sentinel.username.clone(),
+            sentinel_password: self.sentinel.password.clone(),
+        }
+    }
+
     /// The login of a node of `kind`.
     pub fn for_kind(&self, kind: NodeKind) -> &Login {
         match kind {

@@ -16,6 +16,10 @@
 //!
 //! An event only names the master to try first: the link moves to a server only when it
 //! answers ROLE master at the time of the check, so a stale event cannot move it back.
+//!
+//! Every connection logs in with [`RedisAuth`]: data nodes (the master, a replica asked
+//! for its ROLE) with `username`/`password`, Sentinels (resolution and the subscriptions)
+//! with `sentinel_username`/`sentinel_password`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,6 +76,81 @@ impl Follow {
     }
 }
 
+/// How the link logs in: `AUTH [username] password` on data nodes, and separately on
+/// Sentinels (whose `requirepass` is their own).
+///
+/// A side without a password sends no `AUTH` at all (a username alone is ignored: `AUTH`
+/// always takes a password). `Debug` shows only which fields are set, never a value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RedisAuth {
+    /// ACL user on data nodes (`None`: the `default` user).
+    pub username: Option<String>,
+    /// Password on data nodes (`requirepass`, or the ACL user's).
+    pub password: Option<String>,
+    /// ACL user on Sentinels (`None`: the `default` user).
+    pub sentinel_username: Option<String>,
+    /// Password on Sentinels (their own `requirepass`, not the data nodes').
+    pub sentinel_password: Option<String>,
+}
+
+impl RedisAuth {
+    /// A data-node password only (the `default` user; Sentinels without a password).
+    pub fn password(password: Option<String>) -> Self {
+        Self {
+            password,
+            ..Self::default()
+        }
+    }
+
+    /// The login on data nodes.
+    fn data_node(&self) -> Login<'_> {
+        Login {
+            username: self.username.as_deref(),
+            password: self.password.as_deref(),
+        }
+    }
+
+    /// The login on Sentinels.
+    fn sentinel(&self) -> Login<'_> {
+        Login {
+            username: self.sentinel_username.as_deref(),
+            password: self.sentinel_password.as_deref(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| if v.is_some() { "set" } else { "unset" };
+        f.debug_struct("RedisAuth")
+            .field("username", &set(&self.username))
+            .field("password", &set(&self.password))
+            .field("sentinel_username", &set(&self.sentinel_username))
+            .field("sentinel_password", &set(&self.sentinel_password))
+            .finish()
+    }
+}
+
+/// One side's credentials, as a connection sends them.
+#[derive(Clone, Copy, Default)]
+struct Login<'a> {
+    username: Option<&'a str>,
+    password: Option<&'a str>,
+}
+
+impl Login<'_> {
+    /// `info` with this login's username and password.
+    fn apply(self, mut info: RedisConnectionInfo) -> RedisConnectionInfo {
+        if let Some(user) = self.username {
+            info = info.set_username(user);
+        }
+        if let Some(pw) = self.password {
+            info = info.set_password(pw);
+        }
+        info
+    }
+}
+
 /// The mode the API's cache follows failovers with.
 pub const DEFAULT_FOLLOW: Follow = Follow::Promotion;
 
@@ -120,7 +199,7 @@ async fn server_id(con: &mut MultiplexedConnection) -> Result<ServerId, LinkErro
 /// The shared connection.
 pub struct RedisLink {
     target: RedisTarget,
-    password: Option<String>,
+    auth: RedisAuth,
     db: i64,
     timeout: Duration,
     /// Address, connection and the server's `run_id` (its incarnation).
@@ -145,14 +224,11 @@ impl std::fmt::Debug for RedisLink {
 async fn open(
     host: &str,
     port: u16,
-    password: Option<&str>,
+    login: Login<'_>,
     db: i64,
     timeout: Duration,
 ) -> Result<MultiplexedConnection, LinkError> {
-    let mut info = RedisConnectionInfo::default().set_db(db);
-    if let Some(pw) = password {
-        info = info.set_password(pw);
-    }
+    let info = login.apply(RedisConnectionInfo::default().set_db(db));
     let client = redis::Client::open(
         (host.to_string(), port)
             .into_connection_info()?
@@ -175,22 +251,18 @@ impl RedisLink {
     pub fn new(cfg: &ApiConfig) -> Arc<Self> {
         Self::with(
             cfg.redis.clone(),
-            cfg.redis_password.clone(),
+            cfg.redis_auth.clone(),
             cfg.redis_db,
             cfg.redis_timeout,
         )
     }
 
-    /// A link to `target` (connects lazily); `timeout` bounds every connect and command.
-    pub fn with(
-        target: RedisTarget,
-        password: Option<String>,
-        db: i64,
-        timeout: Duration,
-    ) -> Arc<Self> {
+    /// A link to `target` (connects lazily), logging in with `auth`; `timeout` bounds every
+    /// connect and command.
+    pub fn with(target: RedisTarget, auth: RedisAuth, db: i64, timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
             target,
-            password,
+            auth,
             db,
             timeout,
             current: RwLock::new(None),
@@ -246,8 +318,7 @@ impl RedisLink {
             attempts += 1;
             let generation = self.generation.load(Ordering::SeqCst);
             let (host, port) = self.resolve().await?;
-            let mut con =
-                open(&host, port, self.password.as_deref(), self.db, self.timeout).await?;
+            let mut con = open(&host, port, self.auth.data_node(), self.db, self.timeout).await?;
             let id = tokio::time::timeout(self.timeout, server_id(&mut con))
                 .await
                 .map_err(|_| LinkError::Timeout(self.timeout))??;
@@ -341,7 +412,7 @@ impl RedisLink {
         }
         let asks = sentinels.iter().map(|(host, port)| async move {
             let answer = async {
-                let mut s = open(host, *port, None, 0, self.timeout).await?;
+                let mut s = open(host, *port, self.auth.sentinel(), 0, self.timeout).await?;
                 let flat: Vec<String> = redis::cmd("SENTINEL")
                     .arg("MASTER")
                     .arg(master_name)
@@ -400,7 +471,7 @@ impl RedisLink {
 
     /// Whether `host:port` answers ROLE as a master.
     async fn is_master(&self, host: &str, port: u16) -> Result<bool, LinkError> {
-        let mut m = open(host, port, self.password.as_deref(), self.db, self.timeout).await?;
+        let mut m = open(host, port, self.auth.data_node(), self.db, self.timeout).await?;
         role_is_master(&mut m).await
     }
 
@@ -495,14 +566,20 @@ async fn role_is_master(con: &mut MultiplexedConnection) -> Result<bool, LinkErr
     Ok(matches!(role.first(), Some(redis::Value::BulkString(b)) if b == b"master"))
 }
 
-/// A subscription to `channels` on the Sentinel at `host:port`.
+/// A subscription to `channels` on the Sentinel at `host:port`, logged in as `login`.
 async fn subscribe(
     host: &str,
     port: u16,
+    login: Login<'_>,
     channels: &[&str],
     timeout: Duration,
 ) -> Result<redis::aio::PubSub, LinkError> {
-    let client = redis::Client::open((host.to_string(), port).into_connection_info()?)?;
+    let info = login.apply(RedisConnectionInfo::default());
+    let client = redis::Client::open(
+        (host.to_string(), port)
+            .into_connection_info()?
+            .set_redis_settings(info),
+    )?;
     let mut ps = tokio::time::timeout(timeout * 4, client.get_async_pubsub())
         .await
         .map_err(|_| LinkError::Timeout(timeout * 4))??;
@@ -522,11 +599,13 @@ async fn listen(
     on_switch: OnSwitch,
 ) {
     let (host, port) = sentinel;
-    let Some(timeout) = link.upgrade().map(|l| l.timeout) else {
+    // The link's settings, copied: the listener must not keep the link alive.
+    let Some((timeout, auth)) = link.upgrade().map(|l| (l.timeout, l.auth.clone())) else {
         return;
     };
     loop {
-        if let Ok(mut ps) = subscribe(&host, port, follow.channels(), timeout).await {
+        let subscribed = subscribe(&host, port, auth.sentinel(), follow.channels(), timeout).await;
+        if let Ok(mut ps) = subscribed {
             let mut stream = ps.on_message();
             while let Some(msg) = stream.next().await {
                 let payload: String = msg.get_payload().unwrap_or_default();
@@ -596,8 +675,8 @@ async fn watch_promotion(link: Weak<RedisLink>, replica: (String, u16), on_switc
                 return;
             }
             if con.is_none() {
-                let pw = link.password.as_deref();
-                con = open(&host, port, pw, link.db, link.timeout).await.ok();
+                let login = link.auth.data_node();
+                con = open(&host, port, login, link.db, link.timeout).await.ok();
             }
             if let Some(c) = con.as_mut() {
                 match role_is_master(c).await {
@@ -654,6 +733,29 @@ mod tests {
         assert_eq!(promoted_replica(sentinel, "mymaster"), None);
     }
 
+    #[test]
+    fn auth_debug_names_what_is_set_but_no_secret() {
+        let auth = RedisAuth {
+            username: Some("app-user".into()),
+            password: Some("data-secret".into()),
+            sentinel_username: None,
+            sentinel_password: Some("sentinel-secret".into()),
+        };
+        let shown = format!("{auth:?}");
+        for secret in ["app-user", "data-secret", "sentinel-secret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains(r#"password: "set""#), "{shown}");
+        assert!(shown.contains(r#"sentinel_username: "unset""#), "{shown}");
+        assert_eq!(
+            RedisAuth::password(Some("pw".into())),
+            RedisAuth {
+                password: Some("pw".into()),
+                ..RedisAuth::default()
+            }
+        );
+    }
+
     #[tokio::test]
     async fn standalone_links_have_no_watcher() {
         let link = RedisLink::with(
@@ -661,7 +763,7 @@ mod tests {
                 host: "127.0.0.1".into(),
                 port: 1,
             },
-            None,
+            RedisAuth::default(),
             0,
             Duration::from_millis(100),
         );

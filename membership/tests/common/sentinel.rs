@@ -1,8 +1,10 @@
 //! A real Sentinel (`redis-server <conf> --sentinel`) on a free loopback port with its own
 //! temporary directory, in the style of `testkit::RedisServer`: starting it has a deadline
-//! and panics with the tail of its log; dropping it kills and reaps the process.
+//! and panics with the tail of its log; dropping it kills and reaps the process. It may
+//! have a `requirepass` of its own ([`Sentinel::start_with_password`]).
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,8 @@ pub struct Sentinel {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Its `requirepass`, used by the helpers' own connections.
+    password: Option<String>,
 }
 
 impl Sentinel {
@@ -25,12 +29,30 @@ impl Sentinel {
     /// port before the Sentinel binds it: then it tries another one (three tries in all).
     #[track_caller]
     pub fn start(master_name: &str, master_port: u16, extra: &[&str]) -> Self {
+        Self::launch(master_name, master_port, extra, None)
+    }
+
+    /// [`Sentinel::start`], with `requirepass password`: clients must log in (the helpers
+    /// here do).
+    #[track_caller]
+    pub fn start_with_password(
+        master_name: &str,
+        master_port: u16,
+        extra: &[&str],
+        password: &str,
+    ) -> Self {
+        Self::launch(master_name, master_port, extra, Some(password))
+    }
+
+    #[track_caller]
+    fn launch(master_name: &str, master_port: u16, extra: &[&str], password: Option<&str>) -> Self {
         let mut last = String::new();
         for _ in 0..3 {
             let mut s = Self {
                 port: free_port(),
                 dir: tempfile::tempdir().expect("a temporary directory for a Sentinel"),
                 child: None,
+                password: password.map(str::to_string),
             };
             let mut conf = format!(
                 "port {}\nbind 127.0.0.1\ndir {}\nlogfile {}\n\
@@ -39,6 +61,9 @@ impl Sentinel {
                 s.dir.path().display(),
                 s.log().display(),
             );
+            if let Some(pw) = password {
+                conf.push_str(&format!("requirepass {pw}\n"));
+            }
             for line in extra {
                 conf.push_str(&line.replace("{name}", master_name));
                 conf.push('\n');
@@ -62,7 +87,7 @@ impl Sentinel {
                     last = format!("exited ({status}); {}", s.log_tail());
                     break;
                 }
-                if ping(s.port) {
+                if s.answers() {
                     return s;
                 }
                 if Instant::now() >= deadline {
@@ -82,6 +107,30 @@ impl Sentinel {
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether it answers `PING` (after `AUTH` when it has a password).
+    fn answers(&self) -> bool {
+        let Some(pw) = &self.password else {
+            return ping(self.port);
+        };
+        let timeout = Duration::from_millis(500);
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, timeout) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(timeout));
+        let _ = s.set_write_timeout(Some(timeout));
+        let auth = redis::cmd("AUTH").arg(pw).get_packed_command();
+        if s.write_all(&auth)
+            .and_then(|()| s.write_all(b"PING\r\n"))
+            .is_err()
+        {
+            return false;
+        }
+        let want = b"+OK\r\n+PONG\r\n";
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).is_ok() && &buf == want
     }
 
     fn log(&self) -> std::path::PathBuf {
@@ -104,10 +153,19 @@ impl Sentinel {
         }
     }
 
-    /// A new multiplexed connection.
+    /// A new multiplexed connection (logged in when it has a password).
     pub async fn con(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
-            .expect("a valid redis URL")
+        use redis::IntoConnectionInfo;
+        let mut login = redis::RedisConnectionInfo::default();
+        if let Some(pw) = &self.password {
+            login = login.set_password(pw);
+        }
+        let info = ("127.0.0.1".to_string(), self.port)
+            .into_connection_info()
+            .expect("a valid address")
+            .set_redis_settings(login);
+        redis::Client::open(info)
+            .expect("a valid connection info")
             .get_multiplexed_async_connection()
             .await
             .unwrap_or_else(|e| panic!("connect to the Sentinel on {}: {e}", self.port))

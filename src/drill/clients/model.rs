@@ -105,12 +105,7 @@ pub(crate) fn resolving_link(ctx: &Ctx) -> Arc<RedisLink> {
             master_name: ctx.master_name.clone(),
         }
     };
-    RedisLink::with(
-        target,
-        ctx.credentials.data.password.clone(),
-        0,
-        ctx.op_timeout(),
-    )
+    RedisLink::with(target, ctx.credentials.redis_auth(), 0, ctx.op_timeout())
 }
 
 /// A running built-in model.
@@ -161,7 +156,7 @@ impl Running {
                     .unwrap_or_else(|| ctx.master.clone());
                 let pinned = RedisLink::with(
                     RedisTarget::Standalone { host, port },
-                    ctx.credentials.data.password.clone(),
+                    ctx.credentials.redis_auth(),
                     0,
                     ctx.op_timeout(),
                 );
