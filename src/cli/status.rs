@@ -10,7 +10,15 @@ use crate::topology::{self, state::TopologyState, TopologyError};
 pub(super) async fn run(cfg: HarnessConfig, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let status = if cfg.backend == crate::config::BackendKind::External {
         // Read-only: the nodes the Sentinels name, probed under the same health rules.
-        topology::Topology::attach(&cfg).await?.status().await
+        // The secrets are the user's: shown as set, never printed.
+        let mut s = topology::Topology::attach(&cfg).await?.status().await;
+        let c = &mut s.connection;
+        for secret in [&mut c.password, &mut c.sentinel_password] {
+            if secret.is_some() {
+                *secret = Some("***".into());
+            }
+        }
+        s
     } else {
         let dir = cfg.topology_dir();
         let state = TopologyState::read(&dir)?.ok_or_else(|| TopologyError::NotUp {

@@ -68,7 +68,7 @@ impl super::Fault for PauseMaster {
                 .await
                 .map_err(|e| {
                     format!(
-                        "the master at {} refuses DEBUG SLEEP ({e}); it needs enable-debug-command yes (or local), or set topology.external.pause: client-pause-write to stall writes instead (no failover follows)",
+                        "the master at {} refuses DEBUG SLEEP ({e}): the server needs enable-debug-command yes (or local, from a local client) and the user +debug; or set topology.external.pause: client-pause-write to stall writes instead (no failover follows)",
                         m.addr()
                     )
                 })
