@@ -88,7 +88,7 @@ pub fn refusal(cfg: &HarnessConfig, need: Need) -> Option<String> {
     }
 }
 
-/// A fault operation, to say how a backend does it ([`Backend::verb`]).
+/// A fault operation, to say how a backend does it ([`Topology::verb`](crate::topology::Topology::verb)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultOp {
     /// Kill without grace.
