@@ -229,7 +229,13 @@ pub(crate) async fn run(
                 p.users, p.warmup_s
             ),
         );
-        let r = loadtests::run_closed(&p.closed(&host, p.warmup_s)).await?;
+        let r = match loadtests::run_closed(&p.closed(&host, p.warmup_s)).await {
+            Ok(r) => r,
+            Err(e) => {
+                stop_stack(stack.take(), api_prefix.as_deref()).await?;
+                return Err(e.into());
+            }
+        };
         mark("warm-up", &mut phases);
         Some(r)
     } else {
@@ -274,6 +280,15 @@ pub(crate) async fn run(
     let (load, drill_run) = tokio::join!(load, drill_fut);
     ticker.finish();
     mark("load", &mut phases);
+    // Stopped (and an external topology's API keys removed) before any error returns.
+    let had_stack = stack.is_some();
+    if had_stack {
+        progress.step(steps, steps, "stopping the API and the topology");
+    }
+    let cleanup = stop_stack(stack.take(), api_prefix.as_deref()).await?;
+    if had_stack {
+        mark("down", &mut phases);
+    }
     let load = load?;
     let drill_run = drill_run?;
 
@@ -303,24 +318,6 @@ pub(crate) async fn run(
         });
     }
 
-    let mut cleanup = None;
-    if let Some((topo, api)) = stack {
-        progress.step(steps, steps, "stopping the API and the topology");
-        api.stop().await;
-        if let Some(prefix) = &api_prefix {
-            let master = topo.status().await.current_master;
-            cleanup = Some(
-                crate::topology::keys::remove_prefix(
-                    master.as_deref(),
-                    &topo.state().credentials().data,
-                    prefix,
-                )
-                .await,
-            );
-        }
-        topo.down().await?;
-        mark("down", &mut phases);
-    }
     let passed = verdicts.iter().all(|v| v.passed);
     Ok(report::VerifyReport {
         schema: report::SCHEMA,
@@ -340,4 +337,24 @@ pub(crate) async fn run(
         cleanup,
         output_dir: PathBuf::new(),
     })
+}
+/// Stops the API and the topology of `stack`; on an external topology, first removes the
+/// API's keys under `prefix` (returned).
+async fn stop_stack(
+    stack: Option<(Topology, ApiServer)>,
+    prefix: Option<&str>,
+) -> Result<Option<crate::topology::keys::Cleanup>, VerifyError> {
+    let Some((topo, api)) = stack else {
+        return Ok(None);
+    };
+    api.stop().await;
+    let mut cleanup = None;
+    if let Some(prefix) = prefix {
+        let master = topo.status().await.current_master;
+        let login = topo.state().credentials().data;
+        cleanup =
+            Some(crate::topology::keys::remove_prefix(master.as_deref(), &login, prefix).await);
+    }
+    topo.down().await?;
+    Ok(cleanup)
 }
