@@ -422,6 +422,13 @@ async fn an_abort_restores_the_fault_at_once() {
         testkit::ping(port.parse().unwrap()),
         "the old master runs again"
     );
+    // Restored within down-after (1000 ms): the Sentinels never failed it over. A run
+    // that waited for the failover instead of aborting would have moved the master.
+    assert_eq!(
+        t.named_master().await,
+        t.master,
+        "restored before any failover"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

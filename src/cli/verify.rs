@@ -74,7 +74,18 @@ async fn execute(
         // A topology the harness did not start cannot be torn down: Ctrl-C makes the
         // drill restore its fault at once, and the run ends with its keys removed.
         opts.stop = Some(super::signal::subscribe());
-        let rep = verify::run(&cfg, &opts, &progress).await?;
+        let rep = match verify::run(&cfg, &opts, &progress).await {
+            Ok(rep) => rep,
+            Err(verify::VerifyError::Drill(crate::drill::DrillError::Preflight { checks })) => {
+                eprint!(
+                    "{}",
+                    crate::drill::report::checks_text("preflight", &checks)
+                );
+                eprintln!("the preflight failed; nothing was touched");
+                return Ok(ExitCode::from(super::EXIT_PREFLIGHT));
+            }
+            Err(e) => return Err(e.into()),
+        };
         anyhow::ensure!(
             !super::signal::received(),
             "interrupted; the fault was restored and the run's keys removed"

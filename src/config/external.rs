@@ -242,6 +242,16 @@ impl ExternalSection {
             if split_addr(a).is_none() {
                 p.push(format!("{f}.nodes.{name}: {a:?} is not host:port"));
             }
+            if !plain_host(name) {
+                p.push(format!(
+                    "{f}.nodes: {name:?}: a node name must be letters, digits, '.', '-', '_' or ':'"
+                ));
+            }
+        }
+        if self.username.is_some() && self.password.is_none() {
+            p.push(format!(
+                "{f}.username: needs password too (AUTH takes both; without one the default user would be used)"
+            ));
         }
         for hook in [Hook::Kill, Hook::Restore, Hook::Partition, Hook::Heal] {
             if self.hooks.get(hook).is_some_and(|c| c.trim().is_empty()) {
@@ -259,6 +269,13 @@ impl ExternalSection {
         }
         p
     }
+}
+
+/// Whether `s` is a plain host name or address (what may reach a hook's command line).
+pub fn plain_host(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c))
 }
 
 /// `host:port` split, when it is one (`[v6]:port` too).

@@ -80,6 +80,17 @@ pub enum DrillError {
     /// A client could not be started, or was not running when the fault was due.
     #[error(transparent)]
     Client(#[from] clients::ClientError),
+    /// Some nodes could not be restored (each named with its error).
+    #[error("restoring failed for {0}")]
+    Restore(String),
+    /// Restoring the fault failed: the topology may still be faulted.
+    #[error("THE FAULT WAS NOT RESTORED: {error}{}; restore it by hand", .before.as_ref().map(|b| format!(" (after: {b})")).unwrap_or_default())]
+    NotRestored {
+        /// Why restoring failed.
+        error: String,
+        /// What ended the fault early, when something did.
+        before: Option<String>,
+    },
     /// The steady-state check before the fault failed; nothing was touched.
     #[error("preflight failed, nothing was touched:\n  - {}", .checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.detail)).collect::<Vec<_>>().join("\n  - "))]
     Preflight {
@@ -452,6 +463,19 @@ pub async fn plan(cfg: &HarnessConfig, kind: DrillKind) -> Result<Plan, DrillErr
     })
 }
 
+/// The preflight of `kind` on `topo`; `Err(Preflight)` when a check fails (`verify`
+/// runs it before its load starts writing).
+pub(crate) async fn preflight_on(topo: &Topology, kind: DrillKind) -> Result<(), DrillError> {
+    let cfg = topo.config();
+    let fault = fault_for(kind, cfg);
+    supported(kind, fault.as_ref(), cfg)?;
+    let checks = preflight::run(topo, fault.as_ref(), fault.expects_failover(kind)).await;
+    if checks.iter().any(|c| !c.passed) {
+        return Err(DrillError::Preflight { checks });
+    }
+    Ok(())
+}
+
 /// The fault context of `topo`.
 fn fault_ctx(topo: &Topology, cfg: &HarnessConfig, watch: Option<Arc<dyn Watch>>) -> FaultCtx {
     FaultCtx {
@@ -465,39 +489,67 @@ fn fault_ctx(topo: &Topology, cfg: &HarnessConfig, watch: Option<Arc<dyn Watch>>
     }
 }
 
-/// Resolves with the reason once an abort condition holds: `stop` turned true, no
-/// built-in client got a write acknowledged for `max_write_unavailable_ms` since
-/// `since`, or `heal_timeout_ms` passed since `since`.
-async fn abort_reason(
-    abort: &AbortSection,
-    tallies: &[Arc<Tally>],
+/// What the abort conditions watch during the fault.
+struct AbortWatch<'a> {
+    abort: &'a AbortSection,
+    tallies: &'a [Arc<Tally>],
     since: std::time::Instant,
-    stop: &mut Option<tokio::sync::watch::Receiver<bool>>,
-) -> String {
-    loop {
-        if let Some(reason) = interrupted(stop) {
-            return reason;
-        }
-        let elapsed = since.elapsed();
-        if let Some(limit) = abort.max_write_unavailable_ms {
-            let freshest = tallies.iter().filter_map(|t| t.since_last_ok()).min();
-            let unavailable = freshest.map_or(elapsed, |f| f.min(elapsed));
-            if unavailable > Duration::from_millis(limit) {
-                return format!(
-                    "no client got a write acknowledged for {} ms (drill.abort.max_write_unavailable_ms {limit})",
-                    unavailable.as_millis()
-                );
+    sentinels: &'a [NodeSpec],
+    credentials: &'a crate::topology::Credentials,
+    master_name: &'a str,
+}
+
+impl AbortWatch<'_> {
+    /// Resolves with the reason once an abort condition holds: `stop` turned true; no
+    /// built-in client got a write acknowledged for `max_write_unavailable_ms` since the
+    /// fault; or, `heal_timeout_ms` after the fault, still no master that the Sentinels
+    /// name answers as master.
+    async fn fired(&self, stop: &mut Option<tokio::sync::watch::Receiver<bool>>) -> String {
+        loop {
+            if let Some(reason) = interrupted(stop) {
+                return reason;
             }
-        }
-        if let Some(limit) = abort.heal_timeout_ms {
-            if elapsed > Duration::from_millis(limit) {
-                return format!(
-                    "not healed {} ms after the fault (drill.abort.heal_timeout_ms {limit})",
-                    elapsed.as_millis()
-                );
+            let elapsed = self.since.elapsed();
+            if let Some(limit) = self.abort.max_write_unavailable_ms {
+                let freshest = self.tallies.iter().filter_map(|t| t.since_last_ok()).min();
+                let unavailable = freshest.map_or(elapsed, |f| f.min(elapsed));
+                if unavailable > Duration::from_millis(limit) {
+                    return format!(
+                        "no client got a write acknowledged for {} ms (drill.abort.max_write_unavailable_ms {limit})",
+                        unavailable.as_millis()
+                    );
+                }
             }
+            if let Some(limit) = self.abort.heal_timeout_ms {
+                if elapsed > Duration::from_millis(limit) && !self.master_answers().await {
+                    return format!(
+                        "{} ms after the fault no master the Sentinels name answers as master (drill.abort.heal_timeout_ms {limit})",
+                        elapsed.as_millis()
+                    );
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    /// Whether the master the Sentinels name answers ROLE master.
+    async fn master_answers(&self) -> bool {
+        let login = &self.credentials.sentinel;
+        let Some(m) = wait::sentinel_master(self.sentinels, login, self.master_name).await else {
+            return false;
+        };
+        let Some((host, port)) = crate::config::external::split_addr(&m) else {
+            return false;
+        };
+        let data = &self.credentials.data;
+        let Ok(mut c) =
+            crate::topology::probe::connect(&host, port, data, Duration::from_millis(300)).await
+        else {
+            return false;
+        };
+        crate::topology::probe::info_replication(&mut c)
+            .await
+            .is_ok_and(|i| i.get("role").map(String::as_str) == Some("master"))
     }
 }
 
@@ -663,52 +715,65 @@ pub(crate) async fn run_on(
     let mut cx = fault_ctx(topo, &cfg, watch.clone());
     cx.clock = clock;
     let mut rejoin = None;
+    let mut heal_from = fault_instant;
     if failure.is_none() && aborted.is_none() {
         if let Some(w) = &watch {
             w.fault();
         }
-        let outcome = {
-            let sequence = async {
-                fault.inject(topo, &mut cx).await?;
-                fault.restore(topo, &mut cx).await?;
-                cx.restored = true;
-                Ok::<_, DrillError>(match fault.rejoin_target(&cx.nodes) {
-                    Some(node) => Some(Rejoin {
-                        node: node.name.clone(),
-                        rejoined: wait::rejoined(node, &credentials.data, timeout).await,
-                        timeout,
-                    }),
-                    None => None,
-                })
-            };
-            tokio::pin!(sequence);
+        // Only the injection (and the waits inside it) races the abort conditions: a
+        // hook is never cut off half-way (the backend lets it finish, and the restore
+        // waits for it), and the restore itself always runs to its end.
+        let watching = AbortWatch {
+            abort: &d.abort,
+            tallies: &tallies,
+            since: fault_instant,
+            sentinels: &nodes.sentinels,
+            credentials: &credentials,
+            master_name: &cfg.topology.master_name,
+        };
+        let injected = {
+            let inject = fault.inject(topo, &mut cx);
             tokio::select! {
-                r = &mut sequence => r.map_err(Abandon::Failed),
-                reason = abort_reason(&d.abort, &tallies, fault_instant, &mut stop) => Err(Abandon::Aborted(reason)),
+                r = inject => r.map_err(Abandon::Failed),
+                reason = watching.fired(&mut stop) => Err(Abandon::Aborted(reason)),
             }
         };
-        match outcome {
-            Ok(r) => rejoin = r,
-            Err(e) => {
-                match e {
-                    Abandon::Failed(e) => failure = Some(e),
-                    Abandon::Aborted(reason) => aborted = Some(reason),
-                }
-                if !cx.restored {
-                    cx.act(
-                        "abort",
-                        format!(
-                            "{}; restoring at once",
-                            aborted.clone().unwrap_or_else(|| "the fault failed".into())
-                        ),
-                    );
-                    match fault.restore(topo, &mut cx).await {
-                        Ok(()) => cx.restored = true,
-                        Err(e) => cx.act("restore", format!("restoring failed: {e}")),
-                    }
-                }
+        match injected {
+            Ok(()) => {}
+            Err(Abandon::Failed(e)) => {
+                cx.act(
+                    "abort",
+                    format!("the fault failed ({e}); restoring at once"),
+                );
+                failure = Some(e);
+            }
+            Err(Abandon::Aborted(reason)) => {
+                cx.act("abort", format!("{reason}; restoring at once"));
+                aborted = Some(reason);
             }
         }
+        let restored_at = std::time::Instant::now();
+        if let Err(e) = fault.restore(topo, &mut cx).await {
+            cx.act("restore", format!("FAILED: {e}"));
+            let before = failure.take().map(|f| f.to_string());
+            failure = Some(DrillError::NotRestored {
+                error: e.to_string(),
+                before: before.or_else(|| aborted.clone()),
+            });
+        } else {
+            cx.restored = true;
+        }
+        if failure.is_none() && aborted.is_none() {
+            rejoin = match fault.rejoin_target(&cx.nodes) {
+                Some(node) => Some(Rejoin {
+                    node: node.name.clone(),
+                    rejoined: wait::rejoined(node, &credentials.data, timeout).await,
+                    timeout,
+                }),
+                None => None,
+            };
+        }
+        heal_from = restored_at;
         if aborted.is_none() && failure.is_none() {
             aborted = sleep_or_stop(Duration::from_millis(d.post_recovery_ms), &mut stop).await;
         }
@@ -719,7 +784,7 @@ pub(crate) async fn run_on(
         futures_util::future::join_all(running.into_iter().map(clients::Running::stop)).await;
     let heal_budget = match d.abort.heal_timeout_ms {
         Some(limit) if aborted.is_none() => {
-            Duration::from_millis(limit).saturating_sub(fault_instant.elapsed())
+            Duration::from_millis(limit).saturating_sub(heal_from.elapsed())
         }
         _ => timeout,
     };
@@ -731,7 +796,7 @@ pub(crate) async fn run_on(
     if !healed.healthy && aborted.is_none() && failure.is_none() {
         if let Some(limit) = d.abort.heal_timeout_ms {
             aborted = Some(format!(
-                "not healthy {limit} ms after the fault (drill.abort.heal_timeout_ms): {}",
+                "not healthy {limit} ms after the restore (drill.abort.heal_timeout_ms): {}",
                 healed.problem.clone().unwrap_or_default()
             ));
         }

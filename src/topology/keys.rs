@@ -58,11 +58,12 @@ fn pattern(prefix: &str) -> String {
 async fn scan(
     con: &mut redis::aio::MultiplexedConnection,
     prefix: &str,
-) -> redis::RedisResult<Vec<String>> {
+) -> redis::RedisResult<Vec<Vec<u8>>> {
+    // Keys as bytes: a client may write a key that is not UTF-8.
     let mut cursor = 0u64;
     let mut keys = Vec::new();
     loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
             .arg(pattern(prefix))

@@ -189,6 +189,10 @@ pub(crate) async fn run(
         None => {
             progress.step(1, steps, &format!("bringing up topology '{}'", cfg.name));
             let topo = Topology::open(&cfg).await?;
+            if topo.is_external() && drill_wanted {
+                // The steady state is checked before the load writes anything.
+                drill::preflight_on(&topo, DrillKind::KillMaster).await?;
+            }
             if let Some(w) = &opts.watch {
                 w.topology(topo.state());
             }
@@ -204,11 +208,16 @@ pub(crate) async fn run(
             // On a topology the harness did not start, the API writes under the run's
             // own prefix, removed when it stops.
             let prefix = topo.is_external().then(|| {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
                 format!(
-                    "{}{}:{}:",
+                    "{}{}:{:x}{:04x}:",
                     cfg.key_prefix,
                     if drill_wanted { "verify" } else { "load" },
-                    started_unix
+                    nanos / 1000,
+                    std::process::id() & 0xffff
                 )
             });
             let api = ApiServer::start(&topo, opts.members, prefix.as_deref()).await?;
@@ -257,7 +266,19 @@ pub(crate) async fn run(
     );
     let rec = Arc::new(Recorder::new());
     let load_cfg = p.closed(&host, p.load_s);
-    let load = loadtests::run_closed_into(&load_cfg, Arc::clone(&rec));
+    let load = async {
+        // On an external topology Ctrl-C ends the load too (the drill restores its fault
+        // on the same signal), so that the API's keys are removed at once.
+        let mut stop = opts.stop.clone();
+        let run = loadtests::run_closed_into(&load_cfg, Arc::clone(&rec));
+        match stop.as_mut() {
+            Some(s) => tokio::select! {
+                r = run => r.map_err(VerifyError::from),
+                _ = s.wait_for(|v| *v) => Err(VerifyError::Config("interrupted".into())),
+            },
+            None => run.await.map_err(VerifyError::from),
+        }
+    };
     let ticker = progress.load_bar(p.load_s as u64 + p.users as u64 / p.hatch_rate as u64, &rec);
     let drill_fut = async {
         match (&mut stack, p.fault_at_s) {

@@ -75,6 +75,35 @@ pub(crate) trait Fault: Send + Sync {
     fn plan(&self, topo: &Topology, cx: &FaultCtx) -> Vec<String>;
 }
 
+/// Restarts every node of `names`, each tried whatever failed before it; records what
+/// came back and fails naming every node that did not.
+pub(crate) async fn restart_each(
+    topo: &mut Topology,
+    cx: &mut FaultCtx,
+    names: &[String],
+) -> Result<(), DrillError> {
+    let mut failed = Vec::new();
+    for n in names {
+        if let Err(e) = topo.restart(n).await {
+            failed.push(format!("{n}: {e}"));
+        }
+    }
+    let back = names.len() - failed.len();
+    cx.act(
+        "restore",
+        format!(
+            "{} {back} of {} nodes",
+            topo.verb(FaultOp::Restart),
+            names.len()
+        ),
+    );
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(DrillError::Restore(failed.join("; ")))
+    }
+}
+
 /// `Err` when the backend of `cfg` cannot do what `need` asks.
 pub(crate) fn needs(cfg: &HarnessConfig, need: crate::topology::Need) -> Result<(), String> {
     match crate::topology::refusal(cfg, need) {

@@ -64,13 +64,15 @@ impl super::Fault for Partition {
     }
 
     fn plan(&self, topo: &Topology, cx: &FaultCtx) -> Vec<String> {
-        let peers: Vec<String> = cx
+        // As `Topology::partition` hands them over: the peers' hosts.
+        let mut peers: Vec<String> = cx
             .nodes
             .replicas
             .iter()
             .chain(cx.nodes.sentinels.iter())
-            .map(NodeSpec::addr)
+            .map(|n| n.host.clone())
             .collect();
+        peers.dedup();
         let cut = match topo.hook_command(crate::config::Hook::Partition, "master", &peers) {
             Some(cmd) => format!("hook partition master: `{cmd}`"),
             None => format!(
@@ -86,7 +88,10 @@ impl super::Fault for Partition {
                 cx.timeout.as_millis(),
                 self.hold.as_millis()
             ),
-            super::how(topo, crate::topology::FaultOp::Heal, "master"),
+            match topo.hook_command(crate::config::Hook::Heal, "master", &peers) {
+                Some(cmd) => format!("hook heal master: `{cmd}`"),
+                None => super::how(topo, crate::topology::FaultOp::Heal, "master"),
+            },
             "wait for the old master to rejoin as a replica".into(),
         ]
     }

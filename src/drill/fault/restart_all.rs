@@ -46,11 +46,8 @@ impl super::Fault for RestartAll {
 
     fn restore<'a>(&'a self, topo: &'a mut Topology, cx: &'a mut FaultCtx) -> Step<'a> {
         Box::pin(async move {
-            for n in &cx.nodes.all {
-                topo.restart(n).await?;
-            }
-            cx.act("restore", "restarted every node".into());
-            Ok(())
+            let all = cx.nodes.all.clone();
+            super::restart_each(topo, cx, &all).await
         })
     }
 }

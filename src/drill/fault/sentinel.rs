@@ -159,12 +159,16 @@ impl super::Fault for KillSentinels {
 
     fn restore<'a>(&'a self, topo: &'a mut Topology, cx: &'a mut FaultCtx) -> Step<'a> {
         Box::pin(async move {
-            topo.restart("master").await?;
-            for sn in cx.nodes.sentinels.iter().take(Self::victims(&cx.cfg)) {
-                topo.restart(&sn.name).await?;
-            }
-            cx.act("restore", "restarted the master and the Sentinels".into());
-            Ok(())
+            // Every node is tried, whatever failed before it.
+            let names = std::iter::once("master".to_string()).chain(
+                cx.nodes
+                    .sentinels
+                    .iter()
+                    .take(Self::victims(&cx.cfg))
+                    .map(|s| s.name.clone()),
+            );
+            let names: Vec<String> = names.collect();
+            super::restart_each(topo, cx, &names).await
         })
     }
 }

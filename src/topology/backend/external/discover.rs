@@ -62,6 +62,14 @@ pub(crate) async fn discover(
         .iter()
         .find(|v| split_addr(&v.master).as_ref() == Some(&master))
         .expect("the majority's view");
+    let known = views.iter().map(|v| v.others + 1).max().unwrap_or(0);
+    if known > sentinels.len() {
+        return Err(TopologyError::External(format!(
+            "the Sentinels know {known} Sentinels for '{}' but topology.external.sentinels lists {}; list every one (drills that stop Sentinels, and the checks, must know them all)",
+            ext.master_name,
+            sentinels.len()
+        )));
+    }
     let mut replicas: Vec<(String, u16)> = views
         .iter()
         .flat_map(|v| v.replicas.iter().cloned())
@@ -69,6 +77,14 @@ pub(crate) async fn discover(
         .collect();
     replicas.sort();
     replicas.dedup();
+    // Hosts reach hooks' command lines: only plain host names and addresses pass.
+    for (h, p) in std::iter::once(&master).chain(&replicas) {
+        if !crate::config::external::plain_host(h) {
+            return Err(TopologyError::External(format!(
+                "the Sentinels announce a node as {h:?}:{p}; a host must be letters, digits, '.', '-', '_' or ':' (it is handed to the fault hooks)"
+            )));
+        }
+    }
     Ok(Discovered {
         master,
         replicas,
@@ -88,6 +104,8 @@ struct View {
     down_after_ms: i64,
     failover_timeout_ms: i64,
     parallel_syncs: i64,
+    /// `num-other-sentinels`.
+    others: usize,
 }
 
 async fn ask(
@@ -126,5 +144,6 @@ async fn ask(
         down_after_ms: num("down-after-milliseconds").unwrap_or(30_000),
         failover_timeout_ms: num("failover-timeout").unwrap_or(180_000),
         parallel_syncs: num("parallel-syncs").unwrap_or(1),
+        others: num("num-other-sentinels").unwrap_or(0).max(0) as usize,
     })
 }

@@ -55,7 +55,10 @@ impl HookRun {
 
 /// What a placeholder of `node` becomes: `{node}` its given name, `{host}`, `{port}`,
 /// `{role}` (`master`, `replica`, `sentinel`) and, for `partition`/`heal`, `{peers}`
-/// (space-separated `host:port`).
+/// (the peers' hosts, each quoted, space-separated). One pass over the template: a
+/// filled-in value is never scanned again. Quoting protects the local `sh` only; a
+/// command that hands a value to another shell (`ssh {host} cmd {node}`) is parsed again
+/// there.
 pub(crate) fn fill(template: &str, node: &NodeSpec, name: &str, peers: &[String]) -> String {
     let role = match node.kind {
         NodeKind::Master => "master",
@@ -63,12 +66,36 @@ pub(crate) fn fill(template: &str, node: &NodeSpec, name: &str, peers: &[String]
         NodeKind::Sentinel => "sentinel",
     };
     let q = |s: &str| shell_words::quote(s).into_owned();
-    template
-        .replace("{node}", &q(name))
-        .replace("{host}", &q(&node.host))
-        .replace("{port}", &node.port.to_string())
-        .replace("{role}", role)
-        .replace("{peers}", &q(&peers.join(" ")))
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let tail = &rest[open..];
+        let value = [
+            ("{node}", q(name)),
+            ("{host}", q(&node.host)),
+            ("{port}", node.port.to_string()),
+            ("{role}", role.to_string()),
+            (
+                "{peers}",
+                peers.iter().map(|p| q(p)).collect::<Vec<_>>().join(" "),
+            ),
+        ]
+        .into_iter()
+        .find(|(k, _)| tail.starts_with(k));
+        match value {
+            Some((k, v)) => {
+                out.push_str(&v);
+                rest = &tail[k.len()..];
+            }
+            None => {
+                out.push('{');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Runs `command` (filled in) for `node`; kills its group after `timeout`.
@@ -200,9 +227,19 @@ mod tests {
                 "cut {node} {peers}",
                 &n,
                 "x;rm -rf /",
-                &["a:1".into(), "b:2".into()]
+                &["a".into(), "b c".into()]
             ),
-            "cut 'x;rm -rf /' 'a:1 b:2'"
+            "cut 'x;rm -rf /' a 'b c'"
+        );
+        // A value holding a placeholder is not filled in again (no quoting broken).
+        assert_eq!(
+            fill(
+                "block {node} {peers} ${x}",
+                &n,
+                ";{peers}",
+                &["x;reboot".into()]
+            ),
+            "block ';{peers}' 'x;reboot' ${x}"
         );
     }
 

@@ -70,7 +70,13 @@ pub(crate) struct ExternalBackend {
     /// A `DEBUG SLEEP` in flight (pause-master), ended by `resume`.
     sleeping: Mutex<Option<tokio::task::JoinHandle<redis::RedisResult<()>>>>,
     /// Every hook run so far, for the report.
-    runs: Mutex<Vec<HookRun>>,
+    runs: std::sync::Arc<Mutex<Vec<HookRun>>>,
+    /// Held by the hook that runs: hooks run one at a time, in order, each to its end (a
+    /// drill that stops waiting for one, on an abort, does not cut it off; the restore
+    /// that follows waits for it).
+    running: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The peers of the last partition, for `heal`.
+    peers: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for ExternalBackend {
@@ -92,7 +98,9 @@ impl ExternalBackend {
             ext,
             credentials,
             sleeping: Mutex::new(None),
-            runs: Mutex::new(Vec::new()),
+            runs: Default::default(),
+            running: Default::default(),
+            peers: Mutex::new(Vec::new()),
         }
     }
 
@@ -131,10 +139,23 @@ impl ExternalBackend {
                 })?;
         let timeout = Duration::from_millis(self.ext.hook_timeout_ms);
         tracing::info!("hook {}: {command}", hook.name());
-        let run = hooks::run(hook, &record.spec.name, command, timeout).await;
-        let ok = run.ok();
-        let detail = format!("{}; output: {}", run.summary(), one_line(&run.output));
-        self.runs.lock().expect("not poisoned").push(run);
+        let (runs, running) = (self.runs.clone(), self.running.clone());
+        let node = record.spec.name.clone();
+        let task = tokio::spawn(async move {
+            let _turn = running.lock().await;
+            let run = hooks::run(hook, &node, command, timeout).await;
+            let result = (
+                run.ok(),
+                format!("{}; output: {}", run.summary(), one_line(&run.output)),
+            );
+            runs.lock().expect("not poisoned").push(run);
+            result
+        });
+        let (ok, detail) = task.await.map_err(|e| TopologyError::Hook {
+            hook: hook.name(),
+            node: record.spec.name.clone(),
+            detail: format!("the hook's task failed: {e}"),
+        })?;
         if ok {
             Ok(())
         } else {
@@ -321,6 +342,18 @@ impl super::Backend for ExternalBackend {
                             .query_async::<()>(&mut c)
                             .await
                     });
+                    // A refusal comes back at once; a sleep does not.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if task.is_finished() {
+                        let r = task.await.map_err(|e| {
+                            TopologyError::External(format!("DEBUG SLEEP on {}: {e}", spec.name))
+                        })?;
+                        r.map_err(failed)?;
+                        return Err(TopologyError::External(format!(
+                            "DEBUG SLEEP on {} returned at once instead of sleeping",
+                            spec.name
+                        )));
+                    }
                     *self.sleeping.lock().expect("not poisoned") = Some(task);
                 }
                 PauseMethod::ClientPauseWrite => {
@@ -387,11 +420,17 @@ impl super::Backend for ExternalBackend {
         peers: &'a [String],
         _direction: crate::config::PartitionDirection,
     ) -> BoxFuture<'a, Result<(), TopologyError>> {
-        Box::pin(async move { self.hook(Hook::Partition, record, peers).await })
+        Box::pin(async move {
+            *self.peers.lock().expect("not poisoned") = peers.to_vec();
+            self.hook(Hook::Partition, record, peers).await
+        })
     }
 
     fn heal<'a>(&'a self, record: &'a NodeRecord) -> BoxFuture<'a, Result<(), TopologyError>> {
-        Box::pin(async move { self.hook(Hook::Heal, record, &[]).await })
+        Box::pin(async move {
+            let peers = self.peers.lock().expect("not poisoned").clone();
+            self.hook(Hook::Heal, record, &peers).await
+        })
     }
 
     fn hook_runs(&self) -> Vec<HookRun> {
