@@ -138,7 +138,9 @@ pub(crate) async fn run(hook: Hook, node: &str, command: String, timeout: Durati
     let group = child.id();
     // The pipe's write ends live only in the hook's processes now. Its output is read as it
     // comes (a full pipe would stall the hook); once `sh` exits, a daemon it left behind
-    // may still hold the pipe, so reading stops shortly after.
+    // may still hold the pipe, so the hook's run ends shortly after, while the pipe is
+    // drained to its end in the background (the daemon must not meet a closed pipe);
+    // only the first 64 KiB are kept.
     let collected = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut reading = {
         let collected = std::sync::Arc::clone(&collected);
@@ -150,10 +152,10 @@ pub(crate) async fn run(hook: Hook, node: &str, command: String, timeout: Durati
                 if n == 0 {
                     break;
                 }
-                collected
-                    .lock()
-                    .expect("not poisoned")
-                    .extend_from_slice(&chunk[..n]);
+                let mut kept = collected.lock().expect("not poisoned");
+                if kept.len() < 64 << 10 {
+                    kept.extend_from_slice(&chunk[..n]);
+                }
             }
         })
     };
@@ -174,7 +176,6 @@ pub(crate) async fn run(hook: Hook, node: &str, command: String, timeout: Durati
             let _ = tokio::time::timeout(Duration::from_millis(200), &mut reading).await;
         }
     }
-    reading.abort();
     let buf = std::mem::take(&mut *collected.lock().expect("not poisoned"));
     run.output = tail(&buf);
     if run.timed_out {
