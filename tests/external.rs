@@ -117,15 +117,7 @@ impl Target {
 
     /// The master the Sentinels name now.
     async fn named_master(&self) -> String {
-        let (h, p) = self.sentinels[0].rsplit_once(':').unwrap();
-        let mut c = probe::connect(
-            h,
-            p.parse().unwrap(),
-            &Login::none(),
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap();
+        let mut c = con(&self.sentinels[0]).await;
         let (host, port): (String, String) = redis::cmd("SENTINEL")
             .arg("GET-MASTER-ADDR-BY-NAME")
             .arg("mymaster")
@@ -150,20 +142,25 @@ impl Target {
 }
 
 async fn info(addr: &str, section: &str) -> String {
+    let mut c = con(addr).await;
+    redis::cmd("INFO")
+        .arg(section)
+        .query_async(&mut c)
+        .await
+        .unwrap()
+}
+
+/// A connection to the data node or Sentinel at `addr` (no AUTH).
+async fn con(addr: &str) -> redis::aio::MultiplexedConnection {
     let (h, p) = addr.rsplit_once(':').unwrap();
-    let mut c = probe::connect(
+    probe::connect(
         h,
         p.parse().unwrap(),
         &Login::none(),
         Duration::from_secs(2),
     )
     .await
-    .unwrap_or_else(|e| panic!("{addr}: {e}"));
-    redis::cmd("INFO")
-        .arg(section)
-        .query_async(&mut c)
-        .await
-        .unwrap()
+    .unwrap_or_else(|e| panic!("{addr}: {e}"))
 }
 
 fn field(info: &str, name: &str) -> String {
@@ -175,29 +172,13 @@ fn field(info: &str, name: &str) -> String {
 }
 
 async fn dbsize(addr: &str) -> u64 {
-    let (h, p) = addr.rsplit_once(':').unwrap();
-    let mut c = probe::connect(
-        h,
-        p.parse().unwrap(),
-        &Login::none(),
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap();
+    let mut c = con(addr).await;
     redis::cmd("DBSIZE").query_async(&mut c).await.unwrap()
 }
 
 /// Keys under the drill prefix on `addr` (SCAN, as the harness does).
 async fn drill_keys(addr: &str) -> Vec<String> {
-    let (h, p) = addr.rsplit_once(':').unwrap();
-    let mut c = probe::connect(
-        h,
-        p.parse().unwrap(),
-        &Login::none(),
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap();
+    let mut c = con(addr).await;
     let mut cursor = 0u64;
     let mut keys = Vec::new();
     loop {
@@ -229,28 +210,40 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn report(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+/// Asserts the exit code (when given) and that stdout or stderr says `needle`.
+fn expect(o: &Output, code: Option<i32>, needle: &str) {
+    if code.is_some() {
+        assert_eq!(o.status.code(), code, "{}", text(o));
+    }
+    assert!(text(o).contains(needle), "wanted {needle:?} in {}", text(o));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn kill_master_through_hooks_is_measured_and_leaves_no_drill_key() {
-    let t = Target::start("ext-kill").await;
-    let cfg = t.config(&[&t.kill_hook(), &t.restore_hook()], "");
-    let json = t.dir.path().join("kill.json");
+/// Runs drill `kind` with `--confirm mymaster`; its output and JSON report.
+fn drill(t: &Target, config: &Path, kind: &str) -> (Output, Value) {
+    let json = t.dir.path().join(format!("{kind}.json"));
     let o = run(
-        &cfg,
+        config,
         &[
             "drill",
-            "kill-master",
+            kind,
             "--confirm",
             "mymaster",
             "--json",
             json.to_str().unwrap(),
         ],
     );
+    let rep = std::fs::read_to_string(&json)
+        .map(|r| serde_json::from_str(&r).unwrap())
+        .unwrap_or(Value::Null);
+    (o, rep)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_master_through_hooks_is_measured_and_leaves_no_drill_key() {
+    let t = Target::start("ext-kill").await;
+    let cfg = t.config(&[&t.kill_hook(), &t.restore_hook()], "");
+    let (o, r) = drill(&t, &cfg, "kill-master");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let r = report(&json);
     let run = &r["runs"][0];
     let preflight = run["preflight"].as_array().unwrap();
     assert!(preflight.len() >= 6, "{preflight:?}");
@@ -295,20 +288,9 @@ async fn kill_master_through_hooks_is_measured_and_leaves_no_drill_key() {
 async fn sentinel_failover_needs_no_hook() {
     let t = Target::start("ext-failover").await;
     let cfg = t.config(&[], "");
-    let json = t.dir.path().join("failover.json");
-    let o = run(
-        &cfg,
-        &[
-            "drill",
-            "sentinel-failover",
-            "--confirm",
-            "mymaster",
-            "--json",
-            json.to_str().unwrap(),
-        ],
-    );
+    let (o, rep) = drill(&t, &cfg, "sentinel-failover");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let run = &report(&json)["runs"][0];
+    let run = &rep["runs"][0];
     assert!(run.get("hooks").is_none(), "{run}");
     assert_ne!(
         t.named_master().await,
@@ -316,11 +298,7 @@ async fn sentinel_failover_needs_no_hook() {
         "the Sentinels moved the master"
     );
     assert_eq!(run["cleanup"]["left"], 0);
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("keys found"),
-        "{}",
-        text(&o)
-    );
+    expect(&o, None, "keys found");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -343,12 +321,7 @@ async fn a_dry_run_and_a_missing_confirmation_touch_nothing() {
     );
     assert!(out.contains("harness:drill:<run-id>:"), "{out}");
     let o = run(&cfg, &["drill", "kill-master"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("--confirm mymaster"),
-        "{}",
-        text(&o)
-    );
+    expect(&o, Some(1), "--confirm mymaster");
     let o = run(&cfg, &["drill", "kill-master", "--confirm", "othername"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     // Give a fault that slipped through the time to show.
@@ -393,20 +366,9 @@ async fn an_abort_restores_the_fault_at_once() {
         &[&t.kill_hook(), &t.restore_hook()],
         "  abort:\n    heal_timeout_ms: 400\n",
     );
-    let json = t.dir.path().join("abort.json");
-    let o = run(
-        &cfg,
-        &[
-            "drill",
-            "kill-master",
-            "--confirm",
-            "mymaster",
-            "--json",
-            json.to_str().unwrap(),
-        ],
-    );
+    let (o, rep) = drill(&t, &cfg, "kill-master");
     assert_eq!(o.status.code(), Some(5), "{}", text(&o));
-    let run = &report(&json)["runs"][0];
+    let run = &rep["runs"][0];
     let aborted = run["aborted"].as_str().unwrap();
     assert!(aborted.contains("heal_timeout_ms 400"), "{aborted}");
     let hooks: Vec<&str> = run["hooks"]
@@ -437,38 +399,14 @@ async fn a_missing_hook_is_refused_and_up_down_status_say_what_they_do() {
     let cfg = t.config(&[&t.kill_hook()], "");
     let before = t.fingerprint().await;
     let o = run(&cfg, &["drill", "kill-master", "--confirm", "mymaster"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("missing: restore"),
-        "{}",
-        text(&o)
-    );
+    expect(&o, Some(1), "missing: restore");
     let o = run(&cfg, &["drill", "partition", "--confirm", "mymaster"]);
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("missing: partition, heal"),
-        "{}",
-        text(&o)
-    );
+    expect(&o, None, "missing: partition, heal");
     let o = run(&cfg, &["status"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("healthy: yes"),
-        "{}",
-        text(&o)
-    );
+    expect(&o, Some(0), "healthy: yes");
     let o = run(&cfg, &["up"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("does not start or stop"),
-        "{}",
-        text(&o)
-    );
+    expect(&o, Some(1), "does not start or stop");
     let o = run(&cfg, &["down"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("nothing was stopped"),
-        "{}",
-        text(&o)
-    );
+    expect(&o, Some(0), "nothing was stopped");
     assert_eq!(t.fingerprint().await, before, "nothing was touched");
 }
