@@ -604,6 +604,28 @@ pub(crate) fn html(r: &DrillReport) -> String {
     }
     b.push_str("</ul><h2>Topology</h2>");
     b.push_str(&figures_table(r).to_html());
+    for run in &r.runs {
+        let lines = safety_lines(run);
+        if lines.is_empty() {
+            continue;
+        }
+        b.push_str(&format!(
+            "<h2>Run {}: target, preflight, hooks, cleanup</h2><ul>",
+            run.run
+        ));
+        for l in lines {
+            b.push_str(&format!("<li>{}</li>", escape(&l)));
+        }
+        b.push_str("</ul>");
+        for h in run.hooks.iter().filter(|h| !h.output.is_empty()) {
+            b.push_str(&format!(
+                "<details><summary>output of hook {} on {}</summary><pre>{}</pre></details>",
+                escape(&h.hook),
+                escape(&h.node),
+                escape(&h.output)
+            ));
+        }
+    }
     b.push_str("<h2>Checks and gates</h2>");
     b.push_str(&checks_table(r).to_html());
     if let Some(run) = r.runs.first() {
@@ -650,11 +672,13 @@ pub(crate) fn markdown(r: &DrillReport) -> String {
             }
             out.push('\n');
         }
-        for h in &run.hooks {
+        // A hook's output, where it printed any (its summary is in the list above).
+        for h in run.hooks.iter().filter(|h| !h.output.is_empty()) {
             out.push_str(&format!(
-                "<details><summary>run {}: {}</summary>\n\n```\n{}\n```\n</details>\n\n",
+                "<details><summary>run {}: output of hook {} on {}</summary>\n\n```\n{}\n```\n</details>\n\n",
                 run.run,
-                h.summary().replace('<', "&lt;"),
+                h.hook,
+                h.node,
                 h.output
             ));
         }
