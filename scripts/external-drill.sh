@@ -61,7 +61,7 @@ for k in "${drills[@]}"; do
   "$bin" -c "$ext" drill "$k" --dry-run | tee "$out/$k-dry-run.txt"
   echo "== $k on the external topology, $n runs" >&2
   "$bin" -c "$ext" drill "$k" --repeat "$n" --seed 7 --client sentinel-events --confirm mymaster \
-    --json "$out/$k-external.json" --markdown "$out/$k-external.md" | tee "$out/$k-external.txt" || true
+    --json "$out/$k-external.json" --markdown "$out/$k-external.md" --html "$out/$k-external.html" | tee "$out/$k-external.txt" || true
   echo "== $k on a harness-started topology of the same shape, $n runs" >&2
   "$bin" -c "$own" drill "$k" --repeat "$n" --seed 7 --client sentinel-events --down-after-ms 1000 \
     --json "$out/$k-own.json" --markdown "$out/$k-own.md" > "$out/$k-own.txt" || true
