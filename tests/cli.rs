@@ -198,14 +198,12 @@ fn serve_uses_the_running_topology_in_sentinel_mode() {
     let cfg = test_config(tmp.path(), "serve");
     let config = write_config(tmp.path(), &cfg);
     let _guard = StateGuard(tmp.path().join("serve"));
-    assert!(cli()
-        .arg("-c")
-        .arg(&config)
-        .arg("up")
-        .output()
-        .unwrap()
-        .status
-        .success());
+    let up = cli().arg("-c").arg(&config).arg("up").output().unwrap();
+    assert!(
+        up.status.success(),
+        "up failed: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
 
     let mut child = cli()
         .arg("-c")
