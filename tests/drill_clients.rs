@@ -202,7 +202,7 @@ async fn a_garbage_history_counts_nothing_and_fails_naming_the_line() {
     std::fs::write(
         &script,
         r#"t=$(python3 -c 'import time; print(time.monotonic_ns())')
-printf '{"key":"harness:drill:liar:a","value":"a","invoke_ns":%s,"complete_ns":%s,"outcome":"ok"}\nthis is not json\n' "$t" "$t" >> "$REDIS_HARNESS_HISTORY"
+printf '{"key":"%sa","value":"a","invoke_ns":%s,"complete_ns":%s,"outcome":"ok"}\nthis is not json\n' "$REDIS_HARNESS_KEY_PREFIX" "$t" "$t" >> "$REDIS_HARNESS_HISTORY"
 exec sleep 600
 "#,
     )
