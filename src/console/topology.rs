@@ -130,12 +130,7 @@ pub(crate) struct Votes {
     pub(crate) elected: Option<(String, String)>,
 }
 
-/// Splits `host:port` (the host may be a name, an IPv4 or a bracketed IPv6 address).
-pub(crate) fn split_addr(addr: &str) -> Option<(String, u16)> {
-    let (h, p) = addr.rsplit_once(':')?;
-    let h = h.trim_start_matches('[').trim_end_matches(']');
-    Some((h.to_string(), p.parse().ok()?))
-}
+pub(crate) use crate::config::external::split_addr;
 
 /// Open connections by address, kept between snapshots.
 #[derive(Default)]

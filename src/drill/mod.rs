@@ -343,8 +343,9 @@ fn nodes_of(topo: &Topology) -> Nodes {
     }
 }
 
-/// A fresh run id: every key of the run is under `<key_prefix>drill:<run-id>:`.
-fn new_run_id() -> String {
+/// A fresh run id: every key of the run is under `<key_prefix>drill:<run-id>:` (and the
+/// API of `verify`/`load` under `<key_prefix>verify:<run-id>:`).
+pub(crate) fn new_run_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -405,7 +406,7 @@ pub async fn plan(cfg: &HarnessConfig, kind: DrillKind) -> Result<Plan, DrillErr
     supported(kind, fault.as_ref(), &c)?;
     let expects_failover = fault.expects_failover(kind);
     let preflight = preflight::run(&topo, fault.as_ref(), expects_failover).await;
-    let cx = fault_ctx(&topo, &c, None);
+    let cx = fault_ctx(&topo, &c, Clock::start(), None);
     let steps = fault.plan(&topo, &cx);
     let ext = c.topology.external.clone().unwrap_or_default();
     let nodes = topo
@@ -477,15 +478,19 @@ pub(crate) async fn preflight_on(topo: &Topology, kind: DrillKind) -> Result<(),
 }
 
 /// The fault context of `topo`.
-fn fault_ctx(topo: &Topology, cfg: &HarnessConfig, watch: Option<Arc<dyn Watch>>) -> FaultCtx {
+fn fault_ctx(
+    topo: &Topology,
+    cfg: &HarnessConfig,
+    clock: Clock,
+    watch: Option<Arc<dyn Watch>>,
+) -> FaultCtx {
     FaultCtx {
         nodes: nodes_of(topo),
         cfg: cfg.clone(),
         timeout: timeout_of(cfg),
-        clock: Clock::start(),
+        clock,
         actions: Vec::new(),
         watch,
-        restored: false,
     }
 }
 
@@ -712,8 +717,7 @@ pub(crate) async fn run_on(
     }
     let fault_us = clock.now_us();
     let fault_instant = std::time::Instant::now();
-    let mut cx = fault_ctx(topo, &cfg, watch.clone());
-    cx.clock = clock;
+    let mut cx = fault_ctx(topo, &cfg, clock, watch.clone());
     let mut rejoin = None;
     let mut heal_from = fault_instant;
     if failure.is_none() && aborted.is_none() {
@@ -760,8 +764,6 @@ pub(crate) async fn run_on(
                 error: e.to_string(),
                 before: before.or_else(|| aborted.clone()),
             });
-        } else {
-            cx.restored = true;
         }
         if failure.is_none() && aborted.is_none() {
             rejoin = match fault.rejoin_target(&cx.nodes) {

@@ -37,7 +37,7 @@ pub(crate) async fn run(topo: &Topology, fault: &dyn Fault, expects_failover: bo
         {
             Ok(mut c) => redis::cmd("SENTINEL")
                 .arg("CKQUORUM")
-                .arg(status_master_name(topo))
+                .arg(&topo.config().topology.master_name)
                 .query_async::<String>(&mut c)
                 .await
                 .map_err(|e| e.to_string()),
@@ -68,10 +68,6 @@ pub(crate) async fn run(topo: &Topology, fault: &dyn Fault, expects_failover: bo
         }
     }
     checks
-}
-
-fn status_master_name(topo: &Topology) -> String {
-    topo.config().topology.master_name.clone()
 }
 
 fn check(name: &str, problems: Vec<String>, ok: String) -> Check {

@@ -418,8 +418,7 @@ impl Topology {
         peers: &[String],
     ) -> Option<String> {
         let ext = self.cfg.topology.external.as_ref()?;
-        let b = external::ExternalBackend::new(ext.clone(), Credentials::default());
-        b.command(hook, &self.node(name).ok()?.spec, peers)
+        external::command(ext, hook, &self.node(name).ok()?.spec, peers)
     }
 
     /// Whether the harness started this topology (and so may stop it).

@@ -208,16 +208,11 @@ pub(crate) async fn run(
             // On a topology the harness did not start, the API writes under the run's
             // own prefix, removed when it stops.
             let prefix = topo.is_external().then(|| {
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0);
                 format!(
-                    "{}{}:{:x}{:04x}:",
+                    "{}{}:{}:",
                     cfg.key_prefix,
                     if drill_wanted { "verify" } else { "load" },
-                    nanos / 1000,
-                    std::process::id() & 0xffff
+                    drill::new_run_id()
                 )
             });
             let api = ApiServer::start(&topo, opts.members, prefix.as_deref()).await?;

@@ -55,8 +55,8 @@ pub(crate) trait Fault: Send + Sync {
     /// Injects the fault and waits for what it should cause.
     fn inject<'a>(&'a self, topo: &'a mut Topology, cx: &'a mut FaultCtx) -> Step<'a>;
 
-    /// Undoes the fault (restarts, resumes, heals). Also called when a drill aborts
-    /// part-way through `inject`, so it must cope with a fault only partly injected.
+    /// Undoes the fault (restarts, resumes, heals). Also called when `inject` failed or
+    /// was abandoned part-way, so it must cope with a fault only partly injected.
     fn restore<'a>(&'a self, topo: &'a mut Topology, cx: &'a mut FaultCtx) -> Step<'a>;
 
     /// Whether a failover must follow (the checks expect one); the kind's rule unless the
@@ -172,8 +172,6 @@ pub(crate) struct FaultCtx {
     pub actions: Vec<Action>,
     /// Told about every action as it happens.
     pub watch: Option<std::sync::Arc<dyn super::Watch>>,
-    /// Whether `restore` has completed (an abort restores only when it has not).
-    pub restored: bool,
 }
 
 impl FaultCtx {

@@ -27,6 +27,11 @@ impl Partition {
     }
 }
 
+/// What the master is cut off from: the replicas, then the Sentinels.
+fn peers(nodes: &Nodes) -> impl Iterator<Item = &NodeSpec> {
+    nodes.replicas.iter().chain(nodes.sentinels.iter())
+}
+
 impl super::Fault for Partition {
     fn supports(&self, cfg: &HarnessConfig) -> Result<(), String> {
         super::needs(cfg, crate::topology::Need::Partition)?;
@@ -42,13 +47,7 @@ impl super::Fault for Partition {
 
     fn inject<'a>(&'a self, topo: &'a mut Topology, cx: &'a mut FaultCtx) -> Step<'a> {
         Box::pin(async move {
-            let peers: Vec<&str> = cx
-                .nodes
-                .replicas
-                .iter()
-                .chain(cx.nodes.sentinels.iter())
-                .map(|n| n.name.as_str())
-                .collect();
+            let peers: Vec<&str> = peers(&cx.nodes).map(|n| n.name.as_str()).collect();
             topo.partition("master", &peers, self.direction).await?;
             let detail = format!(
                 "partition ({}): master cut off from {}; clients still reach it",
@@ -65,14 +64,7 @@ impl super::Fault for Partition {
 
     fn plan(&self, topo: &Topology, cx: &FaultCtx) -> Vec<String> {
         // As `Topology::partition` hands them over: the peers' hosts.
-        let mut peers: Vec<String> = cx
-            .nodes
-            .replicas
-            .iter()
-            .chain(cx.nodes.sentinels.iter())
-            .map(|n| n.host.clone())
-            .collect();
-        peers.dedup();
+        let peers: Vec<String> = peers(&cx.nodes).map(|n| n.host.clone()).collect();
         let cut = match topo.hook_command(crate::config::Hook::Partition, "master", &peers) {
             Some(cmd) => format!("hook partition master: `{cmd}`"),
             None => format!(

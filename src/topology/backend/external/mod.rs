@@ -112,17 +112,6 @@ impl ExternalBackend {
         )
     }
 
-    /// What `{node}` is for `spec`: the name `nodes` gives its address, else its host.
-    fn hook_name(&self, spec: &NodeSpec) -> String {
-        name_in(&self.ext.nodes, spec)
-    }
-
-    /// `hook`'s command for `spec`, filled in; `None` when it is not configured.
-    pub(crate) fn command(&self, hook: Hook, spec: &NodeSpec, peers: &[String]) -> Option<String> {
-        let t = self.ext.hooks.get(hook)?;
-        Some(hooks::fill(t, spec, &self.hook_name(spec), peers))
-    }
-
     /// Runs `hook` for `record`; `Err` unless it exits 0 within the timeout.
     async fn hook(
         &self,
@@ -131,12 +120,11 @@ impl ExternalBackend {
         peers: &[String],
     ) -> Result<(), TopologyError> {
         let command =
-            self.command(hook, &record.spec, peers)
-                .ok_or_else(|| TopologyError::Hook {
-                    hook: hook.name(),
-                    node: record.spec.name.clone(),
-                    detail: "not configured (topology.external.hooks)".into(),
-                })?;
+            command(&self.ext, hook, &record.spec, peers).ok_or_else(|| TopologyError::Hook {
+                hook: hook.name(),
+                node: record.spec.name.clone(),
+                detail: "not configured (topology.external.hooks)".into(),
+            })?;
         let timeout = Duration::from_millis(self.ext.hook_timeout_ms);
         tracing::info!("hook {}: {command}", hook.name());
         let (runs, running) = (self.runs.clone(), self.running.clone());
@@ -218,7 +206,18 @@ impl ExternalBackend {
     }
 }
 
-/// The name `nodes` gives `spec`'s address, else its host.
+/// `hook`'s command in `ext` for `spec`, filled in; `None` when it is not configured.
+pub(crate) fn command(
+    ext: &ExternalSection,
+    hook: Hook,
+    spec: &NodeSpec,
+    peers: &[String],
+) -> Option<String> {
+    let t = ext.hooks.get(hook)?;
+    Some(hooks::fill(t, spec, &name_in(&ext.nodes, spec), peers))
+}
+
+/// The name `nodes` gives `spec`'s address (what `{node}` is), else its host.
 pub(crate) fn name_in(nodes: &BTreeMap<String, String>, spec: &NodeSpec) -> String {
     let addr = spec.addr();
     nodes
