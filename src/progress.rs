@@ -33,6 +33,11 @@ impl Progress {
         eprintln!("[{n}/{total}] {msg}");
     }
 
+    /// Prints an indented line under the current step.
+    pub(crate) fn note(&self, msg: &str) {
+        eprintln!("      {msg}");
+    }
+
     /// Shows a bar over `seconds` fed by `rec`'s request count until finished.
     pub(crate) fn load_bar(&self, seconds: u64, rec: &Arc<Recorder>) -> Ticker {
         let bar = if self.tty {

@@ -134,6 +134,11 @@ impl ApiServer {
         &self.base
     }
 
+    /// Base URLs of every instance.
+    pub(crate) fn hosts(&self) -> Vec<String> {
+        vec![self.base.clone()]
+    }
+
     /// Stops serving (in-flight requests finish, bounded by the API's shutdown grace).
     pub(crate) async fn stop(mut self) {
         let _ = self.stop.send(true);

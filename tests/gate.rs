@@ -12,6 +12,11 @@ fn route(route: &str, cache: &str, p50: u64, p99: u64) -> RouteLatency {
     RouteLatency {
         route: route.into(),
         cache: cache.into(),
+        class: match cache {
+            "HIT" => loadtests::CacheClass::Hit,
+            "MISS" => loadtests::CacheClass::Miss,
+            _ => loadtests::CacheClass::None,
+        },
         count: 100,
         p50_us: p50,
         p90_us: p99,

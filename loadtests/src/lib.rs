@@ -6,16 +6,25 @@
 //! # Layout
 //!
 //! - `recorder`: every request's latency in microseconds (hdrhistogram) per route
-//!   template and per `X-Cache` value, status codes, a per-second timeline, the hit rate.
+//!   template, cache status value and API instance, status codes, a per-second timeline,
+//!   the hit rate; histograms serialized for exact merging.
+//! - `cache_status`: which header and values mean hit, miss, bypass ([`CacheVocab`],
+//!   presets for our API, nginx, Varnish, CDNs, Cloudflare).
+//! - `stale`: the stale-read checker (read-your-writes, bounded staleness, monotonic
+//!   reads) over what the cache served.
+//! - `merge`: several generators' results as one run (exact, through the histograms).
 //! - `mix`: Zipf-skewed popularity and a lock-free random source.
 //! - `scenarios`: dashboard, member lookup, lookup and writer users.
 //! - [`run_closed`]: a goose run (closed model: N users with think time).
 //! - [`run_open`]: a fixed arrival rate (open model), latency measured from each
 //!   request's intended send time so that overload is not hidden.
 
+mod cache_status;
+mod merge;
 mod mix;
 mod recorder;
 mod scenarios;
+mod stale;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,8 +33,13 @@ use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use goose::GooseAttack;
 use serde_json::Value;
 
-pub use recorder::{LoadResults, Recorder, RouteLatency, Second};
+pub use cache_status::{CacheClass, CacheVocab, VocabError, PRESETS};
+pub use merge::{merge, MergeError};
+pub use recorder::{
+    HdrSet, HitSplit, InstanceFigures, LoadResults, Recorder, RouteLatency, Second,
+};
 pub use scenarios::Mix;
+pub use stale::{StaleExample, StaleReport, StaleRoute};
 
 /// Raises this process's soft limit of open files to its hard limit: every virtual user
 /// holds a connection, and soft limits are often 1024 where hard ones are far higher.
@@ -63,8 +77,14 @@ pub enum LoadError {
 /// A closed-model run.
 #[derive(Debug, Clone)]
 pub struct ClosedConfig {
-    /// Base URL, e.g. `http://127.0.0.1:5000`.
-    pub host: String,
+    /// Base URLs of the API instances, e.g. `http://127.0.0.1:5000` (at least one; users
+    /// are spread round-robin over them).
+    pub hosts: Vec<String>,
+    /// What the cache status header says.
+    pub vocab: CacheVocab,
+    /// This generator's shard of the members it writes: `(k, n)`, members with
+    /// `id % n == k` (`(0, 1)`: all).
+    pub shard: (u64, u64),
     /// Concurrent virtual users.
     pub users: usize,
     /// Users started per second.
@@ -116,7 +136,7 @@ pub(crate) async fn catalog(host: &str, zipf_s: f64) -> Result<scenarios::Catalo
             host: host.to_string(),
             detail: "statistics/system has no total_members".into(),
         })? as usize;
-    let mut id_numbers = Vec::new();
+    let mut id_numbers: Vec<(u64, String)> = Vec::new();
     for page in 1..=10 {
         let list = get_json(
             &client,
@@ -124,11 +144,11 @@ pub(crate) async fn catalog(host: &str, zipf_s: f64) -> Result<scenarios::Catalo
             &format!("/api/v1/members?page_size=100&page={page}"),
         )
         .await?;
-        let batch: Vec<String> = list["members"]
+        let batch: Vec<(u64, String)> = list["members"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|m| m["id_number"].as_str().map(str::to_string))
+            .filter_map(|m| Some((m["id"].as_u64()?, m["id_number"].as_str()?.to_string())))
             .collect();
         if batch.is_empty() {
             break;
@@ -142,24 +162,53 @@ pub(crate) async fn catalog(host: &str, zipf_s: f64) -> Result<scenarios::Catalo
     })
 }
 
+impl ClosedConfig {
+    /// The first host (the catalog is read from it).
+    pub fn host(&self) -> &str {
+        self.hosts.first().map(String::as_str).unwrap_or("")
+    }
+
+    /// A recorder for this run: its hosts, vocabulary and shard.
+    pub fn recorder(&self) -> Recorder {
+        Recorder::with(self.vocab.clone(), self.hosts.clone(), self.shard)
+    }
+
+    fn check(&self) -> Result<(), LoadError> {
+        if self.users == 0 || self.run_time_s == 0 || self.hatch_rate <= 0.0 {
+            return Err(LoadError::Config(
+                "users, run time and hatch rate must be positive".into(),
+            ));
+        }
+        if self.hosts.is_empty() {
+            return Err(LoadError::Config("no host to load".into()));
+        }
+        if self.shard.1 == 0 || self.shard.0 >= self.shard.1 {
+            return Err(LoadError::Config(format!(
+                "shard {}/{}: expected K/N with K below N",
+                self.shard.0, self.shard.1
+            )));
+        }
+        self.vocab
+            .validate()
+            .map_err(|e| LoadError::Config(e.to_string()))
+    }
+}
+
 /// Runs goose: `users` virtual users over the scenarios for `run_time_s` after hatching.
 /// goose's controllers (telnet/WebSocket) and its own report printing are off.
 pub async fn run_closed(cfg: &ClosedConfig) -> Result<LoadResults, LoadError> {
-    run_closed_into(cfg, Arc::new(Recorder::new())).await
+    run_closed_into(cfg, Arc::new(cfg.recorder())).await
 }
 
-/// [`run_closed`] recording into `rec`, which the caller can watch while the run goes
-/// on (progress) and whose start places other events on the results' timeline.
+/// [`run_closed`] recording into `rec` (made by [`ClosedConfig::recorder`]), which the
+/// caller can watch while the run goes on (progress) and whose start places other events
+/// on the results' timeline.
 pub async fn run_closed_into(
     cfg: &ClosedConfig,
     rec: Arc<Recorder>,
 ) -> Result<LoadResults, LoadError> {
-    if cfg.users == 0 || cfg.run_time_s == 0 || cfg.hatch_rate <= 0.0 {
-        return Err(LoadError::Config(
-            "users, run time and hatch rate must be positive".into(),
-        ));
-    }
-    let cat = catalog(&cfg.host, cfg.zipf_s).await?;
+    cfg.check()?;
+    let cat = catalog(cfg.host(), cfg.zipf_s).await?;
     let g = |e: goose::GooseError| LoadError::Goose(e.to_string());
     let mut attack =
         GooseAttack::initialize_with_config(GooseConfiguration::default()).map_err(g)?;
@@ -173,7 +222,7 @@ pub async fn run_closed_into(
     }
     let hatch = format!("{}", cfg.hatch_rate);
     let attack = *attack
-        .set_default(GooseDefault::Host, cfg.host.as_str())
+        .set_default(GooseDefault::Host, cfg.host())
         .map_err(g)?
         .set_default(GooseDefault::Users, cfg.users)
         .map_err(g)?
@@ -256,7 +305,7 @@ pub async fn run_open_into(cfg: &OpenConfig, rec: Arc<Recorder>) -> Result<LoadR
                 "/api/v1/members/by-id-number/{id_number}",
                 format!(
                     "/api/v1/members/by-id-number/{}",
-                    cat.id_numbers[idn_zipf.sample() - 1]
+                    cat.id_numbers[idn_zipf.sample() - 1].1
                 ),
             ),
             _ => (
@@ -274,15 +323,11 @@ pub async fn run_open_into(cfg: &OpenConfig, rec: Arc<Recorder>) -> Result<LoadR
             match resp {
                 Ok(r) => {
                     let status = r.status().as_u16();
-                    let cache = r
-                        .headers()
-                        .get("x-cache")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
+                    let (class, raw) = rec.vocab().read(r.headers());
                     let _ = r.bytes().await;
-                    rec.record(route, cache.as_deref(), Some(status), due.elapsed());
+                    rec.record_class(route, 0, class, raw.as_deref(), Some(status), due.elapsed());
                 }
-                Err(_) => rec.record(route, None, None, due.elapsed()),
+                Err(_) => rec.record_class(route, 0, CacheClass::None, None, None, due.elapsed()),
             }
             drop(permit);
         });
@@ -292,10 +337,40 @@ pub async fn run_open_into(cfg: &OpenConfig, rec: Arc<Recorder>) -> Result<LoadR
     Ok(rec.results("open", start.elapsed()))
 }
 
+/// Loads members `1..=n` (the most popular under the Zipf mix) through the cache of
+/// every host, 16 at a time, before a measurement. Returns how many answered 2xx.
+pub async fn warm_members(hosts: &[String], n: u64) -> Result<u64, LoadError> {
+    use futures_util::StreamExt as _;
+    let client = http();
+    let ok = futures_util::stream::iter(hosts.iter().flat_map(|h| (1..=n).map(move |id| (h, id))))
+        .map(|(h, id)| {
+            let client = client.clone();
+            async move {
+                client
+                    .get(format!("{h}/api/v1/members/{id}"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            }
+        })
+        .buffer_unordered(16)
+        .filter(|ok| std::future::ready(*ok))
+        .count()
+        .await;
+    if ok == 0 && n > 0 {
+        return Err(LoadError::Target {
+            host: hosts.join(", "),
+            detail: format!("none of members 1..={n} could be read"),
+        });
+    }
+    Ok(ok as u64)
+}
+
 /// Column headers of [`route_rows`].
-pub const ROUTE_HEADERS: [&str; 8] = [
+pub const ROUTE_HEADERS: [&str; 9] = [
     "route",
-    "x-cache",
+    "cache status",
+    "class",
     "count",
     "p50 µs",
     "p90 µs",
@@ -312,6 +387,7 @@ pub fn route_rows(r: &LoadResults) -> Vec<Vec<String>> {
             vec![
                 x.route.clone(),
                 x.cache.clone(),
+                x.class.as_str().to_string(),
                 x.count.to_string(),
                 x.p50_us.to_string(),
                 x.p90_us.to_string(),
@@ -323,7 +399,8 @@ pub fn route_rows(r: &LoadResults) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// The results as a terminal table, one row per route and X-Cache value.
+/// The results as a terminal table, one row per route and cache status value, then the
+/// stale reads and the instances.
 pub fn table(r: &LoadResults) -> String {
     use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
     let mut t = Table::new();
@@ -332,8 +409,8 @@ pub fn table(r: &LoadResults) -> String {
     for row in route_rows(r) {
         t.add_row(row);
     }
-    format!(
-        "{} model: {} requests in {:.1} s = {:.1} req/s, {} errors, hit rate {}\n{t}",
+    let mut out = format!(
+        "{} model: {} requests in {:.1} s = {:.1} req/s, {} errors, hit rate {}\n{t}\n",
         r.model,
         r.requests,
         r.duration_s,
@@ -342,7 +419,68 @@ pub fn table(r: &LoadResults) -> String {
         r.hit_rate
             .map(|h| format!("{:.1}%", h * 100.0))
             .unwrap_or_else(|| "-".into())
-    )
+    );
+    if !r.hit_rate_definition.is_empty() {
+        out.push_str(&format!("{}\n", r.hit_rate_definition));
+    }
+    out.push_str(&stale_text(&r.stale));
+    if r.instances.len() > 1 {
+        let mut t = Table::new();
+        t.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
+            "instance", "requests", "errors", "hit rate", "p50 µs", "p99 µs",
+        ]);
+        for i in &r.instances {
+            t.add_row(vec![
+                i.host.clone(),
+                i.requests.to_string(),
+                i.errors.to_string(),
+                i.hit_rate
+                    .map(|h| format!("{:.1}%", h * 100.0))
+                    .unwrap_or_else(|| "-".into()),
+                i.p50_us.to_string(),
+                i.p99_us.to_string(),
+            ]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+    out
+}
+
+/// The stale reads as text: per route, then the first examples.
+pub fn stale_text(s: &StaleReport) -> String {
+    use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+    if s.routes.is_empty() {
+        return "stale reads: nothing to check (no member was written and read)\n".into();
+    }
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
+        "route",
+        "checked",
+        "stale",
+        "rate",
+        "not judged",
+    ]);
+    for r in &s.routes {
+        t.add_row(vec![
+            r.route.clone(),
+            r.checked.to_string(),
+            r.violations.to_string(),
+            format!("{:.2}%", r.rate() * 100.0),
+            r.unjudged.to_string(),
+        ]);
+    }
+    let mut out = format!(
+        "stale reads: {} of {} checked reads\n{t}\n",
+        s.violations(),
+        s.checked()
+    );
+    for e in &s.examples {
+        out.push_str(&format!(
+            "  {} at {:.1} s: {} member {} via instance {}: expected {:?}, served {:?} ({:.0} ms after it was acknowledged)\n",
+            e.kind, e.t_s, e.route, e.member, e.instance, e.expected, e.served, e.age_ms
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

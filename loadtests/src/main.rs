@@ -9,9 +9,32 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "loadtest", version)]
 struct Args {
-    /// Base URL of the API, e.g. http://127.0.0.1:5000.
+    /// Base URL of the API, e.g. http://127.0.0.1:5000 (repeatable, or comma-separated:
+    /// API instances, users are spread over them).
+    #[arg(long, required = true, value_delimiter = ',')]
+    host: Vec<String>,
+    /// Cache status vocabulary preset: ours, nginx, varnish, cdn, cloudflare.
+    #[arg(long, default_value = "ours")]
+    cache_status: String,
+    /// Cache status header (overrides the preset's).
     #[arg(long)]
-    host: String,
+    cache_header: Option<String>,
+    /// Values meaning a hit (comma-separated; overrides the preset's).
+    #[arg(long, value_delimiter = ',')]
+    cache_hit: Vec<String>,
+    /// Values meaning a miss (comma-separated; overrides the preset's).
+    #[arg(long, value_delimiter = ',')]
+    cache_miss: Vec<String>,
+    /// Values meaning a bypass (comma-separated; overrides the preset's).
+    #[arg(long, value_delimiter = ',')]
+    cache_bypass: Vec<String>,
+    /// This generator's shard K/N of the members it writes (several generators on one
+    /// API: each writes its own members, so their stale-read checks stay sound).
+    #[arg(long, default_value = "0/1", value_parser = parse_shard)]
+    shard: (u64, u64),
+    /// Read members 1..=N through every host before measuring.
+    #[arg(long, default_value_t = 0)]
+    warm_members: u64,
     /// Virtual users (closed model).
     #[arg(long, default_value_t = 50)]
     users: usize,
@@ -47,6 +70,36 @@ struct Args {
     json: Option<std::path::PathBuf>,
 }
 
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let (k, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("expected K/N, got {s:?}"))?;
+    let num = |x: &str| x.trim().parse::<u64>().map_err(|e| format!("{x:?}: {e}"));
+    let (k, n) = (num(k)?, num(n)?);
+    if n == 0 || k >= n {
+        return Err(format!("{s:?}: K must be below N"));
+    }
+    Ok((k, n))
+}
+
+fn vocab(a: &Args) -> Result<loadtests::CacheVocab, String> {
+    let mut v = loadtests::CacheVocab::preset(&a.cache_status).map_err(|e| e.to_string())?;
+    if let Some(h) = &a.cache_header {
+        v.header = h.clone();
+    }
+    for (from, to) in [
+        (&a.cache_hit, &mut v.hit),
+        (&a.cache_miss, &mut v.miss),
+        (&a.cache_bypass, &mut v.bypass),
+    ] {
+        if !from.is_empty() {
+            *to = from.clone();
+        }
+    }
+    v.validate().map_err(|e| e.to_string())?;
+    Ok(v)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let a = Args::parse();
@@ -55,20 +108,47 @@ async fn main() -> ExitCode {
         eprintln!("error: --writer-percent must be 0-100 and --think-min-ms <= --think-max-ms");
         return ExitCode::from(2);
     }
+    let vocab = match vocab(&a) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let hosts: Vec<String> = a
+        .host
+        .iter()
+        .map(|h| h.trim_end_matches('/').to_string())
+        .collect();
+    if a.warm_members > 0 {
+        match loadtests::warm_members(&hosts, a.warm_members).await {
+            Ok(n) => eprintln!("warmed {n} member reads"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let res = match a.open_rate {
         Some(rate) => {
-            loadtests::run_open(&loadtests::OpenConfig {
-                host: a.host.clone(),
-                rate,
-                duration_s: a.run_time as f64,
-                max_in_flight: a.max_in_flight,
-                zipf_s: a.zipf,
-            })
+            let rec = loadtests::Recorder::with(vocab.clone(), vec![hosts[0].clone()], a.shard);
+            loadtests::run_open_into(
+                &loadtests::OpenConfig {
+                    host: hosts[0].clone(),
+                    rate,
+                    duration_s: a.run_time as f64,
+                    max_in_flight: a.max_in_flight,
+                    zipf_s: a.zipf,
+                },
+                std::sync::Arc::new(rec),
+            )
             .await
         }
         None => {
             loadtests::run_closed(&loadtests::ClosedConfig {
-                host: a.host.clone(),
+                hosts: hosts.clone(),
+                vocab: vocab.clone(),
+                shard: a.shard,
                 users: a.users,
                 hatch_rate: a.hatch_rate,
                 run_time_s: a.run_time,

@@ -5,7 +5,11 @@
 //! - member lookup user: `members/{id}` and `members/by-id-number/{id_number}` with
 //!   Zipf-skewed popularity;
 //! - lookup user: reference data;
-//! - writer: member updates (their invalidations are part of what is measured).
+//! - writer: member updates (their invalidations are part of what is measured), each
+//!   read back at once through the cache.
+//!
+//! Users are spread round-robin over the API instances (hosts), and every read of a
+//! member that was written during the run is judged by the stale-read checker.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use goose::prelude::*;
 
+use crate::cache_status::CacheClass;
 use crate::mix::{unit, Zipf};
 use crate::recorder::Recorder;
 
@@ -22,19 +27,39 @@ use crate::recorder::Recorder;
 pub(crate) struct Catalog {
     /// Member ids run from 1 to this (popularity follows Zipf over the ids).
     pub(crate) members: usize,
-    /// ID numbers of some members, most popular first.
-    pub(crate) id_numbers: Vec<String>,
+    /// (id, ID number) of some members, lowest id first.
+    pub(crate) id_numbers: Vec<(u64, String)>,
     /// Zipf exponent.
     pub(crate) zipf_s: f64,
 }
 
+/// A path generator: the path, and the member it reads (stale-read checked) if any.
+type PathFn = Box<dyn Fn() -> (String, Option<u64>) + Send + Sync>;
+
 /// One weighted request of a scenario: route template and a path generator.
 struct Req {
     route: &'static str,
-    path: Box<dyn Fn() -> String + Send + Sync>,
+    path: PathFn,
 }
 
-/// Sends one request through goose, reads the body, records it in µs.
+/// Which API instance a user talks to: users are spread round-robin over the hosts.
+fn instance(user: &GooseUser, hosts: usize) -> usize {
+    user.weighted_users_index % hosts.max(1)
+}
+
+/// The `first_name` of a member body (`{...}` or `{"member": {...}}`).
+fn first_name(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v.get("first_name")
+        .or_else(|| v.get("member").and_then(|m| m.get("first_name")))
+        .and_then(|f| f.as_str())
+        .map(str::to_string)
+}
+
+/// Sends one request through goose, reads the body, records it in µs. Returns the status
+/// and body when there was a response. `expect`: the value the response must show (sent
+/// as `x-harness-expect`, for the server's logs).
+#[allow(clippy::too_many_arguments)]
 async fn send(
     user: &mut GooseUser,
     rec: &Recorder,
@@ -42,11 +67,16 @@ async fn send(
     method: GooseMethod,
     path: String,
     body: Option<String>,
-) -> TransactionResult {
+    expect: Option<&str>,
+) -> Result<Option<(u16, bytes::Bytes)>, Box<TransactionError>> {
+    let inst = instance(user, rec.hosts().len());
     let started = Instant::now();
     let mut rb = user.get_request_builder(&method, &path)?;
     if let Some(b) = body {
         rb = rb.header("content-type", "application/json").body(b);
+    }
+    if let Some(e) = expect {
+        rb = rb.header("x-harness-expect", e);
     }
     let goose = user
         .request(
@@ -61,15 +91,61 @@ async fn send(
     match goose.response {
         Ok(resp) => {
             let status = resp.status().as_u16();
-            let cache = resp
-                .headers()
-                .get("x-cache")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let _ = resp.bytes().await;
-            rec.record(route, cache.as_deref(), Some(status), started.elapsed());
+            let (class, raw) = rec.vocab().read(resp.headers());
+            let body = resp.bytes().await.unwrap_or_default();
+            rec.record_class(
+                route,
+                inst,
+                class,
+                raw.as_deref(),
+                Some(status),
+                started.elapsed(),
+            );
+            Ok(Some((status, body)))
         }
-        Err(_) => rec.record(route, None, None, started.elapsed()),
+        Err(_) => {
+            rec.record_class(route, inst, CacheClass::None, None, None, started.elapsed());
+            Ok(None)
+        }
+    }
+}
+
+/// A GET of `path`; when it reads a written member, what it served is judged.
+async fn get_checked(
+    user: &mut GooseUser,
+    rec: &Recorder,
+    route: &'static str,
+    path: String,
+    member: Option<u64>,
+    own_write: bool,
+) -> TransactionResult {
+    let stale = rec.stale();
+    let tracked = member.filter(|m| stale.tracked(*m));
+    let expect = tracked.and_then(|m| stale.expected(m));
+    let sent = Instant::now();
+    let resp = send(
+        user,
+        rec,
+        route,
+        GooseMethod::Get,
+        path,
+        None,
+        expect.as_deref(),
+    )
+    .await?;
+    if let (Some(m), Some((200, body))) = (tracked, resp) {
+        if let Some(served) = first_name(&body) {
+            let inst = instance(user, rec.hosts().len());
+            stale.check(
+                route,
+                user.weighted_users_index,
+                m,
+                inst,
+                sent,
+                &served,
+                own_write,
+            );
+        }
     }
     Ok(())
 }
@@ -88,16 +164,34 @@ fn get_tx(rec: &Arc<Recorder>, req: Req) -> Transaction {
     let req = Arc::new(req);
     transaction(req.route, move |user| {
         let (rec, req) = (Arc::clone(&rec), Arc::clone(&req));
-        Box::pin(
-            async move { send(user, &rec, req.route, GooseMethod::Get, (req.path)(), None).await },
-        )
+        Box::pin(async move {
+            let (path, member) = (req.path)();
+            get_checked(user, &rec, req.route, path, member, false).await
+        })
     })
+}
+
+/// Points each user at its API instance (round-robin over the hosts).
+fn pick_host(rec: &Arc<Recorder>) -> Transaction {
+    let rec = Arc::clone(rec);
+    transaction("pick API instance", move |user| {
+        let rec = Arc::clone(&rec);
+        Box::pin(async move {
+            let hosts = rec.hosts();
+            if hosts.len() > 1 {
+                let h = hosts[instance(user, hosts.len())].clone();
+                user.set_base_url(&h)?;
+            }
+            Ok(())
+        })
+    })
+    .set_on_start()
 }
 
 fn fixed(route: &'static str) -> Req {
     Req {
         route,
-        path: Box::new(move || route.to_string()),
+        path: Box::new(move || (route.to_string(), None)),
     }
 }
 
@@ -105,7 +199,9 @@ fn fixed(route: &'static str) -> Req {
 /// same route).
 pub(crate) fn single(rec: &Arc<Recorder>, path: &str) -> Result<Scenario, GooseError> {
     let route: &'static str = Box::leak(path.to_string().into_boxed_str());
-    Ok(scenario!("SingleRoute").register_transaction(get_tx(rec, fixed(route))))
+    Ok(scenario!("SingleRoute")
+        .register_transaction(pick_host(rec))
+        .register_transaction(get_tx(rec, fixed(route))))
 }
 
 /// Scenario weights (percent of users) and think time.
@@ -117,6 +213,9 @@ pub struct Mix {
     /// (a person editing records, not a script).
     pub think: (Duration, Duration),
 }
+
+/// The read-back of a writer: `members/{id}` of the member it just wrote.
+const MEMBER_ROUTE: &str = "/api/v1/members/{id}";
 
 /// Builds the scenarios.
 pub(crate) fn scenarios(
@@ -138,6 +237,7 @@ pub(crate) fn scenarios(
     if readers > 0 {
         let dashboard = scenario!("DashboardUser")
             .set_weight((readers * 40 / 100).max(1))?
+            .register_transaction(pick_host(rec))
             .register_transaction(get_tx(rec, fixed("/api/v1/statistics/system")).set_weight(3)?)
             .register_transaction(get_tx(rec, fixed("/api/v1/analytics/dashboard")).set_weight(3)?)
             .register_transaction(get_tx(rec, fixed("/api/v1/statistics/demographics")))
@@ -148,18 +248,23 @@ pub(crate) fn scenarios(
         out.push(think(dashboard)?);
         let z = Arc::clone(&zipf);
         let by_id = Req {
-            route: "/api/v1/members/{id}",
-            path: Box::new(move || format!("/api/v1/members/{}", z.sample())),
+            route: MEMBER_ROUTE,
+            path: Box::new(move || {
+                let id = z.sample();
+                (format!("/api/v1/members/{id}"), Some(id as u64))
+            }),
         };
         let mut lookup = scenario!("MemberLookupUser")
             .set_weight((readers * 40 / 100).max(1))?
+            .register_transaction(pick_host(rec))
             .register_transaction(get_tx(rec, by_id).set_weight(3)?);
         if !cat.id_numbers.is_empty() {
             let (ids, z) = (Arc::new(cat.id_numbers.clone()), Arc::clone(&idn_zipf));
             let by_idn = Req {
                 route: "/api/v1/members/by-id-number/{id_number}",
                 path: Box::new(move || {
-                    format!("/api/v1/members/by-id-number/{}", ids[z.sample() - 1])
+                    let (id, idn) = &ids[z.sample() - 1];
+                    (format!("/api/v1/members/by-id-number/{idn}"), Some(*id))
                 }),
             };
             lookup = lookup.register_transaction(get_tx(rec, by_idn));
@@ -167,6 +272,7 @@ pub(crate) fn scenarios(
         out.push(think(lookup)?);
         let lookups = scenario!("LookupUser")
             .set_weight((readers * 20 / 100).max(1))?
+            .register_transaction(pick_host(rec))
             .register_transaction(get_tx(rec, fixed("/api/v1/lookups/provinces")))
             .register_transaction(get_tx(rec, fixed("/api/v1/lookups/municipalities")))
             .register_transaction(get_tx(rec, fixed("/api/v1/lookups/statuses")))
@@ -176,34 +282,56 @@ pub(crate) fn scenarios(
     if mix.writer_percent > 0 {
         let (rec2, z) = (Arc::clone(rec), Arc::clone(&zipf));
         let write = transaction("update member", move |user| {
-            let (rec, id) = (Arc::clone(&rec2), z.sample());
-            // Mostly name changes (member keys only); one in ten a status change, which
-            // also invalidates statistics and analytics.
-            let body = if unit() < 0.9 {
-                format!(
-                    r#"{{"first_name":"Load{}"}}"#,
-                    crate::mix::random() % 100_000
-                )
-            } else {
-                format!(
-                    r#"{{"status":"{}"}}"#,
-                    if unit() < 0.5 { "active" } else { "inactive" }
-                )
-            };
+            let (rec, z) = (Arc::clone(&rec2), Arc::clone(&z));
             Box::pin(async move {
-                send(
+                // A member no one else is writing, from this generator's shard.
+                let Some(ticket) = (0..16).find_map(|_| rec.stale().claim(z.sample() as u64))
+                else {
+                    return Ok(());
+                };
+                let id = ticket.member;
+                // Every write gives first_name a unique value; one in ten also changes
+                // the status, which also invalidates statistics and analytics.
+                let body = if unit() < 0.9 {
+                    format!(r#"{{"first_name":"{}"}}"#, ticket.value)
+                } else {
+                    format!(
+                        r#"{{"first_name":"{}","status":"{}"}}"#,
+                        ticket.value,
+                        if unit() < 0.5 { "active" } else { "inactive" }
+                    )
+                };
+                let resp = send(
                     user,
                     &rec,
                     "PUT /api/v1/members/{id}",
                     GooseMethod::Put,
                     format!("/api/v1/members/{id}"),
                     Some(body),
+                    None,
                 )
-                .await
+                .await;
+                let acked = matches!(&resp, Ok(Some((s, _))) if (200..300).contains(s));
+                rec.stale().written(ticket, acked);
+                resp?;
+                if acked {
+                    // Read-your-writes: the writer reads its member back through the cache.
+                    get_checked(
+                        user,
+                        &rec,
+                        MEMBER_ROUTE,
+                        format!("/api/v1/members/{id}"),
+                        Some(id),
+                        true,
+                    )
+                    .await?;
+                }
+                Ok(())
             })
         });
         let writer = scenario!("WriterUser")
             .set_weight(mix.writer_percent)?
+            .register_transaction(pick_host(rec))
             .register_transaction(write);
         out.push(if mix.think.1.is_zero() {
             writer

@@ -35,7 +35,9 @@ async fn a_short_goose_run_records_microseconds_and_a_hit_rate() {
     let tmp = tempfile::tempdir().unwrap();
     let (_redis, host) = api(tmp.path()).await;
     let res = loadtests::run_closed(&ClosedConfig {
-        host,
+        hosts: vec![host],
+        vocab: loadtests::CacheVocab::default(),
+        shard: (0, 1),
         users: 6,
         hatch_rate: 20.0,
         run_time_s: 3,

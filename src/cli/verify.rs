@@ -49,7 +49,9 @@ fn options(args: &RunArgs, default_targets: bool) -> anyhow::Result<Options> {
         profile,
         targets,
         baseline,
-        host: None,
+        hosts: Vec::new(),
+        vocab: loadtests::CacheVocab::default(),
+        warm_members: 0,
         members: args.members,
         watch: None,
         stop: None,
@@ -132,6 +134,6 @@ pub(super) async fn run_verify(cfg: HarnessConfig, args: VerifyArgs) -> anyhow::
 pub(super) async fn run_load(cfg: HarnessConfig, args: LoadArgs) -> anyhow::Result<ExitCode> {
     let mut opts = options(&args.run, false)?;
     opts.profile.fault_at_s = None;
-    opts.host = args.host.clone();
+    opts.hosts = args.host.clone().into_iter().collect();
     execute(cfg, opts, &args.run.out, None).await
 }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use loadtests::{ClosedConfig, LoadResults, Mix, Recorder};
+use loadtests::{CacheVocab, ClosedConfig, LoadResults, Mix};
 
 use crate::config::HarnessConfig;
 use crate::drill::{self, DrillError, DrillKind};
@@ -116,9 +116,11 @@ impl Profile {
         }
     }
 
-    fn closed(&self, host: &str, run_time_s: usize) -> ClosedConfig {
+    fn closed(&self, hosts: &[String], vocab: &CacheVocab, run_time_s: usize) -> ClosedConfig {
         ClosedConfig {
-            host: host.to_string(),
+            hosts: hosts.to_vec(),
+            vocab: vocab.clone(),
+            shard: (0, 1),
             users: self.users,
             hatch_rate: self.hatch_rate,
             run_time_s,
@@ -144,8 +146,13 @@ pub(crate) struct Options {
     pub targets: Targets,
     /// Earlier load results to compare against.
     pub baseline: Option<LoadResults>,
-    /// Load this URL instead of starting a topology and the API (no drill then).
-    pub host: Option<String>,
+    /// Load these URLs (instances of one API) instead of starting a topology and the API
+    /// (no drill then); empty: our own stack.
+    pub hosts: Vec<String>,
+    /// What the cache status header says.
+    pub vocab: CacheVocab,
+    /// Members read through the cache before the measured load (after the warm-up).
+    pub warm_members: u64,
     /// Members generated into the API's database.
     pub members: u64,
     /// Turns true on Ctrl-C: the drill restores its fault at once (external topologies,
@@ -177,16 +184,21 @@ pub(crate) async fn run(
         });
         phase_start = Instant::now();
     };
-    let drill_wanted = opts.profile.fault_at_s.is_some() && opts.host.is_none();
-    let (step0, steps) = if opts.host.is_some() { (0, 2) } else { (2, 5) };
+    let external_host = !opts.hosts.is_empty();
+    let drill_wanted = opts.profile.fault_at_s.is_some() && !external_host;
+    let (step0, steps) = if external_host { (0, 2) } else { (2, 5) };
 
     let mut cfg = cfg.clone();
     cfg.name = format!("{}-verify", cfg.name);
     let mut stack = None;
     let mut api_prefix = None;
-    let host = match &opts.host {
-        Some(h) => h.trim_end_matches('/').to_string(),
-        None => {
+    let hosts: Vec<String> = match external_host {
+        true => opts
+            .hosts
+            .iter()
+            .map(|h| h.trim_end_matches('/').to_string())
+            .collect(),
+        false => {
             progress.step(1, steps, &format!("bringing up topology '{}'", cfg.name));
             let topo = Topology::open(&cfg).await?;
             if topo.is_external() && drill_wanted {
@@ -218,11 +230,12 @@ pub(crate) async fn run(
             let api = ApiServer::start(&topo, opts.members, prefix.as_deref()).await?;
             api_prefix = prefix;
             mark("api start", &mut phases);
-            let base = api.base().to_string();
+            let bases = api.hosts();
             stack = Some((topo, api));
-            base
+            bases
         }
     };
+    let host = hosts.join(", ");
     let p = &opts.profile;
     let warmup = if p.warmup_s > 0 {
         progress.step(
@@ -233,7 +246,7 @@ pub(crate) async fn run(
                 p.users, p.warmup_s
             ),
         );
-        let r = match loadtests::run_closed(&p.closed(&host, p.warmup_s)).await {
+        let r = match loadtests::run_closed(&p.closed(&hosts, &opts.vocab, p.warmup_s)).await {
             Ok(r) => r,
             Err(e) => {
                 stop_stack(stack.take(), api_prefix.as_deref()).await?;
@@ -259,8 +272,18 @@ pub(crate) async fn run(
             }
         ),
     );
-    let rec = Arc::new(Recorder::new());
-    let load_cfg = p.closed(&host, p.load_s);
+    if opts.warm_members > 0 {
+        progress.note(&format!(
+            "reading members 1..={} through the cache of {host}",
+            opts.warm_members
+        ));
+        if let Err(e) = loadtests::warm_members(&hosts, opts.warm_members).await {
+            stop_stack(stack.take(), api_prefix.as_deref()).await?;
+            return Err(e.into());
+        }
+    }
+    let load_cfg = p.closed(&hosts, &opts.vocab, p.load_s);
+    let rec = Arc::new(load_cfg.recorder());
     let load = async {
         // On an external topology Ctrl-C ends the load too (the drill restores its fault
         // on the same signal), so that the API's keys are removed at once.
@@ -339,7 +362,7 @@ pub(crate) async fn run(
         schema: report::SCHEMA,
         kind: if drill_wanted { "verify" } else { "load" },
         profile: p.clone(),
-        host: opts.host.clone(),
+        host: external_host.then(|| host.clone()),
         members: opts.members,
         started_unix_s: started_unix,
         duration_s: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
