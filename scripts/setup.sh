@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what redis-harness needs on a fresh machine: redis-server (with its Sentinel
 # mode), redis-tools (redis-cli, redis-benchmark), busybox-static (the offline Docker
-# image's shell) and redis-py (the example drill client). Idempotent; uses apt-get where it exists and says what to do
+# image's shell), redis-py (the example drill client), nginx-light and wrk. Idempotent; uses apt-get where it exists and says what to do
 # elsewhere.
 #
 # --browser: also chromium and chromium-driver (chromedriver) for the console's browser
@@ -54,6 +54,25 @@ if ! redis_py_ok; then
       || echo "setup: pip could not install redis-py; the example drill client's test will fail" >&2
   else
     echo "setup: python3 is missing; the example drill client's test will fail." >&2
+  fi
+fi
+
+# nginx-light: the stale-read test puts nginx's proxy_cache in front of the API (the
+# test fails, naming the package, without it); wrk: the scripts that compare the load
+# generator with it.
+need_nginx() {
+  ! { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || ! command -v wrk >/dev/null 2>&1
+}
+if need_nginx; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    echo "setup: installing nginx-light and wrk with apt-get (stale-read test, load scripts)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light wrk >/dev/null
+  else
+    echo "setup: nginx or wrk is missing and apt-get is not available; the stale-read" >&2
+    echo "       test through nginx will fail until nginx is on PATH." >&2
   fi
 fi
 

@@ -73,7 +73,7 @@ pub enum VocabError {
         name: String,
     },
     /// A rule is broken.
-    #[error("cache_status: {0}")]
+    #[error("{0}")]
     Invalid(String),
 }
 

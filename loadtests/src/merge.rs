@@ -178,6 +178,11 @@ pub fn merge(parts: &[LoadResults]) -> Result<LoadResults, MergeError> {
         hdr,
         definition: first.hit_rate_definition.clone(),
         generators,
+        windows: first
+            .hit_split
+            .as_ref()
+            .map(|h| h.windows.clone())
+            .unwrap_or_default(),
     }))
 }
 

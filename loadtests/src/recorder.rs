@@ -155,6 +155,10 @@ pub struct LoadResults {
     /// The histograms behind the percentiles, for exact merging.
     #[serde(default)]
     pub hdr: HdrSet,
+    /// Hit rates in steady state and inside the fault window(s) (without a fault: all
+    /// steady).
+    #[serde(default)]
+    pub hit_split: Option<HitSplit>,
     /// Load generators merged into these results (1 for a single run).
     #[serde(default = "one")]
     pub generators: u32,
@@ -165,8 +169,13 @@ fn one() -> u32 {
 }
 
 impl LoadResults {
+    /// Records the fault windows (seconds into the run) and splits the hit rate by them.
+    pub fn set_fault_windows(&mut self, windows: &[(f64, f64)]) {
+        self.hit_split = Some(self.split_hits(windows));
+    }
+
     /// Hit rates inside and outside `windows` (seconds into the run).
-    pub fn hit_split(&self, windows: &[(f64, f64)]) -> HitSplit {
+    pub fn split_hits(&self, windows: &[(f64, f64)]) -> HitSplit {
         let mut c = [(0u64, 0u64); 2];
         for s in &self.timeline {
             let (a, b) = (s.t as f64, s.t as f64 + 1.0);
@@ -448,6 +457,7 @@ impl Recorder {
             hdr,
             definition: self.vocab.definition(),
             generators: 1,
+            windows: Vec::new(),
         })
     }
 }
@@ -465,6 +475,7 @@ pub(crate) struct Assembled<'a> {
     pub(crate) hdr: HdrSet,
     pub(crate) definition: String,
     pub(crate) generators: u32,
+    pub(crate) windows: Vec<(f64, f64)>,
 }
 
 /// Results from their parts: totals, rates and percentiles are derived here, the same
@@ -487,7 +498,7 @@ pub(crate) fn assemble(a: Assembled<'_>) -> LoadResults {
         }
     }
     let secs = a.duration_s.max(1e-9);
-    LoadResults {
+    let mut r = LoadResults {
         model: a.model.to_string(),
         duration_s: (secs * 1000.0).round() / 1000.0,
         requests,
@@ -503,8 +514,11 @@ pub(crate) fn assemble(a: Assembled<'_>) -> LoadResults {
         instances: a.instances,
         stale: a.stale,
         hdr: a.hdr,
+        hit_split: None,
         generators: a.generators,
-    }
+    };
+    r.set_fault_windows(&a.windows);
+    r
 }
 
 fn rate(c: Classes) -> Option<f64> {

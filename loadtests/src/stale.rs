@@ -33,7 +33,8 @@ pub struct StaleRoute {
     pub checked: u64,
     /// Reads that served an older value than they had to.
     pub violations: u64,
-    /// Reads that served a value this process did not write (another generator's).
+    /// Reads that served a value another load-generator process wrote (two generators
+    /// writing the same members: give each its own `--shard`).
     #[serde(default)]
     pub unjudged: u64,
 }
@@ -130,7 +131,6 @@ pub struct Ticket {
 pub struct StaleChecker {
     started: Instant,
     tag: String,
-    seq: AtomicU64,
     shard: (u64, u64),
     state: Mutex<State>,
 }
@@ -142,7 +142,6 @@ impl StaleChecker {
         Self {
             started,
             tag: tag.to_string(),
-            seq: AtomicU64::new(0),
             shard: (shard.0, shard.1.max(1)),
             state: Mutex::new(State::default()),
         }
@@ -169,11 +168,16 @@ impl StaleChecker {
             return None;
         }
         m.writing = true;
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        Some(Ticket {
-            member,
-            value: format!("{}-{seq}", self.tag),
-        })
+        // One sequence for the whole process: values stay unique across its runs.
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let value = format!("{}-{seq}", self.tag);
+        // Registered before it is sent: a read may see it while it is in flight.
+        m.writes.push(Write {
+            value: value.clone(),
+            done: None,
+        });
+        Some(Ticket { member, value })
     }
 
     /// Ends a write: `acked` when the API answered 2xx (the completion time is now).
@@ -182,10 +186,9 @@ impl StaleChecker {
         let mut s = self.lock();
         let m = s.members.entry(t.member).or_default();
         m.writing = false;
-        m.writes.push(Write {
-            value: t.value,
-            done: acked.then_some(now),
-        });
+        if let Some(w) = m.writes.iter_mut().rev().find(|w| w.value == t.value) {
+            w.done = acked.then_some(now);
+        }
     }
 
     /// The value a read of `member` sent now must serve (or a later one), if any.
@@ -320,13 +323,19 @@ fn looks_generated(v: &str) -> bool {
     })
 }
 
-/// A tag for this process's values: `L` and the pid and clock in hex.
+/// This process's tag for its values: `L` and the pid and clock in hex, the same for
+/// every run of the process (so a value left by an earlier run of it is known to be
+/// older than this run's writes).
 pub fn new_tag() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("L{:x}{:x}", std::process::id(), nanos & 0xfff)
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        format!("L{:x}{:x}", std::process::id(), nanos & 0xfff)
+    })
+    .clone()
 }
 
 #[cfg(test)]

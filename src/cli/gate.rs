@@ -25,11 +25,39 @@ pub(super) fn results(path: &Path) -> anyhow::Result<LoadResults> {
         .with_context(|| format!("{} is not a load results file", path.display()))
 }
 
+/// Reads one or several results files as one run: several (one per load generator) are
+/// merged through their HDR histograms, so percentiles stay exact.
+pub(super) fn merged(paths: &[std::path::PathBuf]) -> anyhow::Result<LoadResults> {
+    let parts = paths
+        .iter()
+        .map(|p| results(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    loadtests::merge(&parts).with_context(|| format!("merging {}", names.join(", ")))
+}
+
 /// Evaluates, prints every verdict, writes the files; exit 4 when any target failed.
 pub(super) fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
     let targets = Targets::load(&args.targets)?;
-    let current = results(&args.results)?;
-    let baseline = args.baseline.as_deref().map(results).transpose()?;
+    let current = merged(&args.results)?;
+    if args.results.len() > 1 {
+        eprintln!(
+            "merged {} results files ({} load generators): {} requests, hit rate {}, p99 {} µs",
+            args.results.len(),
+            current.generators,
+            current.requests,
+            current
+                .hit_rate
+                .map(|h| format!("{:.1}%", h * 100.0))
+                .unwrap_or_else(|| "-".into()),
+            current.p99_us
+        );
+    }
+    let baseline = if args.baseline.is_empty() {
+        None
+    } else {
+        Some(merged(&args.baseline)?)
+    };
     let verdicts = gate::evaluate(&current, &targets, baseline.as_ref());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&verdicts)?);

@@ -253,9 +253,13 @@ pub struct RunArgs {
     /// Targets file (YAML; `verify` defaults to the built-in targets/verify.yaml).
     #[arg(long)]
     pub targets: Option<PathBuf>,
-    /// Earlier `load.json` to compare against (regressions beyond ratio and floor fail).
+    /// Earlier `load.json` to compare against (regressions beyond ratio and floor fail);
+    /// repeatable: several generators' files are merged exactly.
     #[arg(long)]
-    pub baseline: Option<PathBuf>,
+    pub baseline: Vec<PathBuf>,
+    /// Read members 1..=N (the most popular) through the cache before the measured load.
+    #[arg(long, default_value_t = 0)]
+    pub warm_members: u64,
     /// Directory for report.json, load.json, report.md, junit.xml and report.html.
     #[arg(long, default_value = "redis-harness-report")]
     pub out: PathBuf,
@@ -300,9 +304,14 @@ pub struct LoadArgs {
     #[command(flatten)]
     pub run: RunArgs,
     /// Base URL of a running implementation of the API contract (default: start our own
-    /// topology and API, and stop them afterwards).
+    /// topology and API, and stop them afterwards); repeatable or comma-separated for
+    /// several instances of one API (users are spread over them).
+    #[arg(long, value_delimiter = ',')]
+    pub host: Vec<String>,
+    /// How responses say what the cache did: ours, nginx, varnish, cdn, cloudflare
+    /// (overrides `load.cache_status` in the config).
     #[arg(long)]
-    pub host: Option<String>,
+    pub cache_status: Option<String>,
 }
 
 /// Arguments of `plan`.
@@ -364,14 +373,17 @@ pub struct BenchArgs {
 /// Arguments of `gate`.
 #[derive(Debug, clap::Args)]
 pub struct GateArgs {
-    /// Results JSON written by `loadtest --json`.
-    pub results: PathBuf,
+    /// Results JSON written by `loadtest --json` (or `load.json`); several files (one
+    /// per load generator) are merged exactly into one run.
+    #[arg(required = true)]
+    pub results: Vec<PathBuf>,
     /// Targets file (YAML).
     #[arg(long)]
     pub targets: PathBuf,
-    /// Earlier results to compare against (regressions beyond ratio and floor fail).
+    /// Earlier results to compare against (regressions beyond ratio and floor fail);
+    /// repeatable, merged like the results.
     #[arg(long)]
-    pub baseline: Option<PathBuf>,
+    pub baseline: Vec<PathBuf>,
     /// Write JUnit XML here (one test case per target).
     #[arg(long)]
     pub junit: Option<PathBuf>,

@@ -40,18 +40,18 @@ fn options(args: &RunArgs, default_targets: bool) -> anyhow::Result<Options> {
         }
         None => Targets::default(),
     };
-    let baseline = args
-        .baseline
-        .as_deref()
-        .map(super::gate::results)
-        .transpose()?;
+    let baseline = if args.baseline.is_empty() {
+        None
+    } else {
+        Some(super::gate::merged(&args.baseline)?)
+    };
     Ok(Options {
         profile,
         targets,
         baseline,
         hosts: Vec::new(),
         vocab: loadtests::CacheVocab::default(),
-        warm_members: 0,
+        warm_members: args.warm_members,
         members: args.members,
         watch: None,
         stop: None,
@@ -134,6 +134,10 @@ pub(super) async fn run_verify(cfg: HarnessConfig, args: VerifyArgs) -> anyhow::
 pub(super) async fn run_load(cfg: HarnessConfig, args: LoadArgs) -> anyhow::Result<ExitCode> {
     let mut opts = options(&args.run, false)?;
     opts.profile.fault_at_s = None;
-    opts.hosts = args.host.clone().into_iter().collect();
+    opts.hosts = args.host.clone();
+    opts.vocab = match &args.cache_status {
+        Some(p) => loadtests::CacheVocab::preset(p)?,
+        None => cfg.load.vocab()?,
+    };
     execute(cfg, opts, &args.run.out, None).await
 }

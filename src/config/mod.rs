@@ -103,6 +103,49 @@ pub struct HarnessConfig {
     pub drill: DrillSection,
     /// The docker backend.
     pub docker: DockerSection,
+    /// Load runs (`load`, `verify`).
+    pub load: LoadSection,
+}
+
+/// Settings of load runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadSection {
+    /// How responses say what the cache did: a preset name (`ours`, `nginx`, `varnish`,
+    /// `cdn`, `cloudflare`) or `{header, hit: [..], miss: [..], bypass: [..],
+    /// age_header}`. Default: `ours` (`X-Cache: HIT | MISS | BYPASS`).
+    pub cache_status: Option<CacheStatusSetting>,
+}
+
+/// A cache-status vocabulary: a preset's name or a mapping of its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CacheStatusSetting {
+    /// A built-in preset.
+    Preset(String),
+    /// Header and values.
+    Custom(loadtests::CacheVocab),
+}
+
+impl CacheStatusSetting {
+    /// The vocabulary it names.
+    pub fn vocab(&self) -> Result<loadtests::CacheVocab, loadtests::VocabError> {
+        let v = match self {
+            CacheStatusSetting::Preset(name) => loadtests::CacheVocab::preset(name)?,
+            CacheStatusSetting::Custom(v) => v.clone(),
+        };
+        v.validate()?;
+        Ok(v)
+    }
+}
+
+impl LoadSection {
+    /// The configured vocabulary (default: ours).
+    pub fn vocab(&self) -> Result<loadtests::CacheVocab, loadtests::VocabError> {
+        self.cache_status
+            .as_ref()
+            .map_or_else(|| Ok(loadtests::CacheVocab::default()), |c| c.vocab())
+    }
 }
 
 /// Settings of the docker backend.
@@ -352,6 +395,7 @@ impl Default for HarnessConfig {
             readiness_timeout_ms: 30_000,
             drill: DrillSection::default(),
             docker: DockerSection::default(),
+            load: LoadSection::default(),
         }
     }
 }
@@ -510,6 +554,9 @@ impl HarnessConfig {
                 "run_dir: must not be empty; give a directory (\".\" for the current one; default .redis-harness)"
                     .into(),
             );
+        }
+        if let Err(e) = self.load.vocab() {
+            p.push(format!("load.cache_status: {e}"));
         }
         let img = &self.docker.image;
         if !is_image_ref(img) {

@@ -85,8 +85,13 @@ impl Default for BaselineRules {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Targets {
-    /// Lowest allowed hit rate (0-1).
+    /// Lowest allowed hit rate (0-1) over the whole load.
     pub hit_rate_min: Option<f64>,
+    /// Lowest allowed hit rate (0-1) in steady state, outside the fault window(s).
+    pub hit_rate_steady_min: Option<f64>,
+    /// Most stale reads allowed (reads that served an older value than an acknowledged
+    /// write; see the load's stale-read check). Our own API is held to 0 when unset.
+    pub max_stale_reads: Option<u64>,
     /// Highest allowed error rate (0-1).
     pub error_rate_max: Option<f64>,
     /// Lowest allowed throughput, requests per second.
@@ -120,6 +125,14 @@ impl Targets {
             p.push(format!(
                 "hit_rate_min: between 0 and 1 (got {})",
                 t.hit_rate_min.unwrap_or_default()
+            ));
+        }
+        if t.hit_rate_steady_min
+            .is_some_and(|v| !(0.0..=1.0).contains(&v))
+        {
+            p.push(format!(
+                "hit_rate_steady_min: between 0 and 1 (got {})",
+                t.hit_rate_steady_min.unwrap_or_default()
             ));
         }
         if t.error_rate_max.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
@@ -229,6 +242,32 @@ pub fn evaluate(r: &LoadResults, t: &Targets, baseline: Option<&LoadResults>) ->
             format!(">= {min}"),
             |v| v >= min,
         ));
+    }
+    if let Some(min) = t.hit_rate_steady_min {
+        let steady = r
+            .hit_split
+            .clone()
+            .unwrap_or_else(|| r.split_hits(&[]))
+            .steady;
+        out.push(verdict(
+            "hit rate (steady state)".into(),
+            steady,
+            format!(">= {min}"),
+            |v| v >= min,
+        ));
+    }
+    if let Some(max) = t.max_stale_reads {
+        let checked = r.stale.checked();
+        let mut v = verdict(
+            "stale reads".into(),
+            (checked > 0).then_some(r.stale.violations() as f64),
+            format!("<= {max}"),
+            |v| v <= max as f64,
+        );
+        if checked == 0 {
+            v.detail = Some("no read could be checked (no member written and read)".into());
+        }
+        out.push(v);
     }
     if let Some(max) = t.error_rate_max {
         let rate = (r.requests > 0).then(|| r.errors as f64 / r.requests as f64);

@@ -7,6 +7,7 @@
 //!   is dropped (Ctrl-C).
 //! - [`report`]: the report (JSON schema [`report::SCHEMA`]) and its renderings.
 
+mod cache;
 pub(crate) mod report;
 
 use std::path::PathBuf;
@@ -328,7 +329,7 @@ pub(crate) async fn run(
     if had_stack {
         mark("down", &mut phases);
     }
-    let load = load?;
+    let mut load = load?;
     let drill_run = drill_run?;
 
     let fault_window = drill_run.as_ref().and_then(|r| {
@@ -340,11 +341,17 @@ pub(crate) async fn run(
         };
         Some((from, to))
     });
+    load.set_fault_windows(&fault_window.into_iter().collect::<Vec<_>>());
     let drill_report = drill_run.map(|run| {
         let gates = gate::merge_drill_gates(&cfg.drill.gates, &opts.targets.drill);
         drill::report::build_with_gates(&cfg, DrillKind::KillMaster, vec![run], &gates)
     });
-    let mut verdicts = gate::evaluate(&load, &opts.targets, opts.baseline.as_ref());
+    // Our own API is held to no stale read at all; another one only when asked.
+    let mut targets = opts.targets.clone();
+    if !external_host && targets.max_stale_reads.is_none() {
+        targets.max_stale_reads = Some(0);
+    }
+    let mut verdicts = gate::evaluate(&load, &targets, opts.baseline.as_ref());
     if let Some(d) = &drill_report {
         verdicts.extend(gate::drill_verdicts(d));
     } else if drill_wanted {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use loadtests::LoadResults;
 use serde::Serialize;
 
-use super::Profile;
+use super::{cache, Profile};
 use crate::drill::report::DrillReport;
 use crate::gate::{self, Verdict};
 use crate::report::html::{self, Chart, Series, Shade};
@@ -128,6 +128,9 @@ pub(crate) fn terminal(r: &VerifyReport) -> String {
         headline(r)
     );
     o.push_str(&loadtests::table(&r.load));
+    if let Some(h) = cache::hit_split_line(&r.load) {
+        let _ = writeln!(o, "{h}");
+    }
     o.push('\n');
     if let Some(d) = &r.drill {
         o.push_str(&crate::drill::report::terminal(d));
@@ -173,7 +176,21 @@ pub(crate) fn markdown(r: &VerifyReport) -> String {
         let _ = writeln!(o, "{f}\n");
     }
     o.push_str(&gate::markdown(&r.verdicts));
-    o.push_str("\n## Latency per route and X-Cache\n\n");
+    o.push_str("\n## What the cache served\n\n");
+    if let Some(h) = cache::hit_split_line(&r.load) {
+        let _ = writeln!(o, "{h}\n");
+    }
+    let _ = writeln!(o, "{}\n", r.load.hit_rate_definition);
+    let _ = writeln!(o, "{}\n", cache::stale_line(&r.load.stale));
+    if !r.load.stale.routes.is_empty() {
+        o.push_str(&cache::stale_table(&r.load.stale).to_markdown());
+        if !r.load.stale.examples.is_empty() {
+            o.push_str("\nFirst stale reads:\n\n");
+            o.push_str(&cache::examples_table(&r.load.stale).to_markdown());
+        }
+        let _ = writeln!(o, "\nMethod: {}", r.load.stale.method);
+    }
+    o.push_str("\n## Latency per route and cache status\n\n");
     o.push_str(&markdown_table(&ROUTE_HEADERS, &route_rows(&r.load)));
     if let Some(d) = &r.drill {
         o.push('\n');
@@ -280,7 +297,25 @@ pub(crate) fn html_page(r: &VerifyReport) -> String {
     }
     b.push_str("<h2>Targets</h2>");
     b.push_str(&gate::verdict_table(&r.verdicts, "FAIL").to_html());
-    b.push_str("<h2>Latency per route and X-Cache (µs)</h2>");
+    b.push_str("<h2>What the cache served</h2>");
+    if let Some(h) = cache::hit_split_line(&r.load) {
+        let _ = write!(b, "<p>{}</p>", escape(&h));
+    }
+    let _ = write!(
+        b,
+        "<p>{}</p><p>{}</p>",
+        escape(&r.load.hit_rate_definition),
+        escape(&cache::stale_line(&r.load.stale))
+    );
+    if !r.load.stale.routes.is_empty() {
+        b.push_str(&cache::stale_table(&r.load.stale).to_html());
+        if !r.load.stale.examples.is_empty() {
+            b.push_str("<h3>First stale reads</h3>");
+            b.push_str(&cache::examples_table(&r.load.stale).to_html());
+        }
+        let _ = write!(b, "<p class=\"note\">{}</p>", escape(&r.load.stale.method));
+    }
+    b.push_str("<h2>Latency per route and cache status (µs)</h2>");
     b.push_str(&Table::new(&ROUTE_HEADERS, route_rows(&r.load)).to_html());
     if let Some(d) = &r.drill {
         b.push_str("<h2>Drill</h2>");

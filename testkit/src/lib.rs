@@ -7,6 +7,12 @@
 //! 6379) with its own temporary directory. Starting it has a deadline: it panics naming the
 //! problem when `redis-server` is not installed, exits early, or does not answer `PING`
 //! within [`START_DEADLINE`]. Dropping it kills and reaps the process.
+//!
+//! [`Nginx`] is a real nginx with a `proxy_cache` in front of an upstream, on a free port.
+
+mod nginx;
+
+pub use nginx::Nginx;
 
 use std::io::Read;
 use std::net::TcpListener;
