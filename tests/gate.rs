@@ -181,3 +181,119 @@ fn cli_gate_exits_4_and_writes_well_formed_junit_and_markdown() {
         .unwrap();
     assert!(out.status.success());
 }
+
+/// Results recorded by a real [`loadtests::Recorder`]: `n` requests of `/x`, every third
+/// a MISS, with latencies `scale` times the base.
+fn recorded(n: u64, scale: u64) -> LoadResults {
+    let r = loadtests::Recorder::new();
+    for i in 1..=n {
+        let (cache, us) = if i % 3 == 0 {
+            ("MISS", 5_000 + i)
+        } else {
+            ("HIT", 100 + i % 900)
+        };
+        r.record(
+            "/x",
+            Some(cache),
+            Some(200),
+            std::time::Duration::from_micros(us * scale),
+        );
+    }
+    r.results("closed", std::time::Duration::from_secs(1))
+}
+
+#[test]
+fn stale_reads_and_the_steady_hit_rate_are_gated() {
+    let mut r = results(900, 100.0);
+    r.stale.routes = vec![loadtests::StaleRoute {
+        route: "/api/v1/members/{id}".into(),
+        checked: 500,
+        violations: 3,
+        cross_instance: 0,
+        unjudged: 0,
+    }];
+    r.timeline = (0..10)
+        .map(|t| loadtests::Second {
+            t,
+            requests: 10,
+            // Seconds 4 and 5 (the fault) serve only misses.
+            hits: if (4..6).contains(&t) { 0 } else { 9 },
+            misses: if (4..6).contains(&t) { 10 } else { 1 },
+            ..Default::default()
+        })
+        .collect();
+    r.set_fault_windows(&[(4.0, 5.5)]);
+    let split = r.hit_split.clone().unwrap();
+    assert_eq!((split.steady, split.fault), (Some(0.9), Some(0.0)));
+    let t = targets("max_stale_reads: 0\nhit_rate_steady_min: 0.85\n");
+    let v = gate::evaluate(&r, &t, None);
+    let stale = verdict(&v, "stale reads");
+    assert!(!stale.passed);
+    assert_eq!(stale.measured, Some(3.0));
+    assert!(verdict(&v, "hit rate (steady state)").passed);
+    // No checked read: the stale gate cannot pass on nothing.
+    r.stale.routes.clear();
+    let v = gate::evaluate(&r, &t, None);
+    assert!(!verdict(&v, "stale reads").passed);
+}
+
+#[test]
+fn cli_gate_merges_several_generators_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (recorded(3000, 1), recorded(1000, 9));
+    let (pa, pb) = (tmp.path().join("a.json"), tmp.path().join("b.json"));
+    std::fs::write(&pa, serde_json::to_string(&a).unwrap()).unwrap();
+    std::fs::write(&pb, serde_json::to_string(&b).unwrap()).unwrap();
+    let merged = loadtests::merge(&[a.clone(), b.clone()]).unwrap();
+    assert_eq!(merged.requests, 4000);
+    // The merged p99 is the p99 of every sample: b's slow tail, not an average.
+    assert!(
+        merged.p99_us > (a.p99_us + b.p99_us) / 2,
+        "{} {} {}",
+        merged.p99_us,
+        a.p99_us,
+        b.p99_us
+    );
+    let tg = tmp.path().join("t.yaml");
+    // The gate's figure: the worst p99 of /x over its cache values, in the merged rows.
+    let limit = merged.routes.iter().map(|r| r.p99_us).max().unwrap();
+    std::fs::write(
+        &tg,
+        format!("latency:\n  - route: /x\n    p99_us: {limit}\n"),
+    )
+    .unwrap();
+    let out = cli()
+        .args(["gate", "--json", "--targets"])
+        .arg(&tg)
+        .arg(&pa)
+        .arg(&pb)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["measured"].as_f64(), Some(limit as f64), "{v}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("merged 2 results files (2 load generators)")
+    );
+    // A file without histograms (an older load.json) is refused, naming it.
+    let mut old = a;
+    old.hdr = Default::default();
+    std::fs::write(&pb, serde_json::to_string(&old).unwrap()).unwrap();
+    let out = cli()
+        .args(["gate", "--targets"])
+        .arg(&tg)
+        .arg(&pa)
+        .arg(&pb)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("results 2 carry no histograms"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

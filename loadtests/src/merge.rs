@@ -136,6 +136,7 @@ pub fn merge(parts: &[LoadResults]) -> Result<LoadResults, MergeError> {
                 });
             e.checked += r.checked;
             e.violations += r.violations;
+            e.cross_instance += r.cross_instance;
             e.unjudged += r.unjudged;
         }
         examples.extend(p.stale.examples.iter().cloned());

@@ -42,9 +42,12 @@ struct Req {
     path: PathFn,
 }
 
-/// Which API instance a user talks to: users are spread round-robin over the hosts.
-fn instance(user: &GooseUser, hosts: usize) -> usize {
-    user.weighted_users_index % hosts.max(1)
+/// The API instance a user was given when it started (its session data).
+struct UserInstance(usize);
+
+/// Which API instance a user talks to (0 before [`pick_host`] ran).
+fn instance(user: &GooseUser) -> usize {
+    user.get_session_data::<UserInstance>().map_or(0, |u| u.0)
 }
 
 /// The `first_name` of a member body (`{...}` or `{"member": {...}}`).
@@ -69,7 +72,7 @@ async fn send(
     body: Option<String>,
     expect: Option<&str>,
 ) -> Result<Option<(u16, bytes::Bytes)>, Box<TransactionError>> {
-    let inst = instance(user, rec.hosts().len());
+    let inst = instance(user);
     let started = Instant::now();
     let mut rb = user.get_request_builder(&method, &path)?;
     if let Some(b) = body {
@@ -135,7 +138,7 @@ async fn get_checked(
     .await?;
     if let (Some(m), Some((200, body))) = (tracked, resp) {
         if let Some(served) = first_name(&body) {
-            let inst = instance(user, rec.hosts().len());
+            let inst = instance(user);
             stale.check(
                 route,
                 user.weighted_users_index,
@@ -171,16 +174,20 @@ fn get_tx(rec: &Arc<Recorder>, req: Req) -> Transaction {
     })
 }
 
-/// Points each user at its API instance (round-robin over the hosts).
+/// Points each user at its API instance: round-robin over the hosts within each
+/// scenario (a counter per scenario, since goose itself hands users out round-robin
+/// over the scenarios), so every kind of user reaches every instance.
 fn pick_host(rec: &Arc<Recorder>) -> Transaction {
     let rec = Arc::clone(rec);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     transaction("pick API instance", move |user| {
-        let rec = Arc::clone(&rec);
+        let (rec, next) = (Arc::clone(&rec), Arc::clone(&next));
         Box::pin(async move {
             let hosts = rec.hosts();
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % hosts.len().max(1);
+            user.set_session_data(UserInstance(i));
             if hosts.len() > 1 {
-                let h = hosts[instance(user, hosts.len())].clone();
-                user.set_base_url(&h)?;
+                user.set_base_url(&hosts[i])?;
             }
             Ok(())
         })
@@ -285,7 +292,8 @@ pub(crate) fn scenarios(
             let (rec, z) = (Arc::clone(&rec2), Arc::clone(&z));
             Box::pin(async move {
                 // A member no one else is writing, from this generator's shard.
-                let Some(ticket) = (0..16).find_map(|_| rec.stale().claim(z.sample() as u64))
+                let inst = instance(user);
+                let Some(ticket) = (0..16).find_map(|_| rec.stale().claim(z.sample() as u64, inst))
                 else {
                     return Ok(());
                 };

@@ -33,6 +33,10 @@ pub struct StaleRoute {
     pub checked: u64,
     /// Reads that served an older value than they had to.
     pub violations: u64,
+    /// Checked reads whose bound came from a write through another API instance than
+    /// the read (cross-instance invalidation).
+    #[serde(default)]
+    pub cross_instance: u64,
     /// Reads that served a value another load-generator process wrote (two generators
     /// writing the same members: give each its own `--shard`).
     #[serde(default)]
@@ -99,6 +103,8 @@ impl StaleReport {
 #[derive(Debug)]
 struct Write {
     value: String,
+    /// The API instance it went through.
+    instance: usize,
     /// `None`: not acknowledged (failed or no answer); it may or may not have happened.
     done: Option<Instant>,
 }
@@ -158,7 +164,7 @@ impl StaleChecker {
 
     /// Takes `member` for a write, unless another user is writing it or it belongs to
     /// another generator's shard.
-    pub fn claim(&self, member: u64) -> Option<Ticket> {
+    pub fn claim(&self, member: u64, instance: usize) -> Option<Ticket> {
         if !self.owns(member) {
             return None;
         }
@@ -175,6 +181,7 @@ impl StaleChecker {
         // Registered before it is sent: a read may see it while it is in flight.
         m.writes.push(Write {
             value: value.clone(),
+            instance,
             done: None,
         });
         Some(Ticket { member, value })
@@ -252,6 +259,9 @@ impl StaleChecker {
                 ..Default::default()
             });
         r.checked += 1;
+        if bound.is_some_and(|(_, w)| w.instance != instance) {
+            r.cross_instance += 1;
+        }
         if idx.is_none() && served.contains('-') && !ours && looks_generated(served) {
             r.unjudged += 1;
             return;
@@ -350,8 +360,8 @@ mod tests {
     #[test]
     fn a_read_after_an_acknowledged_write_must_see_it() {
         let c = ck();
-        let t = c.claim(7).unwrap();
-        assert!(c.claim(7).is_none(), "one writer per member at a time");
+        let t = c.claim(7, 0).unwrap();
+        assert!(c.claim(7, 0).is_none(), "one writer per member at a time");
         let v1 = t.value.clone();
         c.written(t, true);
         let sent = Instant::now();
@@ -371,12 +381,12 @@ mod tests {
     #[test]
     fn a_write_in_flight_may_or_may_not_be_seen() {
         let c = ck();
-        let t1 = c.claim(1).unwrap();
+        let t1 = c.claim(1, 0).unwrap();
         let v1 = t1.value.clone();
         c.written(t1, true);
         let sent = Instant::now();
         std::thread::sleep(Duration::from_millis(2));
-        let t2 = c.claim(1).unwrap();
+        let t2 = c.claim(1, 0).unwrap();
         let v2 = t2.value.clone();
         c.written(t2, true);
         // Sent before v2 was acknowledged: v1 and v2 are both fine.
@@ -391,12 +401,12 @@ mod tests {
     #[test]
     fn going_back_is_a_monotonic_violation() {
         let c = ck();
-        let t1 = c.claim(1).unwrap();
+        let t1 = c.claim(1, 0).unwrap();
         let sent = Instant::now();
         let t2v = {
             let v1 = t1.value.clone();
             c.written(t1, false); // unacknowledged: sets no bound
-            let t2 = c.claim(1).unwrap();
+            let t2 = c.claim(1, 0).unwrap();
             let v2 = t2.value.clone();
             c.written(t2, false);
             (v1, v2)
@@ -411,8 +421,8 @@ mod tests {
     #[test]
     fn other_generators_values_and_shards() {
         let c = StaleChecker::new(Instant::now(), "Lab", (1, 2));
-        assert!(c.claim(2).is_none(), "member 2 is shard 0's");
-        let t = c.claim(3).unwrap();
+        assert!(c.claim(2, 0).is_none(), "member 2 is shard 0's");
+        let t = c.claim(3, 0).unwrap();
         c.written(t, true);
         c.check("/m", 1, 3, 0, Instant::now(), "Lcd-4", false);
         let r = c.report();

@@ -143,5 +143,8 @@ async fn a_write_through_one_instance_is_seen_through_another() {
         (a.as_str(), b.as_str())
     );
     assert!(res.stale.checked() > 100, "{:?}", res.stale);
+    // Writes through one instance bound reads through the other.
+    let across: u64 = res.stale.routes.iter().map(|r| r.cross_instance).sum();
+    assert!(across > 20, "{:?}", res.stale);
     assert_eq!(res.stale.violations(), 0, "{:?}", res.stale);
 }

@@ -38,13 +38,21 @@ pub(crate) fn hit_split_line(l: &LoadResults) -> Option<String> {
 /// The stale reads per route.
 pub(crate) fn stale_table(s: &StaleReport) -> Table {
     Table::new(
-        &["route", "checked reads", "stale", "rate", "not judged"],
+        &[
+            "route",
+            "checked reads",
+            "across instances",
+            "stale",
+            "rate",
+            "not judged",
+        ],
         s.routes
             .iter()
             .map(|r| {
                 vec![
                     r.route.clone(),
                     r.checked.to_string(),
+                    r.cross_instance.to_string(),
                     r.violations.to_string(),
                     format!("{:.2}%", r.rate() * 100.0),
                     r.unjudged.to_string(),
