@@ -7,6 +7,7 @@
 //!   is dropped (Ctrl-C).
 //! - [`report`]: the report (JSON schema [`report::SCHEMA`]) and its renderings.
 
+mod instances;
 pub(crate) mod report;
 
 use std::path::PathBuf;

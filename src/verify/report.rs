@@ -175,6 +175,7 @@ pub(crate) fn markdown(r: &VerifyReport) -> String {
     o.push_str(&gate::markdown(&r.verdicts));
     o.push_str("\n## Latency per route and X-Cache\n\n");
     o.push_str(&markdown_table(&ROUTE_HEADERS, &route_rows(&r.load)));
+    o.push_str(&super::instances::markdown(&r.load));
     if let Some(d) = &r.drill {
         o.push('\n');
         o.push_str(&crate::drill::report::markdown(d));
@@ -282,6 +283,7 @@ pub(crate) fn html_page(r: &VerifyReport) -> String {
     b.push_str(&gate::verdict_table(&r.verdicts, "FAIL").to_html());
     b.push_str("<h2>Latency per route and X-Cache (µs)</h2>");
     b.push_str(&Table::new(&ROUTE_HEADERS, route_rows(&r.load)).to_html());
+    b.push_str(&super::instances::html(&r.load));
     if let Some(d) = &r.drill {
         b.push_str("<h2>Drill</h2>");
         if let Some(run) = d.runs.first() {
