@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use common::{cli, processes_under, test_config, write_config, StateGuard};
 
@@ -34,6 +35,32 @@ fn processes_naming(needle: &str) -> Vec<(u32, String)> {
         }
     }
     out
+}
+
+/// The stale-read checker's violations, less those that served a newer value than
+/// required.
+///
+/// The checker learns a write's value only once the writer has its answer, so a read that
+/// already serves a write still in flight (committed, invalidated, not yet answered) is
+/// counted as a violation although its value is newer than required; it happens with one
+/// in-process instance as well. Values are `<tag>-<sequence>`, the sequence taken when the
+/// write starts: such a read served a higher sequence of the same run than expected. A
+/// stale read serves a lower one, or the value from before the load.
+fn stale_reads(s: &loadtests::StaleReport) -> u64 {
+    let seq = |v: &str| -> Option<(String, u64)> {
+        let (tag, n) = v.rsplit_once('-')?;
+        Some((tag.to_string(), n.parse().ok()?))
+    };
+    let in_flight = s
+        .examples
+        .iter()
+        .filter(|e| match (seq(&e.expected), seq(&e.served)) {
+            (Some((t1, a)), Some((t2, b))) => t1 == t2 && b > a,
+            _ => false,
+        })
+        .count() as u64;
+    // Only the kept examples can be told apart: more violations than that all count.
+    s.violations() - in_flight
 }
 
 /// The ports of the instance URLs in the progress line "N API instances started: ...".
@@ -111,7 +138,7 @@ fn load_spreads_users_over_two_instance_processes_and_leaves_none() {
     // none served an older value than had been acknowledged through either instance.
     assert!(load.routes.iter().any(|r| r.route.starts_with("PUT ")));
     assert!(load.stale.checked() > 0, "{:?}", load.stale);
-    assert_eq!(load.stale.violations(), 0, "{:?}", load.stale);
+    assert_eq!(stale_reads(&load.stale), 0, "{:?}", load.stale);
 
     // Every report names both instances.
     let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
@@ -132,18 +159,83 @@ fn load_spreads_users_over_two_instance_processes_and_leaves_none() {
     assert_no_instance_left(tmp.path(), &ports);
 }
 
+/// No `serve` process naming the test's directory or an instance's port is left, and
+/// no port of an instance still accepts connections; then (within 10 s, as the topology's
+/// nodes are reaped) no process at all under the test's directory.
 fn assert_no_instance_left(tmp: &Path, ports: &[u16]) {
-    let left = processes_naming(&tmp.display().to_string());
+    let serve = |needle: &str| -> Vec<(u32, String)> {
+        processes_naming(needle)
+            .into_iter()
+            .filter(|(_, cmd)| cmd.contains(" serve "))
+            .collect()
+    };
+    let left = serve(&tmp.display().to_string());
     assert!(left.is_empty(), "instances left: {left:?}");
     for p in ports {
-        let left = processes_naming(&format!("--port {p} "));
+        let left = serve(&format!("--port {p} "));
         assert!(left.is_empty(), "instances left on port {p}: {left:?}");
         assert!(!common::port_open(&format!("127.0.0.1:{p}")), "port {p}");
     }
-    assert!(
-        processes_under(tmp).is_empty(),
-        "processes left under {tmp:?}"
-    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_under(tmp).is_empty() {
+        assert!(Instant::now() < deadline, "processes left under {tmp:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn ctrl_c_stops_every_instance_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = test_config(tmp.path(), "fleetc");
+    let config = write_config(tmp.path(), &cfg);
+    let _guard = StateGuard(tmp.path().join("fleetc-verify"));
+    let log = tmp.path().join("stderr.txt");
+    let mut child = cli()
+        .arg("-c")
+        .arg(&config)
+        .args([
+            "load",
+            "--api-instances",
+            "3",
+            "--run-time",
+            "60",
+            "--warmup",
+        ])
+        .args(["0", "--users", "4", "--members", "2000", "--out"])
+        .arg(tmp.path().join("reports"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let ports = loop {
+        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+        if stderr.contains("API instances started:") {
+            break started_ports(&stderr);
+        }
+        assert!(Instant::now() < deadline, "no instance started:\n{stderr}");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "exited early:\n{stderr}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(ports.len(), 3);
+    // Into the load, with every instance answering.
+    std::thread::sleep(Duration::from_secs(3));
+    let serving: Vec<_> = processes_naming(&tmp.path().display().to_string())
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains(" serve "))
+        .collect();
+    assert_eq!(serving.len(), 3, "{serving:?}");
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    // Stopped before the harness exited, not some time after.
+    assert_no_instance_left(tmp.path(), &ports);
 }
 
 #[test]
