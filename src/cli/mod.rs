@@ -266,6 +266,10 @@ pub struct RunArgs {
     /// Members generated into the API's database.
     #[arg(long, default_value_t = 50_301)]
     pub members: u64,
+    /// Membership API instances, 1 to 16: more than one runs each as a separate process
+    /// on the same topology and database, and the users are spread over them.
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=16))]
+    pub api_instances: usize,
 }
 
 fn parse_pair(s: &str) -> Result<(u64, u64), String> {

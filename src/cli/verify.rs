@@ -53,6 +53,7 @@ fn options(args: &RunArgs, default_targets: bool) -> anyhow::Result<Options> {
         vocab: loadtests::CacheVocab::default(),
         warm_members: args.warm_members,
         members: args.members,
+        api_instances: args.api_instances,
         watch: None,
         stop: None,
     })
@@ -132,6 +133,10 @@ pub(super) async fn run_verify(cfg: HarnessConfig, args: VerifyArgs) -> anyhow::
 
 /// `load`: the load alone, against our stack or `--host`.
 pub(super) async fn run_load(cfg: HarnessConfig, args: LoadArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.host.is_empty() || args.run.api_instances == 1,
+        "--api-instances starts our own API instances; it cannot be combined with --host"
+    );
     let mut opts = options(&args.run, false)?;
     opts.profile.fault_at_s = None;
     opts.hosts = args.host.clone();

@@ -8,6 +8,7 @@
 //! - [`report`]: the report (JSON schema [`report::SCHEMA`]) and its renderings.
 
 mod cache;
+mod instances;
 pub(crate) mod report;
 
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use crate::config::HarnessConfig;
 use crate::drill::{self, DrillError, DrillKind};
 use crate::gate::{self, Targets};
 use crate::progress::Progress;
-use crate::stack::{ApiServer, StackError};
+use crate::stack::{Api, StackError};
 use crate::topology::{Topology, TopologyError};
 
 /// The built-in targets of `verify` (used without `--targets`).
@@ -156,6 +157,9 @@ pub(crate) struct Options {
     pub warm_members: u64,
     /// Members generated into the API's database.
     pub members: u64,
+    /// API instances to start (1: in-process; more: separate processes on the same
+    /// topology and database, loaded round-robin).
+    pub api_instances: usize,
     /// Turns true on Ctrl-C: the drill restores its fault at once (external topologies,
     /// which the pipeline cannot simply tear down).
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
@@ -171,6 +175,17 @@ pub(crate) async fn run(
     progress: &Progress,
 ) -> Result<report::VerifyReport, VerifyError> {
     opts.profile.check()?;
+    if !(1..=16).contains(&opts.api_instances) {
+        return Err(VerifyError::Config(format!(
+            "API instances: {} is not within 1-16",
+            opts.api_instances
+        )));
+    }
+    if !opts.hosts.is_empty() && opts.api_instances > 1 {
+        return Err(VerifyError::Config(
+            "API instances are started on our own topology; a host to load starts nothing".into(),
+        ));
+    }
     let started = Instant::now();
     let started_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -213,10 +228,16 @@ pub(crate) async fn run(
             progress.step(
                 2,
                 steps,
-                &format!(
-                    "starting the membership API (SQLite, {} members, Sentinel mode)",
-                    opts.members
-                ),
+                &match opts.api_instances {
+                    1 => format!(
+                        "starting the membership API (SQLite, {} members, Sentinel mode)",
+                        opts.members
+                    ),
+                    n => format!(
+                        "starting {n} membership API instances as separate processes (one SQLite database, {} members, Sentinel mode)",
+                        opts.members
+                    ),
+                },
             );
             // On a topology the harness did not start, the API writes under the run's
             // own prefix, removed when it stops.
@@ -228,10 +249,28 @@ pub(crate) async fn run(
                     drill::new_run_id()
                 )
             });
-            let api = ApiServer::start(&topo, opts.members, prefix.as_deref()).await?;
+            let api = match Api::start(&topo, opts.members, prefix.as_deref(), opts.api_instances)
+                .await
+            {
+                Ok(api) => api,
+                Err(e) => {
+                    // Instances that started before one failed may have warmed the cache.
+                    if let Some(p) = prefix.as_deref() {
+                        remove_api_keys(&topo, p).await;
+                    }
+                    return Err(e.into());
+                }
+            };
             api_prefix = prefix;
             mark("api start", &mut phases);
             let bases = api.hosts();
+            if bases.len() > 1 {
+                progress.note(&format!(
+                    "{} API instances started: {}",
+                    bases.len(),
+                    bases.join(", ")
+                ));
+            }
             stack = Some((topo, api));
             bases
         }
@@ -387,7 +426,7 @@ pub(crate) async fn run(
 /// Stops the API and the topology of `stack`; on an external topology, first removes the
 /// API's keys under `prefix` (returned).
 async fn stop_stack(
-    stack: Option<(Topology, ApiServer)>,
+    stack: Option<(Topology, Api)>,
     prefix: Option<&str>,
 ) -> Result<Option<crate::topology::keys::Cleanup>, VerifyError> {
     let Some((topo, api)) = stack else {
@@ -396,11 +435,15 @@ async fn stop_stack(
     api.stop().await;
     let mut cleanup = None;
     if let Some(prefix) = prefix {
-        let master = topo.status().await.current_master;
-        let login = topo.state().credentials().data;
-        cleanup =
-            Some(crate::topology::keys::remove_prefix(master.as_deref(), &login, prefix).await);
+        cleanup = Some(remove_api_keys(&topo, prefix).await);
     }
     topo.down().await?;
     Ok(cleanup)
+}
+
+/// Removes the API's keys under `prefix` from `topo`'s current master.
+async fn remove_api_keys(topo: &Topology, prefix: &str) -> crate::topology::keys::Cleanup {
+    let master = topo.status().await.current_master;
+    let login = topo.state().credentials().data;
+    crate::topology::keys::remove_prefix(master.as_deref(), &login, prefix).await
 }

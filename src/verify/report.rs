@@ -192,6 +192,7 @@ pub(crate) fn markdown(r: &VerifyReport) -> String {
     }
     o.push_str("\n## Latency per route and cache status\n\n");
     o.push_str(&markdown_table(&ROUTE_HEADERS, &route_rows(&r.load)));
+    o.push_str(&super::instances::markdown(&r.load));
     if let Some(d) = &r.drill {
         o.push('\n');
         o.push_str(&crate::drill::report::markdown(d));
@@ -317,6 +318,7 @@ pub(crate) fn html_page(r: &VerifyReport) -> String {
     }
     b.push_str("<h2>Latency per route and cache status (µs)</h2>");
     b.push_str(&Table::new(&ROUTE_HEADERS, route_rows(&r.load)).to_html());
+    b.push_str(&super::instances::html(&r.load));
     if let Some(d) = &r.drill {
         b.push_str("<h2>Drill</h2>");
         if let Some(run) = d.runs.first() {

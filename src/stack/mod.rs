@@ -1,11 +1,16 @@
-//! The system under test on a running topology: the membership API served in-process in
-//! Sentinel mode (its SQLite database in the topology's directory), for drills, load runs
-//! and `verify`.
+//! The system under test on a running topology: the membership API in Sentinel mode (its
+//! SQLite database in the topology's directory), for drills, load runs and `verify`.
 //!
 //! - [`redis_target`]: how the API reaches a topology.
-//! - [`ApiServer`]: start and stop it; [`StackError`] says why it did not start.
+//! - [`ApiServer`]: one instance served in-process.
+//! - [`fleet`]: several instances as separate processes on the same topology and database.
+//! - [`Api`]: either of them, as `verify` and `load` use it.
+//! - [`StackError`] says why the API did not start.
+
+pub(crate) mod fleet;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -15,8 +20,9 @@ use membership::RedisTarget;
 use crate::topology::state::TopologyState;
 use crate::topology::{NodeKind, Topology};
 
-/// How long [`ApiServer::start`] waits for the API to listen.
-const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long [`ApiServer::start`] waits for the API to listen (and [`fleet`] for each
+/// instance to answer).
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Errors starting the membership API on a topology.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +41,45 @@ pub enum StackError {
     NotListening {
         /// How long it was given.
         waited: Duration,
+    },
+    /// The instances could not be prepared (this program's path, ports, log files).
+    #[error("membership API instances: {0}")]
+    Fleet(String),
+    /// An instance's process could not be started.
+    #[error("membership API instance {instance} (port {port}): cannot start {}: {source}", .program.display())]
+    Spawn {
+        /// Instance number, from 1.
+        instance: usize,
+        /// Its port.
+        port: u16,
+        /// The program.
+        program: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An instance's process ended before it answered.
+    #[error("membership API instance {instance} (port {port}) exited ({status}) before it answered; {log}")]
+    Exited {
+        /// Instance number, from 1.
+        instance: usize,
+        /// Its port.
+        port: u16,
+        /// How it ended.
+        status: String,
+        /// The last lines of its log (stderr).
+        log: String,
+    },
+    /// An instance did not answer in time.
+    #[error("membership API instance {instance} (port {port}) did not answer GET {} within {} s; {log}", fleet::READY_PATH, .waited.as_secs())]
+    Silent {
+        /// Instance number, from 1.
+        instance: usize,
+        /// Its port.
+        port: u16,
+        /// How long it was given.
+        waited: Duration,
+        /// The last lines of its log (stderr).
+        log: String,
     },
 }
 
@@ -152,6 +197,47 @@ impl Drop for ApiServer {
     fn drop(&mut self) {
         if let Some(t) = self.task.take() {
             t.abort();
+        }
+    }
+}
+
+/// The API a run loads: one instance in-process, or several as separate processes.
+pub(crate) enum Api {
+    /// One instance, served by this process.
+    InProcess(ApiServer),
+    /// Several instances, each its own process.
+    Fleet(fleet::ApiFleet),
+}
+
+impl Api {
+    /// Starts `instances` instances on `topo` (see [`ApiServer::start`]): in-process for
+    /// one, [`fleet::ApiFleet`] for more.
+    pub(crate) async fn start(
+        topo: &Topology,
+        members: u64,
+        key_prefix: Option<&str>,
+        instances: usize,
+    ) -> Result<Self, StackError> {
+        Ok(if instances <= 1 {
+            Self::InProcess(ApiServer::start(topo, members, key_prefix).await?)
+        } else {
+            Self::Fleet(fleet::ApiFleet::start(topo, members, key_prefix, instances).await?)
+        })
+    }
+
+    /// Base URLs of every instance.
+    pub(crate) fn hosts(&self) -> Vec<String> {
+        match self {
+            Self::InProcess(a) => a.hosts(),
+            Self::Fleet(f) => f.hosts(),
+        }
+    }
+
+    /// Stops every instance.
+    pub(crate) async fn stop(self) {
+        match self {
+            Self::InProcess(a) => a.stop().await,
+            Self::Fleet(f) => f.stop().await,
         }
     }
 }
