@@ -123,8 +123,12 @@ fn bad_targets_are_rejected_naming_the_field() {
         ("hit_rate_min: 85\n", "hit_rate_min: between 0 and 1"),
         ("latency:\n  - route: /x\n", "names no percentile"),
         (
-            "latency:\n  - route: /x\n    cache: WARM\n    p99_us: 1\n",
+            "latency:\n  - route: /x\n    cache: ' '\n    p99_us: 1\n",
             "latency[0].cache",
+        ),
+        (
+            "hit_rate_steady_min: 2\n",
+            "hit_rate_steady_min: between 0 and 1",
         ),
         ("hitrate: 0.5\n", "unknown field `hitrate`"),
     ] {
