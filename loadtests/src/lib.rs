@@ -456,6 +456,7 @@ pub fn stale_text(s: &StaleReport) -> String {
     t.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
         "route",
         "checked",
+        "across instances",
         "stale",
         "rate",
         "not judged",
@@ -464,6 +465,7 @@ pub fn stale_text(s: &StaleReport) -> String {
         t.add_row(vec![
             r.route.clone(),
             r.checked.to_string(),
+            r.cross_instance.to_string(),
             r.violations.to_string(),
             format!("{:.2}%", r.rate() * 100.0),
             r.unjudged.to_string(),

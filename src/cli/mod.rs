@@ -257,8 +257,9 @@ pub struct RunArgs {
     /// repeatable: several generators' files are merged exactly.
     #[arg(long)]
     pub baseline: Vec<PathBuf>,
-    /// Read members 1..=N (the most popular) through the cache before the measured load.
-    #[arg(long, default_value_t = 0)]
+    /// Read members 1..=N (the most popular) through the cache before the measured load
+    /// (default 2000; 0: none).
+    #[arg(long, default_value_t = 2000)]
     pub warm_members: u64,
     /// Directory for report.json, load.json, report.md, junit.xml and report.html.
     #[arg(long, default_value = "redis-harness-report")]

@@ -97,6 +97,8 @@ pub struct Targets {
     pub error_rate_max: Option<f64>,
     /// Lowest allowed throughput, requests per second.
     pub throughput_min_rps: Option<f64>,
+    /// Highest allowed p99 over every request, µs.
+    pub p99_max_us: Option<u64>,
     /// Latency targets.
     pub latency: Vec<LatencyTarget>,
     /// Baseline regression limits (used with `--baseline`).
@@ -284,6 +286,14 @@ pub fn evaluate(r: &LoadResults, t: &Targets, baseline: Option<&LoadResults>) ->
             rps,
             format!(">= {min}"),
             |v| v >= min,
+        ));
+    }
+    if let Some(max) = t.p99_max_us {
+        out.push(verdict(
+            "p99 all requests".into(),
+            (r.requests > 0).then_some(r.p99_us as f64),
+            format!("<= {max} µs"),
+            |v| v <= max as f64,
         ));
     }
     for l in &t.latency {
