@@ -21,7 +21,14 @@ bin=target/release/redis-harness
 work=$(mktemp -d)
 pids=()
 cleanup() {
+  # SIGTERM, then SIGKILL after 5 s: an API holding thousands of connections may not
+  # finish its graceful shutdown in time, and none may outlive the script.
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for _ in $(seq 50); do
+    alive=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break; sleep 0.1
+  done
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   "$bin" -c "$work/h.yaml" down --all >/dev/null 2>&1 || true
   rm -rf "$work"
