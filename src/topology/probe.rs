@@ -158,10 +158,35 @@ pub struct SentinelView {
     pub master: Option<String>,
     /// Flags of the master (`master`, or with `s_down`, `o_down` ...).
     pub master_flags: String,
-    /// Replicas it knows and does not consider down.
+    /// Replicas it is in touch with ([`in_touch`]).
     pub healthy_replicas: Vec<String>,
-    /// Other Sentinels it knows.
+    /// Other Sentinels it is in touch with ([`in_touch`]).
     pub other_sentinels: u32,
+}
+
+/// Whether a Sentinel is in touch with a replica or another Sentinel, from that
+/// instance's entry in `SENTINEL REPLICAS` / `SENTINEL SENTINELS`: its link is up, it is
+/// not down, and it has answered a PING at least once.
+///
+/// Knowing an instance proves nothing when it was written into the Sentinel's config
+/// (`known-replica`, `known-sentinel`), and the `disconnected` flag clears as soon as a
+/// connection is *attempted*. An answered PING is the proof: Sentinel pings on every
+/// (re)connect, and until the first PONG its pending-ping clock (`last-ping-sent`) runs
+/// from the moment the instance was created, as its last-answer clock
+/// (`last-ok-ping-reply`) does; the PONG zeroes the first, and from then on a ping in
+/// flight is always younger than the last answer.
+pub fn in_touch(entry: &HashMap<String, String>) -> bool {
+    let flags = entry.get("flags").map(String::as_str).unwrap_or("");
+    let down = flags
+        .split(',')
+        .any(|f| matches!(f, "s_down" | "o_down" | "disconnected"));
+    let ms = |k: &str| entry.get(k).and_then(|v| v.parse::<i64>().ok());
+    let answered = match (ms("last-ping-sent"), ms("last-ok-ping-reply")) {
+        (Some(0), _) => true,
+        (Some(pending), Some(answer)) => pending < answer,
+        _ => false,
+    };
+    !down && answered
 }
 
 /// Asks a Sentinel what it knows about `master_name`.
@@ -188,20 +213,20 @@ pub async fn sentinel_view(
     let healthy_replicas = replicas
         .into_iter()
         .map(pairs)
-        .filter(|r| {
-            let flags = r.get("flags").map(String::as_str).unwrap_or("");
-            !flags.contains("s_down") && !flags.contains("disconnected")
-        })
+        .filter(in_touch)
         .filter_map(|r| Some(format!("{}:{}", r.get("ip")?, r.get("port")?)))
         .collect();
+    let sentinels: Vec<Vec<String>> = redis::cmd("SENTINEL")
+        .arg("SENTINELS")
+        .arg(master_name)
+        .query_async(con)
+        .await?;
+    let other_sentinels = sentinels.into_iter().map(pairs).filter(in_touch).count() as u32;
     Ok(SentinelView {
         master: addr.map(|(h, p)| format!("{h}:{p}")),
         master_flags: master.get("flags").cloned().unwrap_or_default(),
         healthy_replicas,
-        other_sentinels: master
-            .get("num-other-sentinels")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
+        other_sentinels,
     })
 }
 
@@ -394,6 +419,33 @@ mod tests {
         );
         assert_eq!(most_named(v(&["b:1", "a:1"])).as_deref(), Some("a:1"));
         assert_eq!(most_named(Vec::new()), None);
+    }
+
+    #[test]
+    fn in_touch_needs_a_live_link_and_an_answered_ping() {
+        let entry = |flags: &str, sent: &str, ok: &str| {
+            HashMap::from([
+                ("flags".to_string(), flags.to_string()),
+                ("last-ping-sent".to_string(), sent.to_string()),
+                ("last-ok-ping-reply".to_string(), ok.to_string()),
+            ])
+        };
+        // Known from the config, connection attempted, no PONG yet: both clocks run from
+        // the instance's creation.
+        assert!(!in_touch(&entry("sentinel", "180", "180")));
+        assert!(!in_touch(&entry("slave", "181", "180")));
+        // The first PONG zeroes the pending-ping clock.
+        assert!(in_touch(&entry("sentinel", "0", "3")));
+        // Later, a ping in flight is younger than the last answer.
+        assert!(in_touch(&entry("slave", "1", "1001")));
+        // Down or disconnected, whatever the clocks say.
+        assert!(!in_touch(&entry("sentinel,disconnected", "0", "3")));
+        assert!(!in_touch(&entry("s_down,slave", "0", "3")));
+        // An entry without the clocks is not evidence.
+        assert!(!in_touch(&HashMap::from([(
+            "flags".to_string(),
+            "sentinel".to_string()
+        )])));
     }
 
     #[test]
