@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-5}; shift || true
-bin=target/release/redis-harness
+bin=${CARGO_TARGET_DIR:-target}/release/redis-harness
 cargo build --release --locked -q
 work=$(mktemp -d)
 trap '"$bin" -c "$work/h.yaml" down --all >/dev/null 2>&1 || true; rm -rf "$work"' EXIT

@@ -171,7 +171,14 @@ pub struct DockerSection {
     /// Start the console with `--allow-write` (commands outside the read-only allow-list,
     /// the failover button).
     pub console_allow_write: bool,
+    /// IPv4 range (`a.b.c.d/n`, n at most 24) the topology's network takes a free /24
+    /// from, so every node's address is chosen before any container starts.
+    pub subnets: String,
 }
+
+/// The default [`DockerSection::subnets`]: inside Docker's own default pools, so the
+/// engine skips what a topology takes when it picks a subnet for another network.
+pub const DOCKER_SUBNETS: &str = "172.29.0.0/16";
 
 /// The default [`DockerSection::console_image`].
 pub const CONSOLE_IMAGE: &str = "redis-harness/console:offline";
@@ -185,6 +192,7 @@ impl Default for DockerSection {
             console_image: CONSOLE_IMAGE.into(),
             console_port: 0,
             console_allow_write: false,
+            subnets: DOCKER_SUBNETS.into(),
         }
     }
 }
@@ -575,6 +583,16 @@ impl HarnessConfig {
             p.push(format!(
                 "docker.console_port: 0 (the engine picks a free port) or a port within 1024..=65535 (got {port})"
             ));
+        }
+        match crate::topology::docker::Subnet::parse(&self.docker.subnets) {
+            Ok(n) if n.prefix <= 24 => {}
+            Ok(n) => p.push(format!(
+                "docker.subnets: the range must hold at least a /24, e.g. {DOCKER_SUBNETS} (got /{})",
+                n.prefix
+            )),
+            Err(e) => p.push(format!(
+                "docker.subnets: must be an IPv4 range a.b.c.d/n, e.g. {DOCKER_SUBNETS}: {e}"
+            )),
         }
         if t.sentinels == 0 && t.quorum != 0 {
             p.push(format!(

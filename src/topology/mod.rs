@@ -2,7 +2,8 @@
 //! it and tear it down without leaving anything behind.
 //!
 //! - [`spec`]: which nodes, with which roles and ports.
-//! - `conf`: their `redis.conf` / `sentinel.conf`.
+//! - `conf`: their `redis.conf` / `sentinel.conf`, written for the whole layout before
+//!   anything starts (each Sentinel is told its id, its peers and the replicas).
 //! - `backend`: the one interface every backend implements, and what each can do
 //!   ([`capabilities`]); [`process`] (local `redis-server` binaries on loopback) and
 //!   [`docker`] (containers on a private network, partitions) implement it.
@@ -20,6 +21,7 @@ mod conf;
 mod error;
 pub mod keys;
 mod node;
+mod pace;
 pub mod probe;
 pub mod spec;
 pub mod state;
@@ -34,6 +36,7 @@ pub use auth::{Credentials, Login};
 pub use backend::external::HookRun;
 pub use backend::{capabilities, docker, external, process, refusal, Capabilities, FaultOp, Need};
 use backend::{Backend, Leftovers};
+use conf::Layout;
 pub use error::TopologyError;
 pub use node::StopOutcome;
 pub use probe::NodeStatus;
@@ -43,6 +46,10 @@ use state::{NodeRecord, TopologyState, STATE_VERSION};
 /// Marker file that tells the harness a directory is one of its topology directories and
 /// may be wiped by the next `up`.
 const MARKER: &str = ".redis-harness-topology";
+
+/// How often `up` asks the nodes whether they are ready (a probe of every node costs about
+/// a millisecond on loopback).
+const READY_POLL: Duration = Duration::from_millis(10);
 
 /// How long `down` lets nodes exit on SIGTERM before it SIGKILLs them.
 pub const DOWN_GRACE: Duration = Duration::from_secs(5);
@@ -225,7 +232,6 @@ impl Topology {
         let mut backend = backend::for_config(cfg);
         let version = backend.preflight(cfg, &dir).await?;
         prepare_dir(&dir, &cfg.name)?;
-        let specs = backend.plan(cfg)?;
         let mut topo = Topology {
             cfg: cfg.clone(),
             dir: dir.clone(),
@@ -234,29 +240,64 @@ impl Topology {
             detached: false,
         };
         topo.backend.provision(&mut topo.state).await?;
+        // Every address is known before the first node starts, so every config (a
+        // Sentinel's peers and replicas included) is written up front.
+        let layout = Layout::new(topo.backend.plan(cfg)?);
+        let view = topo.backend.config_view();
+        let records = layout
+            .nodes
+            .iter()
+            .map(|n| node::write_node(cfg, &dir, n, &layout, view))
+            .collect::<Result<Vec<_>, _>>()?;
         let started = Instant::now();
         let deadline = started + Duration::from_millis(cfg.readiness_timeout_ms);
-        // Data nodes first, then Sentinels: a Sentinel that finds the replicas already
-        // linked learns them from its first INFO instead of ten seconds later.
-        let mut master: Option<NodeSpec> = None;
-        let view = topo.backend.config_view();
-        for phase in [false, true] {
-            for node in specs
-                .iter()
-                .filter(|n| (n.kind == NodeKind::Sentinel) == phase)
-            {
-                // The master is planned (and so started) first; its config names itself.
-                let m = master.clone().unwrap_or_else(|| node.clone());
-                let record = node::write_node(cfg, &dir, node, &m, view)?;
-                let record = topo.backend.start(record).await?;
-                if node.kind == NodeKind::Master {
-                    master = Some(record.spec.clone());
-                }
-                topo.state.nodes.push(record);
-            }
-            topo.wait_ready(deadline, started, phase).await?;
-        }
-        topo.backend.start_console(&mut topo.state).await?;
+        // Two waves, each started at once: the master and the Sentinels, then the
+        // replicas as soon as the master answers (a replica that finds no master tries
+        // again only a second later). Sentinels that tried a peer before it listened are
+        // hurried (see `pace`); the last verdict is taken with their pace put back.
+        let credentials = topo.state.credentials();
+        let login = credentials.for_kind(NodeKind::Sentinel).clone();
+        let (first, replicas): (Vec<_>, Vec<_>) = records
+            .into_iter()
+            .partition(|r| r.spec.kind != NodeKind::Replica);
+        let sentinels: Vec<NodeSpec> = first
+            .iter()
+            .filter(|r| r.spec.kind == NodeKind::Sentinel)
+            .map(|r| r.spec.clone())
+            .collect();
+        // The console (docker's commander) comes up while the nodes do: it only needs
+        // their addresses, which are planned.
+        let mut planned = topo.state.clone();
+        planned.nodes = first.iter().chain(&replicas).cloned().collect();
+        let console = topo.backend.launch_console(&planned);
+        let nodes = async {
+            let ms = || started.elapsed().as_millis();
+            topo.start_group(first).await?;
+            tracing::debug!("{} ms: master and Sentinels started", ms());
+            topo.wait_answering(0..topo.state.nodes.len(), deadline, "to start")
+                .await?;
+            let hurried = pace::hurry(&sentinels, &login).await?;
+            tracing::debug!("{} ms: they answer; Sentinels hurried", ms());
+            let from = topo.state.nodes.len();
+            topo.start_group(replicas).await?;
+            tracing::debug!("{} ms: replicas started", ms());
+            topo.wait_answering(from..topo.state.nodes.len(), deadline, "to start")
+                .await?;
+            tracing::debug!("{} ms: replicas answer", ms());
+            topo.state
+                .nodes
+                .sort_by_key(|r| layout.nodes.iter().position(|n| n.name == r.spec.name));
+            topo.wait_ready(deadline, started).await?;
+            hurried.restore(&login).await?;
+            topo.wait_ready(deadline, started).await
+        };
+        let (ready, (console, launched)) = match console {
+            Some(launch) => futures_util::future::join(nodes, launch).await,
+            None => (nodes.await, (None, Ok(()))),
+        };
+        topo.state.console = console;
+        ready?;
+        launched?;
         topo.state.write(&dir)?;
         let network = topo
             .state
@@ -272,21 +313,64 @@ impl Topology {
         Ok(topo)
     }
 
-    /// Polls until the started nodes are ready (data nodes only, or everything when
-    /// `with_sentinels`), failing early when a node exits.
+    /// Starts `records` (all at once where the backend can) and records every node that
+    /// got as far as a pid or a container, so a failure cleans them up.
+    async fn start_group(&mut self, records: Vec<NodeRecord>) -> Result<(), TopologyError> {
+        let (started, result) = self.backend.start_all(records).await;
+        self.state.nodes.extend(started);
+        result
+    }
+
+    /// Waits until the nodes `which` answer PING, failing early when one exits or at
+    /// `deadline` (`what`: what they were doing, for the error).
+    async fn wait_answering(
+        &mut self,
+        which: std::ops::Range<usize>,
+        deadline: Instant,
+        what: &str,
+    ) -> Result<(), TopologyError> {
+        let since = Instant::now();
+        let credentials = self.state.credentials();
+        let mut waiting: Vec<NodeRecord> = self.state.nodes[which].to_vec();
+        loop {
+            for record in &waiting {
+                if let Some(report) = self.backend.exit_report(record).await {
+                    return Err(TopologyError::Start {
+                        node: record.spec.name.clone(),
+                        detail: report,
+                    });
+                }
+            }
+            let answers = futures_util::future::join_all(
+                waiting
+                    .iter()
+                    .map(|r| answers_ping(&r.spec, credentials.for_kind(r.spec.kind))),
+            )
+            .await;
+            let mut answers = answers.into_iter();
+            waiting.retain(|_| !answers.next().unwrap_or(false));
+            let Some(first) = waiting.first() else {
+                return Ok(());
+            };
+            if Instant::now() >= deadline {
+                return Err(TopologyError::NotReady {
+                    waited_ms: since.elapsed().as_millis() as u64,
+                    problem: format!("{} did not answer PING {what}", first.spec.name),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Polls until every node is ready, failing early when a node exits.
     async fn wait_ready(
         &mut self,
         deadline: Instant,
         started: Instant,
-        with_sentinels: bool,
     ) -> Result<(), TopologyError> {
         let master_addr = self.state.nodes[0].spec.addr();
         let replicas = self.cfg.topology.replicas as usize;
-        let sentinels = if with_sentinels {
-            self.cfg.topology.sentinels as usize
-        } else {
-            0
-        };
+        let sentinels = self.cfg.topology.sentinels as usize;
         let mut last = String::new();
         loop {
             for n in &self.state.nodes {
@@ -302,7 +386,7 @@ impl Topology {
                 None => return Ok(()),
                 Some(p) => {
                     if p != last {
-                        tracing::debug!("waiting: {p}");
+                        tracing::debug!("waiting ({} ms): {p}", started.elapsed().as_millis());
                         last = p;
                     }
                 }
@@ -313,7 +397,7 @@ impl Topology {
                     problem: last,
                 });
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(READY_POLL).await;
         }
     }
 
@@ -468,37 +552,19 @@ impl Topology {
         if self.state.nodes[i] != before {
             self.state.write(&self.dir)?;
         }
-        let record = self.state.nodes[i].clone();
-        let credentials = self.state.credentials();
-        let login = credentials.for_kind(record.spec.kind);
-        let spec = &record.spec;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(report) = self.backend.exit_report(&record).await {
-                return Err(TopologyError::Start {
-                    node: name.to_string(),
-                    detail: report,
-                });
-            }
-            if let Ok(mut c) =
-                probe::connect(&spec.host, spec.port, login, probe::PROBE_TIMEOUT).await
-            {
-                if redis::cmd("PING")
-                    .query_async::<String>(&mut c)
-                    .await
-                    .is_ok()
-                {
-                    return Ok(());
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(TopologyError::Start {
-                    node: name.to_string(),
-                    detail: "did not answer PING within 10 s of restarting".into(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.wait_answering(
+            i..i + 1,
+            Instant::now() + Duration::from_secs(10),
+            "after a restart",
+        )
+        .await
+        .map_err(|e| match e {
+            TopologyError::NotReady { waited_ms, .. } => TopologyError::Start {
+                node: name.to_string(),
+                detail: format!("did not answer PING within {waited_ms} ms of restarting"),
+            },
+            e => e,
+        })
     }
 
     /// Waits until the topology is healthy around whichever master the Sentinels agree on;
@@ -539,6 +605,17 @@ impl Drop for Topology {
 }
 
 /// A fresh state for `cfg`, with no node yet; `redis_version` says what runs the nodes.
+/// Whether the node at `spec` answers PING.
+async fn answers_ping(spec: &NodeSpec, login: &Login) -> bool {
+    match probe::connect(&spec.host, spec.port, login, probe::PROBE_TIMEOUT).await {
+        Ok(mut c) => redis::cmd("PING")
+            .query_async::<String>(&mut c)
+            .await
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
 fn new_state(cfg: &HarnessConfig, redis_version: String) -> TopologyState {
     TopologyState {
         version: STATE_VERSION,

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::conf;
+use super::conf::{self, Layout};
 use super::spec::{NodeKind, NodeSpec};
 use super::state::NodeRecord;
 use super::TopologyError;
@@ -21,40 +21,45 @@ pub enum StopOutcome {
     Killed,
 }
 
-/// How a backend's nodes see their own files: the directory their config names (`None`:
-/// the node directory on the host) and lines appended to every config.
+/// How a backend's nodes see their own files and addresses: the directory their config
+/// names (`None`: the node directory on the host), the address they bind (`None`: their
+/// planned address) and lines appended to every config.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ConfigView {
     /// Directory as the node sees it.
     pub dir: Option<&'static str>,
+    /// Address the node binds, when not its planned one (a container binds every
+    /// interface of its own network namespace).
+    pub bind: Option<&'static str>,
     /// Lines appended to every config file.
     pub extra: &'static str,
 }
 
-/// Creates `node`'s directory under `topo_dir`, writes its config (paths as the node will
-/// see them, per `view`) and returns its record.
+/// Creates `node`'s directory under `topo_dir`, writes its config (paths and bind address
+/// as the node will see them, per `view`) and returns its record.
 pub(crate) fn write_node(
     cfg: &HarnessConfig,
     topo_dir: &Path,
     node: &NodeSpec,
-    master: &NodeSpec,
+    layout: &Layout,
     view: ConfigView,
 ) -> Result<NodeRecord, TopologyError> {
     let node_dir = topo_dir.join(&node.name);
     std::fs::create_dir_all(&node_dir)
         .map_err(TopologyError::file("create the node directory", &node_dir))?;
     let conf_dir = view.dir.map(Path::new).unwrap_or(&node_dir);
+    let bind = view.bind.unwrap_or(&node.host);
     let (file, log, mut text) = if node.kind == NodeKind::Sentinel {
         (
             "sentinel.conf",
             "sentinel.log",
-            conf::sentinel_conf(cfg, node, master, conf_dir),
+            conf::sentinel_conf(cfg, node, layout, conf_dir, bind),
         )
     } else {
         (
             "redis.conf",
             "redis.log",
-            conf::redis_conf(cfg, node, master, conf_dir),
+            conf::redis_conf(cfg, node, layout.master(), conf_dir, bind),
         )
     };
     text.push_str(view.extra);

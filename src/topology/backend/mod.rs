@@ -1,9 +1,10 @@
 //! The one seam between a topology and what runs its nodes.
 //!
-//! [`Topology`](super::Topology) runs the common flow (prepare the directory, plan the
-//! nodes, write their configs, start data nodes, wait, start Sentinels, wait, start the
-//! console where the backend runs one, write the state file) and every fault and teardown
-//! through the `Backend` trait; each backend supplies only what differs.
+//! [`Topology`](super::Topology) runs the common flow (prepare the directory, provision
+//! what the nodes share, plan every address, write every config, start the master and the
+//! Sentinels, then the replicas once the master answers, wait, start the console where
+//! the backend runs one, write the state file) and every fault and teardown through the
+//! `Backend` trait; each backend supplies only what differs.
 //!
 //! - [`process`]: local `redis-server` processes on loopback.
 //! - [`docker`]: containers on a private network per topology.
@@ -24,12 +25,17 @@ use serde::Serialize;
 
 use super::node::{ConfigView, StopOutcome};
 use super::spec::NodeSpec;
-use super::state::{NodeRecord, TopologyState};
+use super::state::{ConsoleRecord, NodeRecord, TopologyState};
 use super::TopologyError;
 use crate::config::{BackendKind, HarnessConfig, PartitionDirection};
 
 /// A boxed, sendable future: what keeps [`Backend`] object-safe.
 pub(crate) use futures_util::future::BoxFuture;
+
+/// A console being started ([`Backend::launch_console`]): its record, once it exists, and
+/// whether it came up.
+pub(crate) type ConsoleLaunch =
+    BoxFuture<'static, (Option<ConsoleRecord>, Result<(), TopologyError>)>;
 
 /// Which faults a backend can inject; ask before anything starts (e.g. a drill checks
 /// that its fault is possible on the configured backend).
@@ -188,12 +194,13 @@ pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
         dir: &'a Path,
     ) -> BoxFuture<'a, Result<String, TopologyError>>;
 
-    /// The nodes to start, master first, then replicas, then Sentinels; an address a
-    /// backend only learns on start is filled in by [`Backend::start`].
+    /// The nodes to start, master first, then replicas, then Sentinels, each at the
+    /// address it will be reached at (called after [`Backend::provision`]): every config
+    /// is written from these before the first node starts.
     fn plan(&self, cfg: &HarnessConfig) -> Result<Vec<NodeSpec>, TopologyError>;
 
-    /// Sets up what the nodes share before the first one starts and records it in
-    /// `state` (so a failed start cleans it up). Nothing by default.
+    /// Sets up what the nodes share before they are planned and started, and records it
+    /// in `state` (so a failed start cleans it up). Nothing by default.
     fn provision<'a>(
         &'a mut self,
         _state: &'a mut TopologyState,
@@ -201,22 +208,40 @@ pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
-    /// Starts the topology's console once every node is ready, when the backend runs one
-    /// itself (docker: the commander container), recording it in `state.console` as soon
-    /// as it exists so a failed start is cleaned up with the nodes. Nothing by default.
-    fn start_console<'a>(
-        &'a mut self,
-        _state: &'a mut TopologyState,
-    ) -> BoxFuture<'a, Result<(), TopologyError>> {
-        Box::pin(async { Ok(()) })
+    /// Starts the topology's console, when the backend runs one itself (docker: the
+    /// commander container), once every node of `state` is started: a future that owns
+    /// what it needs, so it runs while the nodes become ready. It yields the console's
+    /// record as soon as it exists (to be recorded and cleaned up with the nodes whatever
+    /// happens) and whether the console came up. `None` by default.
+    fn launch_console(&self, _state: &TopologyState) -> Option<ConsoleLaunch> {
+        None
     }
 
     /// How nodes see their directory in their config files.
     fn config_view(&self) -> ConfigView;
 
     /// Starts one node whose directory and config are written; returns its record with
-    /// what identifies the running node (pid, container, address).
+    /// what identifies the running node (pid, container).
     fn start(&mut self, record: NodeRecord) -> BoxFuture<'_, Result<NodeRecord, TopologyError>>;
+
+    /// Starts several nodes, at once where the backend can; returns the records of those
+    /// that got as far as a pid or a container (to be cleaned up whatever happens) and the
+    /// first error. One after another by default.
+    fn start_all(
+        &mut self,
+        records: Vec<NodeRecord>,
+    ) -> BoxFuture<'_, (Vec<NodeRecord>, Result<(), TopologyError>)> {
+        Box::pin(async move {
+            let mut started = Vec::new();
+            for r in records {
+                match self.start(r).await {
+                    Ok(r) => started.push(r),
+                    Err(e) => return (started, Err(e)),
+                }
+            }
+            (started, Ok(()))
+        })
+    }
 
     /// When the node started here is no longer running: why, with the end of its log.
     fn exit_report<'a>(&'a mut self, record: &'a NodeRecord) -> BoxFuture<'a, Option<String>>;

@@ -201,9 +201,20 @@ pub fn stop_records(records: &[NodeRecord], grace: Duration) -> Vec<StopOutcome>
             None => StopOutcome::NotRunning,
         })
         .collect();
+    // Redis refuses a SIGTERM while it writes its initial AOF (a replica just after its
+    // first sync): "Writing initial AOF, can't exit". It is asked again every 100 ms, so
+    // it exits as soon as it can rather than being killed at the end of the grace.
     let deadline = Instant::now() + grace;
+    let mut asked = Instant::now();
     while Instant::now() < deadline && records.iter().any(|r| live(r).is_some()) {
         std::thread::sleep(Duration::from_millis(20));
+        if asked.elapsed() >= Duration::from_millis(100) {
+            asked = Instant::now();
+            records
+                .iter()
+                .filter_map(live)
+                .for_each(|pid| send_signal(pid, libc::SIGTERM));
+        }
     }
     for (r, outcome) in records.iter().zip(outcomes.iter_mut()) {
         if let Some(pid) = live(r) {
@@ -308,6 +319,7 @@ impl super::Backend for ProcessBackend {
     fn config_view(&self) -> ConfigView {
         ConfigView {
             dir: None,
+            bind: None,
             extra: "",
         }
     }

@@ -90,12 +90,28 @@ impl Commander {
     /// its `/healthz` answers 200 on the published port. The container is recorded in
     /// `state.console` as soon as it exists, so a failure here is cleaned up with the
     /// rest of the topology.
-    pub(super) async fn start(
+    /// Creates and starts the commander on `network` for the topology `state` describes
+    /// and waits until `/healthz` answers; yields its record as soon as the container
+    /// exists (to be cleaned up whatever happens) and whether it came up.
+    pub(super) async fn launch(
+        self,
+        d: Docker,
+        network: String,
+        labels: Vec<(&'static str, String)>,
+        state: TopologyState,
+    ) -> (Option<ConsoleRecord>, Result<(), TopologyError>) {
+        let mut record = None;
+        let result = self.start(&d, &network, &labels, &state, &mut record).await;
+        (record, result)
+    }
+
+    async fn start(
         &self,
         d: &Docker,
         network: &str,
         labels: &[(&'static str, String)],
-        state: &mut TopologyState,
+        state: &TopologyState,
+        console: &mut Option<ConsoleRecord>,
     ) -> Result<(), TopologyError> {
         let started = Instant::now();
         let token = crate::console::new_token();
@@ -140,7 +156,7 @@ impl Commander {
         };
         let name = format!("{network}-{COMMANDER}");
         let id = create(d, &name, config).await.map_err(failed)?;
-        state.console = Some(ConsoleRecord {
+        *console = Some(ConsoleRecord {
             container: Some(id.clone()),
             url: String::new(),
             token,
@@ -155,7 +171,7 @@ impl Commander {
             )));
         };
         let url = format!("http://127.0.0.1:{published}");
-        if let Some(c) = state.console.as_mut() {
+        if let Some(c) = console.as_mut() {
             c.url = url.clone();
         }
         wait_healthy(d, &id, &url, started + self.timeout).await?;
@@ -239,7 +255,7 @@ async fn wait_healthy(
                 report(d, id).await
             )));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use testcontainers::bollard::container::{
     Config, CreateContainerOptions, InspectContainerOptions, KillContainerOptions,
-    StartContainerOptions,
+    NetworkingConfig, StartContainerOptions,
 };
-use testcontainers::bollard::models::{HostConfig, Mount, MountTypeEnum, PortBinding};
+use testcontainers::bollard::models::{
+    EndpointIpamConfig, EndpointSettings, HostConfig, Mount, MountTypeEnum, PortBinding,
+};
 use testcontainers::bollard::Docker;
 
 use crate::topology::node::log_tail;
@@ -19,11 +21,12 @@ use crate::topology::TopologyError;
 use super::engine::err;
 use super::{DATA_PORT, LABEL_NODE, SENTINEL_PORT};
 
-/// Starts a node's container on `network` with its directory mounted at `/data`
-/// (its config file must already be there) and returns its record (`container` holds the
-/// id) with its address. Removing it is the topology's job (`down`, or its drop). Nothing is
-/// published on the host unless `publish`, and then only the node's port on `127.0.0.1`
-/// (a port the engine picks).
+/// Starts a node's container on `network` at its planned address (`record.spec.host`),
+/// with its directory mounted at `/data` (its config file must already be there). Returns
+/// its record, with the container id once one was created (whatever happens next:
+/// removing it is the topology's job, `down` or its drop), and whether it started.
+/// Nothing is published on the host unless `publish`, and then only the node's port on
+/// `127.0.0.1` (a port the engine picks).
 pub async fn start(
     d: &Docker,
     image: &str,
@@ -31,7 +34,19 @@ pub async fn start(
     labels: &[(&'static str, String)],
     publish: bool,
     mut record: NodeRecord,
-) -> Result<(NodeRecord, IpAddr), TopologyError> {
+) -> (NodeRecord, Result<(), TopologyError>) {
+    let result = create_and_start(d, image, network, labels, publish, &mut record).await;
+    (record, result)
+}
+
+async fn create_and_start(
+    d: &Docker,
+    image: &str,
+    network: &str,
+    labels: &[(&'static str, String)],
+    publish: bool,
+    record: &mut NodeRecord,
+) -> Result<(), TopologyError> {
     let node = record.spec.name.clone();
     let sentinel = record.spec.kind == NodeKind::Sentinel;
     let failed = |detail: String| TopologyError::Start {
@@ -74,12 +89,23 @@ pub async fn start(
         }),
         ..Default::default()
     };
+    let planned = record.spec.host.clone();
+    let endpoint = EndpointSettings {
+        ipam_config: Some(EndpointIpamConfig {
+            ipv4_address: Some(planned.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
     let config = Config {
         image: Some(image.to_string()),
         cmd: Some(cmd),
         labels: Some(all_labels),
         exposed_ports: Some(HashMap::from([(port, HashMap::new())])),
         host_config: Some(host_config),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: HashMap::from([(network.to_string(), endpoint)]),
+        }),
         ..Default::default()
     };
     let name = format!("{network}-{node}");
@@ -103,12 +129,17 @@ pub async fn start(
         .await?
         .parse()
         .map_err(|e| err("reading the container address", e))?;
+    if ip.to_string() != planned {
+        return Err(failed(format!(
+            "container {name} got address {ip}, not the planned {planned}"
+        )));
+    }
     if publish {
         if let Some(hp) = published_port(d, &id).await {
             tracing::info!("{node} is published on 127.0.0.1:{hp}");
         }
     }
-    Ok((record, ip))
+    Ok(())
 }
 
 /// Creates container `name` from `config` and returns its id; the error says why not.

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 pub use testcontainers::bollard::Docker;
 
-use super::{BoxFuture, Capabilities, Leftovers, Origin};
+use super::{BoxFuture, Capabilities, ConsoleLaunch, Leftovers, Origin};
 use crate::config::{BackendKind, HarnessConfig, PartitionDirection};
 use crate::topology::node::{ConfigView, StopOutcome};
 use crate::topology::spec::{self, NodeKind, NodeSpec};
@@ -93,6 +93,10 @@ pub(crate) struct DockerBackend {
     network: Option<String>,
     /// The console container to start once the Sentinels are ready, if any.
     commander: Option<Commander>,
+    /// Range the network's subnet is taken from (`docker.subnets`).
+    pool: Option<Subnet>,
+    /// The network's subnet, once it exists; nodes get its addresses from the second on.
+    subnet: Option<Subnet>,
 }
 
 impl DockerBackend {
@@ -106,6 +110,8 @@ impl DockerBackend {
                 run_dir: None,
                 network: None,
                 commander: Commander::from_config(cfg),
+                pool: Subnet::parse(&cfg.docker.subnets).ok(),
+                subnet: None,
             },
             Origin::State(state) => Self {
                 docker: None,
@@ -115,6 +121,8 @@ impl DockerBackend {
                 run_dir: None,
                 network: state.network.clone(),
                 commander: None,
+                pool: None,
+                subnet: None,
             },
         }
     }
@@ -186,14 +194,18 @@ impl super::Backend for DockerBackend {
     }
 
     fn plan(&self, cfg: &HarnessConfig) -> Result<Vec<NodeSpec>, TopologyError> {
-        // Inside its container a node listens on every interface of its own network
-        // namespace; its address is known once the container runs.
+        // Addresses on the topology's own subnet, chosen here (the gateway is the first),
+        // so every container can start at once with its config complete.
+        let subnet = self
+            .subnet
+            .ok_or_else(|| TopologyError::Docker("no network provisioned".into()))?;
         Ok(spec::node_names(cfg)
             .into_iter()
-            .map(|(name, kind)| NodeSpec {
+            .zip(2..)
+            .map(|((name, kind), i)| NodeSpec {
                 name,
                 kind,
-                host: "0.0.0.0".into(),
+                host: subnet.nth(i).to_string(),
                 port: if kind == NodeKind::Sentinel {
                     SENTINEL_PORT
                 } else {
@@ -213,55 +225,87 @@ impl super::Backend for DockerBackend {
                 .network
                 .clone()
                 .ok_or_else(|| TopologyError::Docker("no network planned".into()))?;
+            let pool = self.pool.ok_or_else(|| {
+                TopologyError::Docker("docker.subnets is not an IPv4 range".into())
+            })?;
             // Labelled from its creation: a run killed from here on leaves nothing that
             // `down --all` cannot find. Once it is recorded, dropping the topology
             // removes it.
-            create_network(&d, &network, &self.labels()).await?;
+            self.subnet = Some(create_network(&d, &network, &self.labels(), pool).await?);
             state.network = Some(network);
             Ok(())
         })
     }
 
-    fn start_console<'a>(
-        &'a mut self,
-        state: &'a mut TopologyState,
-    ) -> BoxFuture<'a, Result<(), TopologyError>> {
-        Box::pin(async move {
-            let Some(commander) = &self.commander else {
-                return Ok(());
-            };
-            let d = self.engine()?;
-            let network = self.network.as_deref().unwrap_or_default();
-            commander.start(d, network, &self.labels(), state).await
-        })
+    fn launch_console(&self, state: &TopologyState) -> Option<ConsoleLaunch> {
+        let commander = self.commander.clone()?;
+        let d = self.docker.clone();
+        let network = self.network.clone().unwrap_or_default();
+        let labels = self.labels();
+        let state = state.clone();
+        Some(Box::pin(async move {
+            match d {
+                Some(d) => commander.launch(d, network, labels, state).await,
+                None => (
+                    None,
+                    Err(TopologyError::Docker(
+                        "no engine client: nothing was started".into(),
+                    )),
+                ),
+            }
+        }))
     }
 
     fn config_view(&self) -> ConfigView {
         // The network is the topology's own; nodes accept its peers and the host.
         ConfigView {
             dir: Some("/data"),
+            bind: Some("0.0.0.0"),
             extra: "protected-mode no\n",
         }
     }
 
     fn start(&mut self, record: NodeRecord) -> BoxFuture<'_, Result<NodeRecord, TopologyError>> {
         Box::pin(async move {
-            let d = self.engine()?;
-            let network = self.network.as_deref().unwrap_or_default();
-            let name = record.spec.name.clone();
-            tracing::info!("starting {name} as a container on network {network}");
-            let (mut record, ip) = start(
-                d,
-                &self.image,
-                network,
-                &self.labels(),
-                self.publish,
-                record,
-            )
-            .await?;
-            record.spec.host = ip.to_string();
-            tracing::info!("{name} is at {}", record.spec.addr());
-            Ok(record)
+            let (mut started, result) = self.start_all(vec![record]).await;
+            result?;
+            started
+                .pop()
+                .ok_or_else(|| TopologyError::Docker("no container was started".into()))
+        })
+    }
+
+    fn start_all(
+        &mut self,
+        records: Vec<NodeRecord>,
+    ) -> BoxFuture<'_, (Vec<NodeRecord>, Result<(), TopologyError>)> {
+        Box::pin(async move {
+            let d = match self.engine() {
+                Ok(d) => d.clone(),
+                Err(e) => return (Vec::new(), Err(e)),
+            };
+            let network = self.network.clone().unwrap_or_default();
+            let labels = self.labels();
+            // Every address is planned: the containers are created and started at once.
+            let starts = records.into_iter().map(|record| {
+                tracing::info!(
+                    "starting {} as a container at {} on network {network}",
+                    record.spec.name,
+                    record.spec.addr()
+                );
+                start(&d, &self.image, &network, &labels, self.publish, record)
+            });
+            let mut started = Vec::new();
+            let mut first_error = Ok(());
+            for (record, result) in futures_util::future::join_all(starts).await {
+                if record.container.is_some() {
+                    started.push(record);
+                }
+                if let (Err(e), Ok(())) = (result, &first_error) {
+                    first_error = Err(e);
+                }
+            }
+            (started, first_error)
         })
     }
 

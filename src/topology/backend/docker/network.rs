@@ -2,12 +2,14 @@
 //! the run-directory label after a crash).
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
 use testcontainers::bollard::container::{
-    InspectContainerOptions, ListContainersOptions, RemoveContainerOptions, StopContainerOptions,
+    InspectContainerOptions, KillContainerOptions, ListContainersOptions, RemoveContainerOptions,
 };
+use testcontainers::bollard::models::{Ipam, IpamConfig};
 use testcontainers::bollard::network::{CreateNetworkOptions, ListNetworksOptions};
 use testcontainers::bollard::Docker;
 
@@ -27,14 +29,100 @@ pub fn topology_labels(name: &str, run_dir: &Path) -> Vec<(&'static str, String)
     ]
 }
 
-/// Creates the topology's network (a bridge) carrying `labels` from the start, so a run
-/// killed right after this call still leaves nothing `down --all` cannot find. A network
-/// of that name left by an earlier run is removed first.
+/// An IPv4 subnet, `base/prefix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    /// First address (host bits zero).
+    pub base: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+impl Subnet {
+    /// Parses `a.b.c.d/n` (host bits must be zero).
+    pub fn parse(text: &str) -> Result<Subnet, String> {
+        let (ip, prefix) = text
+            .split_once('/')
+            .ok_or_else(|| format!("{text:?} is not a.b.c.d/prefix"))?;
+        let base: Ipv4Addr = ip
+            .parse()
+            .map_err(|e| format!("{ip:?} is not an IPv4 address ({e})"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| *p <= 32)
+            .ok_or_else(|| format!("{prefix:?} is not a prefix length 0..=32"))?;
+        let s = Subnet { base, prefix };
+        if u32::from(base) & !s.mask() != 0 {
+            return Err(format!("{text} has host bits set"));
+        }
+        Ok(s)
+    }
+
+    fn mask(&self) -> u32 {
+        u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0)
+    }
+
+    fn last(&self) -> u32 {
+        u32::from(self.base) | !self.mask()
+    }
+
+    /// Whether the two share an address.
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        u32::from(self.base) <= other.last() && u32::from(other.base) <= self.last()
+    }
+
+    /// The `i`-th address inside it (0 is the base).
+    pub fn nth(&self, i: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.base) + i)
+    }
+
+    /// The /24 subnets inside it, starting at the `start`-th and wrapping around.
+    pub fn slash24s(&self, start: u32) -> Vec<Subnet> {
+        let count = 1u32 << (24 - u32::from(self.prefix.min(24)));
+        (0..count)
+            .map(|k| Subnet {
+                base: Ipv4Addr::from(u32::from(self.base) + (((start % count + k) % count) << 8)),
+                prefix: 24,
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Subnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.base, self.prefix)
+    }
+}
+
+/// IPv4 subnets of every network the engine has.
+async fn subnets_in_use(d: &Docker) -> Result<Vec<Subnet>, TopologyError> {
+    let list = d
+        .list_networks(None::<ListNetworksOptions<String>>)
+        .await
+        .map_err(|e| err("listing networks", e))?;
+    Ok(list
+        .into_iter()
+        .filter_map(|n| n.ipam?.config)
+        .flatten()
+        .filter_map(|c| Subnet::parse(&c.subnet?).ok())
+        .collect())
+}
+
+/// Creates the topology's network (a bridge) on a /24 of `pool` that no other network of
+/// the engine uses (so every address can be chosen before the first container starts),
+/// carrying `labels` from the start, so a run killed right after this call still leaves
+/// nothing `down --all` cannot find. A network of that name left by an earlier run is
+/// removed first. Returns the subnet: its gateway is its first address, nodes are planned
+/// from the second, and the engine's own choices come from its upper half.
 pub async fn create_network(
     d: &Docker,
     name: &str,
     labels: &[(&'static str, String)],
-) -> Result<(), TopologyError> {
+    pool: Subnet,
+) -> Result<Subnet, TopologyError> {
     if d.inspect_network::<String>(name, None).await.is_ok() {
         d.remove_network(name).await.map_err(|e| {
             TopologyError::Docker(format!(
@@ -42,16 +130,52 @@ pub async fn create_network(
             ))
         })?;
     }
-    d.create_network(CreateNetworkOptions {
-        name,
-        check_duplicate: true,
-        driver: "bridge",
-        labels: labels.iter().map(|(k, v)| (*k, v.as_str())).collect(),
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| err(&format!("creating network {name}"), e))?;
-    Ok(())
+    // Topologies started at the same moment start their search at different places, and
+    // one that loses a race to the same subnet moves on to the next.
+    let mut seed = [0u8; 4];
+    getrandom::fill(&mut seed).expect("the operating system's random source answers");
+    let mut last_error = None;
+    for _attempt in 0..4 {
+        let used = subnets_in_use(d).await?;
+        let Some(subnet) = pool
+            .slash24s(u32::from_le_bytes(seed))
+            .into_iter()
+            .find(|s| !used.iter().any(|u| u.overlaps(s)))
+        else {
+            return Err(TopologyError::Docker(format!(
+                "no free /24 left in docker.subnets {pool}: every one overlaps a network of the engine; remove old networks or choose another range"
+            )));
+        };
+        let created = d
+            .create_network(CreateNetworkOptions {
+                name,
+                check_duplicate: true,
+                driver: "bridge",
+                ipam: Ipam {
+                    config: Some(vec![IpamConfig {
+                        subnet: Some(subnet.to_string()),
+                        gateway: Some(subnet.nth(1).to_string()),
+                        // The engine hands out addresses itself (the commander) only
+                        // from the upper half; the nodes' planned ones are below.
+                        ip_range: Some(format!("{}/25", subnet.nth(128))),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                },
+                labels: labels.iter().map(|(k, v)| (*k, v.as_str())).collect(),
+                ..Default::default()
+            })
+            .await;
+        match created {
+            Ok(_) => return Ok(subnet),
+            Err(e) if e.to_string().contains("overlap") => last_error = Some(e),
+            Err(e) => return Err(err(&format!("creating network {name}"), e)),
+        }
+    }
+    Err(err(
+        &format!("creating network {name} (every free subnet was taken meanwhile)"),
+        last_error.expect("an attempt failed"),
+    ))
 }
 
 /// Networks carrying `label=value`, by name.
@@ -110,14 +234,20 @@ pub async fn remove(
         };
         let running = is_running(d, id).await;
         if running && !grace.is_zero() {
-            let _ = d
-                .stop_container(
-                    id,
-                    Some(StopContainerOptions {
-                        t: grace.as_secs().max(1) as i64,
-                    }),
-                )
-                .await;
+            // SIGTERM, asked again every 200 ms: Redis refuses one while it writes its
+            // initial AOF (a replica just after its first sync), and exits on the next.
+            let deadline = tokio::time::Instant::now() + grace;
+            for ask in 0.. {
+                if ask % 4 == 0 {
+                    let _ = d
+                        .kill_container(id, Some(KillContainerOptions { signal: "SIGTERM" }))
+                        .await;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if !is_running(d, id).await || tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+            }
         }
         let _ = d
             .remove_container(
@@ -236,4 +366,31 @@ pub fn network_name(name: &str, dir: &Path) -> String {
         h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
     }
     format!("rh-{name}-{:08x}", h as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets_parse_overlap_and_split() {
+        let pool = Subnet::parse("172.29.0.0/16").unwrap();
+        assert_eq!(pool.to_string(), "172.29.0.0/16");
+        assert!(Subnet::parse("172.29.0.1/16")
+            .unwrap_err()
+            .contains("host bits"));
+        assert!(Subnet::parse("172.29.0.0").is_err());
+        assert!(Subnet::parse("172.29.0.0/33").is_err());
+        let all = pool.slash24s(300);
+        assert_eq!(all.len(), 256);
+        assert_eq!(all[0].to_string(), "172.29.44.0/24");
+        assert_eq!(all[255].to_string(), "172.29.43.0/24");
+        let a = Subnet::parse("172.29.44.0/24").unwrap();
+        assert!(a.overlaps(&pool) && pool.overlaps(&a));
+        assert!(!a.overlaps(&Subnet::parse("172.29.45.0/24").unwrap()));
+        assert!(!a.overlaps(&Subnet::parse("172.17.0.0/16").unwrap()));
+        assert_eq!(a.nth(2).to_string(), "172.29.44.2");
+        // A /24 pool is one subnet.
+        assert_eq!(a.slash24s(7), vec![a]);
+    }
 }

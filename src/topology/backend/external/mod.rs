@@ -267,6 +267,7 @@ impl super::Backend for ExternalBackend {
     fn config_view(&self) -> ConfigView {
         ConfigView {
             dir: None,
+            bind: None,
             extra: "",
         }
     }
