@@ -283,6 +283,24 @@ fn up_status_down_on_docker_leave_no_container_or_network() {
     let network = state["network"].as_str().unwrap().to_string();
     assert!(network_exists(&network));
     assert!(state.get("console").is_none(), "{state}");
+    // Every address was planned before the first container started: a /24 of
+    // docker.subnets, the gateway first, then the nodes in plan order, and each container
+    // has the address its config names.
+    let ipam = inspect(&network, "{{json .IPAM.Config}}");
+    let subnet = ipam[0]["Subnet"].as_str().unwrap().to_string();
+    let pool = docker::Subnet::parse(&cfg.docker.subnets).unwrap();
+    let ours = docker::Subnet::parse(&subnet).unwrap();
+    assert!(ours.prefix == 24 && pool.overlaps(&ours), "{ipam}");
+    for (i, n) in state["nodes"].as_array().unwrap().iter().enumerate() {
+        let host = n["host"].as_str().unwrap();
+        assert_eq!(host, ours.nth(2 + i as u32).to_string(), "{n}");
+        let id = n["container"].as_str().unwrap();
+        let live = inspect(
+            id,
+            &format!("{{{{json (index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"),
+        );
+        assert_eq!(live, host, "{n}");
+    }
     let down = run(&["down"]);
     assert!(
         down.status.success(),
@@ -886,9 +904,15 @@ async fn down_all_removes_a_labelled_network_with_no_container() {
     // The network exactly as `up` creates it, before any container.
     let d = docker::client().unwrap();
     let net = docker::network_name("dknet", &tmp.path().join("dknet"));
-    docker::create_network(&d, &net, &docker::topology_labels("dknet", tmp.path()))
-        .await
-        .unwrap();
+    let pool = docker::Subnet::parse(&cfg.docker.subnets).unwrap();
+    docker::create_network(
+        &d,
+        &net,
+        &docker::topology_labels("dknet", tmp.path()),
+        pool,
+    )
+    .await
+    .unwrap();
     let labels = inspect(&net, "{{json .Labels}}");
     assert_eq!(labels[docker::LABEL_TOPOLOGY], "dknet", "{labels}");
     assert_eq!(

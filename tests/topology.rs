@@ -5,7 +5,38 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use redis_harness::topology::{probe, NodeKind, Topology, TopologyError};
+use redis_harness::topology::{probe, NodeKind, StopOutcome, Topology, TopologyError};
+
+/// A connection to `host:port` without a password.
+async fn con(host: &str, port: u16) -> redis::aio::MultiplexedConnection {
+    probe::connect(
+        host,
+        port,
+        &redis_harness::topology::Login::none(),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap()
+}
+
+/// `SENTINEL <args>` as a flat list of pairs.
+async fn sentinel_pairs(
+    c: &mut redis::aio::MultiplexedConnection,
+    args: &[&str],
+) -> Vec<std::collections::HashMap<String, String>> {
+    let rows: Vec<Vec<String>> = redis::cmd("SENTINEL")
+        .arg(args)
+        .query_async(c)
+        .await
+        .unwrap();
+    rows.into_iter()
+        .map(|r| {
+            r.chunks(2)
+                .map(|kv| (kv[0].clone(), kv[1].clone()))
+                .collect()
+        })
+        .collect()
+}
 
 async fn get_master_addr_by_name(addr: &str, name: &str) -> Option<String> {
     let (host, port) = addr.rsplit_once(':').unwrap();
@@ -90,6 +121,53 @@ async fn up_replicates_writes_and_sentinels_name_the_master_then_down_leaves_not
             get_master_addr_by_name(s, "mymaster").await.as_deref(),
             Some(info.master.as_str())
         );
+    }
+
+    // Each Sentinel was told its peers (no hello round awaited) and really sees them: by
+    // the ids they give themselves, each having answered a PING; and the pace that `up`
+    // hurried is back at the default second.
+    let sentinels: Vec<_> = state
+        .nodes
+        .iter()
+        .filter(|n| n.spec.kind == NodeKind::Sentinel)
+        .collect();
+    let mut ids = std::collections::HashMap::new();
+    for s in &sentinels {
+        let mut c = con(&s.spec.host, s.spec.port).await;
+        let id: String = redis::cmd("SENTINEL")
+            .arg("MYID")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        ids.insert(s.spec.addr(), id);
+        let debug: Vec<String> = redis::cmd("SENTINEL")
+            .arg("DEBUG")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let period = debug
+            .chunks(2)
+            .find(|kv| kv[0].eq_ignore_ascii_case("ping-period"))
+            .map(|kv| kv[1].clone());
+        assert_eq!(
+            period.as_deref(),
+            Some("1000"),
+            "{}: {debug:?}",
+            s.spec.name
+        );
+    }
+    for s in &sentinels {
+        let mut c = con(&s.spec.host, s.spec.port).await;
+        let peers = sentinel_pairs(&mut c, &["SENTINELS", "mymaster"]).await;
+        assert_eq!(peers.len(), 2, "{}: {peers:?}", s.spec.name);
+        for p in &peers {
+            let addr = format!("{}:{}", p["ip"], p["port"]);
+            assert_eq!(p.get("runid"), ids.get(&addr), "{}: {p:?}", s.spec.name);
+            assert!(probe::in_touch(p), "{} about {addr}: {p:?}", s.spec.name);
+        }
+        let replicas = sentinel_pairs(&mut c, &["REPLICAS", "mymaster"]).await;
+        assert_eq!(replicas.len(), 2, "{}: {replicas:?}", s.spec.name);
+        assert!(replicas.iter().all(probe::in_touch), "{replicas:?}");
     }
 
     // The status report (the `status --json` payload) agrees.
@@ -305,4 +383,143 @@ fn a_panicking_test_leaves_no_process_behind() {
         processes_under(tmp.path()).is_empty(),
         "drop on unwind killed every node"
     );
+}
+
+/// The readiness trap: a master lists a replica among its connected replicas as soon as
+/// the replica asks for a sync, long before the data has arrived. Such a replica is not
+/// ready; only its own `master_link_status:up` counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_still_in_its_initial_sync_is_not_ready() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = test_config(tmp.path(), "trap");
+    let mut topo = Topology::up(&cfg).await.expect("topology comes up");
+    let state = topo.state().clone();
+    let master = state.initial_master().spec.clone();
+    let replica = topo.node("replica-1").unwrap().spec.clone();
+    let mut m = con(&master.host, master.port).await;
+    for i in 0..40 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("harness:trap:{i}"))
+            .arg(i)
+            .query_async(&mut m)
+            .await
+            .unwrap();
+    }
+    // 50 ms per key: the full sync the restarted replica needs takes about 2 s.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("rdb-key-save-delay")
+        .arg("50000")
+        .query_async(&mut m)
+        .await
+        .unwrap();
+    topo.restart("replica-1").await.unwrap();
+
+    let mut caught = None;
+    let until = Instant::now() + Duration::from_secs(20);
+    while caught.is_none() && Instant::now() < until {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut m)
+            .await
+            .unwrap();
+        let listed = info
+            .lines()
+            .find(|l| l.starts_with("slave") && l.contains(&format!("port={},", replica.port)));
+        if let Some(line) = listed.filter(|l| !l.contains("state=online")) {
+            let status = topo.status().await;
+            caught = Some((line.to_string(), status));
+        } else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let (line, status) = caught.expect("the master listed replica-1 while it was syncing");
+    assert!(info_connected(&mut m).await >= 2, "{line}");
+    assert!(!status.healthy, "{line}: {status:?}");
+    let problem = status.problem.unwrap_or_default();
+    assert!(
+        problem.contains("replica-1 has no live link"),
+        "{line}: {problem}"
+    );
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("rdb-key-save-delay")
+        .arg("0")
+        .query_async(&mut m)
+        .await
+        .unwrap();
+    let healed = topo.wait_healthy(Duration::from_secs(30)).await;
+    assert!(healed.healthy, "{healed:?}");
+    topo.down().await.unwrap();
+}
+
+async fn info_connected(m: &mut redis::aio::MultiplexedConnection) -> i64 {
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(m)
+        .await
+        .unwrap();
+    probe::parse_info(&info)["connected_slaves"]
+        .parse()
+        .unwrap()
+}
+
+/// Redis refuses SIGTERM while it writes its initial AOF ("Writing initial AOF, can't
+/// exit"), as a replica does just after its first sync, which a fast `up` followed by
+/// `down` meets. `down` asks again until it can exit, rather than killing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_asks_again_a_node_writing_its_initial_aof_instead_of_killing_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = test_config(tmp.path(), "aof");
+    let topo = Topology::up(&cfg).await.expect("topology comes up");
+    let replica = topo.node("replica-1").unwrap().clone();
+    let mut r = con(&replica.spec.host, replica.spec.port).await;
+    // Data to write, slowly (100 ms per key), into a new initial AOF.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("appendonly")
+        .arg("no")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let master = topo.state().initial_master().spec.clone();
+    let mut m = con(&master.host, master.port).await;
+    for i in 0..15 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("harness:aof:{i}"))
+            .arg(i)
+            .query_async(&mut m)
+            .await
+            .unwrap();
+    }
+    let _: i64 = redis::cmd("WAIT")
+        .arg(2)
+        .arg(2000)
+        .query_async(&mut m)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("rdb-key-save-delay")
+        .arg("100000")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("appendonly")
+        .arg("yes")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let report = topo.down().await.unwrap();
+    let log = std::fs::read_to_string(&replica.log_file).unwrap();
+    assert!(log.contains("Writing initial AOF, can't exit"), "{log}");
+    let outcome = report
+        .nodes
+        .iter()
+        .find(|(n, _)| n == "replica-1")
+        .map(|(_, o)| *o);
+    assert_eq!(outcome, Some(StopOutcome::Terminated), "{report:?}");
+    assert!(report.ports_still_open.is_empty(), "{report:?}");
 }
