@@ -19,6 +19,29 @@ async fn con(host: &str, port: u16) -> redis::aio::MultiplexedConnection {
     .unwrap()
 }
 
+/// `CONFIG SET name value`.
+async fn config_set(c: &mut redis::aio::MultiplexedConnection, name: &str, value: &str) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query_async(c)
+        .await
+        .unwrap();
+}
+
+/// Writes `n` keys `<prefix><i>`.
+async fn fill(c: &mut redis::aio::MultiplexedConnection, prefix: &str, n: usize) {
+    for i in 0..n {
+        let _: () = redis::cmd("SET")
+            .arg(format!("{prefix}{i}"))
+            .arg(i)
+            .query_async(c)
+            .await
+            .unwrap();
+    }
+}
+
 /// `SENTINEL <args>` as a flat list of pairs.
 async fn sentinel_pairs(
     c: &mut redis::aio::MultiplexedConnection,
@@ -397,22 +420,9 @@ async fn a_replica_still_in_its_initial_sync_is_not_ready() {
     let master = state.initial_master().spec.clone();
     let replica = topo.node("replica-1").unwrap().spec.clone();
     let mut m = con(&master.host, master.port).await;
-    for i in 0..40 {
-        let _: () = redis::cmd("SET")
-            .arg(format!("harness:trap:{i}"))
-            .arg(i)
-            .query_async(&mut m)
-            .await
-            .unwrap();
-    }
+    fill(&mut m, "harness:trap:", 40).await;
     // 50 ms per key: the full sync the restarted replica needs takes about 2 s.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("rdb-key-save-delay")
-        .arg("50000")
-        .query_async(&mut m)
-        .await
-        .unwrap();
+    config_set(&mut m, "rdb-key-save-delay", "50000").await;
     topo.restart("replica-1").await.unwrap();
 
     let mut caught = None;
@@ -441,13 +451,7 @@ async fn a_replica_still_in_its_initial_sync_is_not_ready() {
         problem.contains("replica-1 has no live link"),
         "{line}: {problem}"
     );
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("rdb-key-save-delay")
-        .arg("0")
-        .query_async(&mut m)
-        .await
-        .unwrap();
+    config_set(&mut m, "rdb-key-save-delay", "0").await;
     let healed = topo.wait_healthy(Duration::from_secs(30)).await;
     assert!(healed.healthy, "{healed:?}");
     topo.down().await.unwrap();
@@ -475,43 +479,18 @@ async fn down_asks_again_a_node_writing_its_initial_aof_instead_of_killing_it() 
     let replica = topo.node("replica-1").unwrap().clone();
     let mut r = con(&replica.spec.host, replica.spec.port).await;
     // Data to write, slowly (100 ms per key), into a new initial AOF.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("appendonly")
-        .arg("no")
-        .query_async(&mut r)
-        .await
-        .unwrap();
+    config_set(&mut r, "appendonly", "no").await;
     let master = topo.state().initial_master().spec.clone();
     let mut m = con(&master.host, master.port).await;
-    for i in 0..15 {
-        let _: () = redis::cmd("SET")
-            .arg(format!("harness:aof:{i}"))
-            .arg(i)
-            .query_async(&mut m)
-            .await
-            .unwrap();
-    }
+    fill(&mut m, "harness:aof:", 15).await;
     let _: i64 = redis::cmd("WAIT")
         .arg(2)
         .arg(2000)
         .query_async(&mut m)
         .await
         .unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("rdb-key-save-delay")
-        .arg("100000")
-        .query_async(&mut r)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("appendonly")
-        .arg("yes")
-        .query_async(&mut r)
-        .await
-        .unwrap();
+    config_set(&mut r, "rdb-key-save-delay", "100000").await;
+    config_set(&mut r, "appendonly", "yes").await;
     let report = topo.down().await.unwrap();
     let log = std::fs::read_to_string(&replica.log_file).unwrap();
     assert!(log.contains("Writing initial AOF, can't exit"), "{log}");
