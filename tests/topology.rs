@@ -63,18 +63,11 @@ async fn sentinel_pairs(
 
 async fn get_master_addr_by_name(addr: &str, name: &str) -> Option<String> {
     let (host, port) = addr.rsplit_once(':').unwrap();
-    let mut con = probe::connect(
-        host,
-        port.parse().unwrap(),
-        &redis_harness::topology::Login::none(),
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap();
+    let mut c = con(host, port.parse().unwrap()).await;
     let r: Option<(String, String)> = redis::cmd("SENTINEL")
         .arg("GET-MASTER-ADDR-BY-NAME")
         .arg(name)
-        .query_async(&mut con)
+        .query_async(&mut c)
         .await
         .unwrap();
     r.map(|(h, p)| format!("{h}:{p}"))
@@ -91,14 +84,7 @@ async fn up_replicates_writes_and_sentinels_name_the_master_then_down_leaves_not
 
     // A write on the master is readable on every replica.
     let master = state.initial_master();
-    let mut m = probe::connect(
-        &master.spec.host,
-        master.spec.port,
-        &redis_harness::topology::Login::none(),
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap();
+    let mut m = con(&master.spec.host, master.spec.port).await;
     let _: () = redis::cmd("SET")
         .arg("harness:probe")
         .arg("v1")
@@ -117,14 +103,7 @@ async fn up_replicates_writes_and_sentinels_name_the_master_then_down_leaves_not
         .iter()
         .filter(|n| n.spec.kind == NodeKind::Replica)
     {
-        let mut c = probe::connect(
-            &r.spec.host,
-            r.spec.port,
-            &redis_harness::topology::Login::none(),
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap();
+        let mut c = con(&r.spec.host, r.spec.port).await;
         let v: Option<String> = redis::cmd("GET")
             .arg("harness:probe")
             .query_async(&mut c)

@@ -274,14 +274,14 @@ impl Topology {
             let ms = || started.elapsed().as_millis();
             topo.start_group(first).await?;
             tracing::debug!("{} ms: master and Sentinels started", ms());
-            topo.wait_answering(0..topo.state.nodes.len(), deadline, "to start")
+            topo.wait_answering(0..topo.state.nodes.len(), deadline)
                 .await?;
             let hurried = pace::hurry(&sentinels, &login).await?;
             tracing::debug!("{} ms: they answer; Sentinels hurried", ms());
             let from = topo.state.nodes.len();
             topo.start_group(replicas).await?;
             tracing::debug!("{} ms: replicas started", ms());
-            topo.wait_answering(from..topo.state.nodes.len(), deadline, "to start")
+            topo.wait_answering(from..topo.state.nodes.len(), deadline)
                 .await?;
             tracing::debug!("{} ms: replicas answer", ms());
             topo.state
@@ -321,13 +321,12 @@ impl Topology {
         result
     }
 
-    /// Waits until the nodes `which` answer PING, failing early when one exits or at
-    /// `deadline` (`what`: what they were doing, for the error).
+    /// Waits until the nodes `which` answer PING, failing early when one exits, and with
+    /// [`TopologyError::NotReady`] at `deadline`.
     async fn wait_answering(
         &mut self,
         which: std::ops::Range<usize>,
         deadline: Instant,
-        what: &str,
     ) -> Result<(), TopologyError> {
         let since = Instant::now();
         let credentials = self.state.credentials();
@@ -355,7 +354,7 @@ impl Topology {
             if Instant::now() >= deadline {
                 return Err(TopologyError::NotReady {
                     waited_ms: since.elapsed().as_millis() as u64,
-                    problem: format!("{} did not answer PING {what}", first.spec.name),
+                    problem: format!("{} did not answer PING to start", first.spec.name),
                 });
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -552,19 +551,15 @@ impl Topology {
         if self.state.nodes[i] != before {
             self.state.write(&self.dir)?;
         }
-        self.wait_answering(
-            i..i + 1,
-            Instant::now() + Duration::from_secs(10),
-            "after a restart",
-        )
-        .await
-        .map_err(|e| match e {
-            TopologyError::NotReady { waited_ms, .. } => TopologyError::Start {
-                node: name.to_string(),
-                detail: format!("did not answer PING within {waited_ms} ms of restarting"),
-            },
-            e => e,
-        })
+        self.wait_answering(i..i + 1, Instant::now() + Duration::from_secs(10))
+            .await
+            .map_err(|e| match e {
+                TopologyError::NotReady { waited_ms, .. } => TopologyError::Start {
+                    node: name.to_string(),
+                    detail: format!("did not answer PING within {waited_ms} ms of restarting"),
+                },
+                e => e,
+            })
     }
 
     /// Waits until the topology is healthy around whichever master the Sentinels agree on;
@@ -604,7 +599,6 @@ impl Drop for Topology {
     }
 }
 
-/// A fresh state for `cfg`, with no node yet; `redis_version` says what runs the nodes.
 /// Whether the node at `spec` answers PING.
 async fn answers_ping(spec: &NodeSpec, login: &Login) -> bool {
     match probe::connect(&spec.host, spec.port, login, probe::PROBE_TIMEOUT).await {
@@ -616,6 +610,7 @@ async fn answers_ping(spec: &NodeSpec, login: &Login) -> bool {
     }
 }
 
+/// A fresh state for `cfg`, with no node yet; `redis_version` says what runs the nodes.
 fn new_state(cfg: &HarnessConfig, redis_version: String) -> TopologyState {
     TopologyState {
         version: STATE_VERSION,

@@ -36,36 +36,45 @@ async fn ping_period(con: &mut MultiplexedConnection) -> Option<i64> {
         .and_then(|(_, v)| v.parse().ok())
 }
 
+/// Sets a Sentinel's ping period to `ms` on `con` and returns the period it had before
+/// (`None`: it has no `SENTINEL DEBUG`, nothing was set).
 async fn set_ping_period(
+    con: &mut MultiplexedConnection,
     node: &NodeSpec,
-    login: &Login,
     ms: i64,
 ) -> Result<Option<i64>, TopologyError> {
-    let failed = |e: redis::RedisError| TopologyError::Start {
-        node: node.name.clone(),
-        detail: format!("SENTINEL DEBUG ping-period {ms}: {e}"),
-    };
-    let mut con = probe::connect(&node.host, node.port, login, probe::PROBE_TIMEOUT)
-        .await
-        .map_err(failed)?;
-    let Some(before) = ping_period(&mut con).await else {
+    let Some(before) = ping_period(con).await else {
         return Ok(None);
     };
     let _: () = redis::cmd("SENTINEL")
         .arg("DEBUG")
         .arg("ping-period")
         .arg(ms)
-        .query_async(&mut con)
+        .query_async(con)
         .await
-        .map_err(failed)?;
+        .map_err(|e| failed(node, format!("SENTINEL DEBUG ping-period {ms}: {e}")))?;
     Ok(Some(before))
+}
+
+fn failed(node: &NodeSpec, detail: String) -> TopologyError {
+    TopologyError::Start {
+        node: node.name.clone(),
+        detail,
+    }
+}
+
+async fn connect(node: &NodeSpec, login: &Login) -> Result<MultiplexedConnection, TopologyError> {
+    probe::connect(&node.host, node.port, login, probe::PROBE_TIMEOUT)
+        .await
+        .map_err(|e| failed(node, format!("connecting to set its ping period: {e}")))
 }
 
 /// Lowers the ping period of every Sentinel in `sentinels` that supports it.
 pub(crate) async fn hurry(sentinels: &[NodeSpec], login: &Login) -> Result<Hurried, TopologyError> {
     let mut hurried = Hurried::default();
     for s in sentinels {
-        if let Some(before) = set_ping_period(s, login, HURRIED_MS).await? {
+        let mut con = connect(s, login).await?;
+        if let Some(before) = set_ping_period(&mut con, s, HURRIED_MS).await? {
             hurried.sentinels.push((s.clone(), before));
         }
     }
@@ -76,21 +85,14 @@ impl Hurried {
     /// Puts every lowered ping period back and checks that it is back.
     pub(crate) async fn restore(self, login: &Login) -> Result<(), TopologyError> {
         for (s, before) in self.sentinels {
-            set_ping_period(&s, login, before).await?;
-            let mut con = probe::connect(&s.host, s.port, login, probe::PROBE_TIMEOUT)
-                .await
-                .map_err(|e| TopologyError::Start {
-                    node: s.name.clone(),
-                    detail: format!("reading its ping period back: {e}"),
-                })?;
+            let mut con = connect(&s, login).await?;
+            set_ping_period(&mut con, &s, before).await?;
             let now = ping_period(&mut con).await;
             if now != Some(before) {
-                return Err(TopologyError::Start {
-                    node: s.name.clone(),
-                    detail: format!(
-                        "its ping period is {now:?} ms after being put back to {before} ms"
-                    ),
-                });
+                return Err(failed(
+                    &s,
+                    format!("its ping period is {now:?} ms after being put back to {before} ms"),
+                ));
             }
         }
         Ok(())
